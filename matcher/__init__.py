@@ -1,0 +1,87 @@
+"""Craftsman mentorship matcher: cross-unit mentorships for industry craftsman alliances."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, request
+
+from matcher.config import Settings
+from matcher.db import make_engine, make_session_factory
+from matcher import extensions
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the WSGI app; ``config`` overrides settings read from ``MATCHER_*`` variables."""
+    app = Flask(__name__, instance_relative_config=True)
+    settings = Settings.from_env(overrides=config)
+    database_url = settings.database_url
+    if not database_url:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        database_url = f"sqlite:///{Path(app.instance_path) / 'matcher.db'}"
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        TESTING=settings.env == "testing",
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+        API_TITLE="Craftsman mentorship matcher",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=API_PREFIX,
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable
+    logging.basicConfig(level=settings.log_level)
+
+    engine = make_engine(database_url)
+    app.extensions["matcher"] = extensions.MatcherState(
+        settings=settings, engine=engine, session_factory=make_session_factory(engine)
+    )
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Request lifecycle: a session per request, the caller authenticated before the view."""
+    from matcher.metrics import register_metrics
+    from matcher.services.access import authenticate
+
+    app.teardown_appcontext(extensions.close_db)
+    register_metrics(app)
+
+    @app.before_request
+    def _authenticate() -> None:
+        path = request.path
+        if path.startswith(API_PREFIX + "/") and path != f"{API_PREFIX}/openapi.json":
+            g.principal = authenticate(extensions.db(), request.headers.get("Authorization"))
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount the API resources, the docs and the health endpoints."""
+    from matcher.api import register_api
+    from matcher.api.health import blp as health_blp
+
+    register_api(app)
+    app.register_blueprint(health_blp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Every error as RFC 9457 problem+json."""
+    from matcher.api.problems import register_error_handlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    """The ``matcher`` CLI's app-bound commands."""
+    from matcher.cli import register_cli
+
+    register_cli(app)

@@ -1,0 +1,81 @@
+"""The REST API under ``/api/v1``: one flask-smorest blueprint per resource."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import swagger_ui_bundle
+from flask import Blueprint as FlaskBlueprint
+from flask import Flask, Response, send_from_directory
+from werkzeug.routing import BaseConverter, IntegerConverter
+
+from matcher.api.base import Api
+
+API_PREFIX = "/api/v1"
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database: larger ones cannot exist
+
+
+class IdConverter(IntegerConverter):
+    """Path ids: positive and within the database's integer range (else 404, never a 500)."""
+
+    def __init__(self, map: Any, **kwargs: Any) -> None:  # noqa: A002 - werkzeug's name
+        super().__init__(map, min=1, max=MAX_ID, **kwargs)
+
+
+class NameConverter(BaseConverter):
+    """Names in paths (external ids, skill names): 1–100 characters, no slash, no NUL."""
+
+    regex = r"[^/\x00]{1,100}"
+
+
+def register_api(app: Flask) -> Api:
+    """Create the Api, mount every resource and the self-hosted docs page."""
+    from matcher.api import alliances, people, skills, units
+
+    app.url_map.converters["id"] = IdConverter
+    app.url_map.converters["name"] = NameConverter
+    api = Api(
+        app,
+        spec_kwargs={
+            "info": {"description": "Cross-unit mentorship matching for craftsman alliances."},
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    api.register_converter(
+        IdConverter, lambda _c: {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+    )
+    api.register_converter(
+        NameConverter, lambda _c: {"type": "string", "minLength": 1, "maxLength": 100}
+    )
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "A key from `matcher keys create`"}
+    )
+    for module in (alliances, units, people, skills):
+        for blueprint in module.BLUEPRINTS:
+            api.register_blueprint(blueprint, url_prefix=API_PREFIX)
+    app.register_blueprint(_docs_blueprint())
+    return api
+
+
+def _docs_blueprint() -> FlaskBlueprint:
+    """``/docs``: Swagger UI served from the installed package, so it works offline."""
+    static = Path(swagger_ui_bundle.swagger_ui_path)
+    docs = FlaskBlueprint("docs", __name__, static_folder=str(static), static_url_path="/docs/static")
+
+    @docs.get("/docs")
+    def page() -> Response:
+        html = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Craftsman matcher API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({{url: "{API_PREFIX}/openapi.json", dom_id: "#swagger-ui"}});</script>
+</body></html>"""
+        return Response(html, mimetype="text/html")
+
+    @docs.get("/docs/static/<path:filename>")
+    def asset(filename: str) -> Response:
+        return send_from_directory(static, filename)
+
+    return docs

@@ -1,0 +1,61 @@
+"""``/alliances``: created by admins, read by their coordinators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from sqlalchemy import select
+
+from matcher.api.base import Blueprint, paginate
+from matcher.api.schemas import AlliancePatchSchema, AllianceSchema, ListQueryArgsSchema, top_level
+from matcher.extensions import db, principal
+from matcher.models import Alliance
+from matcher.services import access
+from matcher.services.alliances import create_alliance, update_alliance
+
+blp = Blueprint("alliances", __name__, description="Craftsman alliances")
+BLUEPRINTS = [blp]
+
+
+@blp.route("/alliances")
+class Alliances(MethodView):
+    @blp.arguments(ListQueryArgsSchema, location="query")
+    @blp.response(200, AllianceSchema(many=True))
+    def get(self, args: dict[str, Any]) -> Any:
+        """List the alliances the key can see."""
+        caller = principal()
+        access.require_role(caller, "coordinator")
+        stmt = select(Alliance).order_by(Alliance.id)
+        if caller.role != "admin":
+            stmt = stmt.where(Alliance.id == caller.alliance_id)
+        if "updated_since" in args:
+            stmt = stmt.where(Alliance.updated_at >= args["updated_since"])
+        return paginate(db(), stmt, args)
+
+    @blp.arguments(AllianceSchema)
+    @blp.response(201, AllianceSchema)
+    def post(self, fields: dict[str, Any]) -> Alliance:
+        """Create an alliance (admin)."""
+        access.require_role(principal(), "admin")
+        alliance = create_alliance(db(), fields=fields)
+        db().commit()
+        return alliance
+
+
+@blp.route("/alliances/<id:alliance_id>")
+class AllianceById(MethodView):
+    @blp.response(200, AllianceSchema)
+    def get(self, alliance_id: int) -> Alliance:
+        """Read an alliance."""
+        return access.alliance_in_scope(db(), principal(), alliance_id)
+
+    @blp.arguments(AlliancePatchSchema(partial=top_level(AlliancePatchSchema)))
+    @blp.response(200, AllianceSchema)
+    def patch(self, changes: dict[str, Any], alliance_id: int) -> Alliance:
+        """Change an alliance (admin)."""
+        alliance = access.alliance_in_scope(db(), principal(), alliance_id)
+        access.require_role(principal(), "admin")
+        alliance = update_alliance(db(), alliance=alliance, changes=changes)
+        db().commit()
+        return alliance

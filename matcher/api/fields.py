@@ -1,0 +1,72 @@
+"""Strict marshmallow fields: what HR systems send is taken as typed, never coerced."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import marshmallow as ma
+
+
+class Text(ma.fields.String):
+    """A string that the databases can store exactly: no NUL, no lone surrogates."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ma.ValidationError("Must not contain NUL characters.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ma.ValidationError("Must be valid Unicode (no lone surrogates).") from exc
+        return text
+
+
+def text(min_length: int = 1, max_length: int = 200, **kwargs: Any) -> Text:
+    """A bounded Text field; blank (whitespace-only) values count as too short."""
+    validators = [ma.validate.Length(min=min_length, max=max_length)]
+    if min_length:
+        validators.append(ma.validate.Regexp(r"[\s\S]*\S", error="Must not be blank."))
+    return Text(validate=validators, **kwargs)
+
+
+class StrictInteger(ma.fields.Integer):
+    """An integer given as a JSON number: ``"2"``, ``2.5`` and ``true`` are rejected."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise self.make_error("invalid")
+        return int(value)
+
+
+class StrictFloat(ma.fields.Float):
+    """A finite JSON number (integers allowed); strings and booleans rejected."""
+
+    def _validated(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise self.make_error("invalid")
+        return super()._validated(value)  # type: ignore[no-any-return]
+
+
+class StrictBoolean(ma.fields.Boolean):
+    """``true`` or ``false``, nothing else."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def validate_timezone(name: str) -> None:
+    """An IANA timezone name such as Asia/Shanghai."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ma.ValidationError("Unknown IANA timezone.") from exc

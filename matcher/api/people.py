@@ -1,0 +1,145 @@
+"""Craftsmen and apprentices: pushed by their unit's HR system, read by coordinators.
+
+Both resources follow one set of rules, so one factory builds both blueprints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+
+from matcher.api.base import Blueprint, paginate
+from matcher.api.schemas import (
+    ApprenticeBulkItemSchema,
+    ApprenticePatchSchema,
+    ApprenticeSchema,
+    BulkResultSchema,
+    CraftsmanBulkItemSchema,
+    CraftsmanPatchSchema,
+    CraftsmanSchema,
+    PeopleQueryArgsSchema,
+    top_level,
+)
+from matcher.errors import ValidationFailed
+from matcher.extensions import db, principal
+from matcher.services import access
+from matcher.services.people import (
+    APPRENTICE,
+    CRAFTSMAN,
+    PersonKind,
+    Person,
+    deactivate_person,
+    get_person,
+    patch_person,
+    people_query,
+    upsert_people,
+    upsert_person,
+)
+
+MAX_BATCH = 20_000
+
+
+def people_blueprint(
+    plural: str,
+    kind: PersonKind,
+    schema: type[ma.Schema],
+    patch_schema: type[ma.Schema],
+    bulk_schema: type[ma.Schema],
+) -> Blueprint:
+    """The five endpoints of one kind of person."""
+    blp = Blueprint(plural, __name__, description=f"{plural.capitalize()} of member units")
+
+    def _person_in_scope(person_id: int) -> Person:
+        person = get_person(db(), kind=kind, person_id=person_id)
+        access.unit_in_scope(db(), principal(), person.unit_id)  # 404 outside the key's scope
+        return person
+
+    @blp.route(f"/units/<id:unit_id>/{plural}/<name:external_id>")
+    class PersonByExternalId(MethodView):
+        @blp.arguments(schema)
+        @blp.response(200, schema, description="Updated (or unchanged)")
+        @blp.alt_response(201, schema=schema, description="Created")
+        def put(self, item: dict[str, Any], unit_id: int, external_id: str) -> Any:
+            """Create or replace one person by the HR system's id (hr of the unit)."""
+            unit = access.unit_in_scope(db(), principal(), unit_id)
+            access.require_people_writer(principal(), unit)
+            if item.setdefault("external_id", external_id) != external_id:
+                raise ValidationFailed(
+                    "The body's external_id differs from the one in the URL.",
+                    errors={"external_id": ["Must match the external id in the URL."]},
+                )
+            outcome = upsert_person(db(), kind=kind, unit=unit, item=item)
+            db().commit()
+            person = get_person(db(), kind=kind, person_id=outcome.ids[0])
+            return person, 201 if outcome.results[0] == "created" else 200
+
+    @blp.route(f"/units/<id:unit_id>/{plural}/bulk")
+    class BulkPeople(MethodView):
+        @blp.arguments(bulk_schema(many=True))
+        @blp.response(200, BulkResultSchema)
+        def post(self, items: list[dict[str, Any]], unit_id: int) -> Any:
+            """Upsert many people in one transaction: all or nothing (hr of the unit)."""
+            unit = access.unit_in_scope(db(), principal(), unit_id)
+            access.require_people_writer(principal(), unit)
+            if len(items) > MAX_BATCH:
+                raise ValidationFailed(
+                    f"At most {MAX_BATCH} records per request; split the batch.",
+                    errors={"_body": [f"Longer than {MAX_BATCH} items."]},
+                )
+            outcome = upsert_people(db(), kind=kind, unit=unit, items=items)
+            db().commit()
+            return outcome
+
+    @blp.route(f"/units/<id:unit_id>/{plural}")
+    class UnitPeople(MethodView):
+        @blp.arguments(PeopleQueryArgsSchema, location="query")
+        @blp.response(200, schema(many=True))
+        def get(self, args: dict[str, Any], unit_id: int) -> Any:
+            """List a unit's people, filtered and paginated."""
+            unit = access.unit_in_scope(db(), principal(), unit_id)
+            filters = {k: args[k] for k in ("active", "updated_since", "external_id") if k in args}
+            return paginate(db(), people_query(kind=kind, unit_ids=[unit.id], **filters), args)
+
+    @blp.route(f"/{plural}/<id:person_id>")
+    class PersonById(MethodView):
+        @blp.response(200, schema)
+        def get(self, person_id: int) -> Person:
+            """Read one person."""
+            return _person_in_scope(person_id)
+
+        @blp.arguments(patch_schema(partial=top_level(patch_schema)))
+        @blp.response(200, schema)
+        def patch(self, changes: dict[str, Any], person_id: int) -> Person:
+            """Change some fields of a person (hr of the unit)."""
+            person = _person_in_scope(person_id)
+            access.require_people_writer(principal(), person.unit)
+            if changes.get("external_id", person.external_id) != person.external_id:
+                raise ValidationFailed(
+                    "The external id cannot change; create the person under the new id instead.",
+                    errors={"external_id": ["Cannot change."]},
+                )
+            person = patch_person(db(), kind=kind, person=person, changes=changes)
+            db().commit()
+            return person
+
+        @blp.response(204)
+        def delete(self, person_id: int) -> None:
+            """Deactivate a person; their history is kept (hr of the unit)."""
+            person = _person_in_scope(person_id)
+            access.require_people_writer(principal(), person.unit)
+            deactivate_person(db(), kind=kind, person=person)
+            db().commit()
+
+    return blp
+
+
+BLUEPRINTS = [
+    people_blueprint(
+        "craftsmen", CRAFTSMAN, CraftsmanSchema, CraftsmanPatchSchema, CraftsmanBulkItemSchema
+    ),
+    people_blueprint(
+        "apprentices", APPRENTICE, ApprenticeSchema, ApprenticePatchSchema, ApprenticeBulkItemSchema
+    ),
+]

@@ -1,0 +1,193 @@
+"""Request and response schemas: the same classes validate requests and document the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from matcher.api.base import PageArgsSchema
+from matcher.api.fields import StrictBoolean, StrictFloat, StrictInteger, Text, text, validate_timezone
+from matcher.models import LOCALES
+
+READ_ONLY = "Read-only: set by the service."
+CODE = ma.validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", error="Letters, digits, '_', '.', '-'.")
+
+
+class BaseSchema(ma.Schema):
+    """Unknown fields are rejected; fields the service owns are named as read-only."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    def handle_error(self, error: ma.ValidationError, data: Any, *, many: bool, **kwargs: Any) -> None:
+        read_only = {name for name, f in self.fields.items() if f.dump_only}
+        if not read_only or not isinstance(error.messages, dict):
+            raise error
+
+        def mark(messages: dict[Any, Any]) -> dict[Any, Any]:
+            return {
+                key: [READ_ONLY] if key in read_only and value == ["Unknown field."] else value
+                for key, value in messages.items()
+            }
+
+        if many:
+            messages = {
+                index: mark(item) if isinstance(item, dict) else item
+                for index, item in error.messages.items()
+            }
+        else:
+            messages = mark(error.messages)
+        raise ma.ValidationError(messages, error.field_name, data, **error.kwargs)
+
+
+class AllianceSchema(BaseSchema):
+    """An alliance of member units that share craftsmen."""
+
+    id = ma.fields.Integer(dump_only=True)
+    code = Text(required=True, validate=[ma.validate.Length(min=1, max=32), CODE])
+    name = text(required=True)
+    timezone = Text(load_default="Asia/Shanghai", validate=validate_timezone)
+    summary_every_days = StrictInteger(load_default=30, validate=ma.validate.Range(min=1, max=366))
+    created_at = ma.fields.AwareDateTime(dump_only=True)
+    updated_at = ma.fields.AwareDateTime(dump_only=True)
+
+
+class AlliancePatchSchema(AllianceSchema):
+    """Fields of an alliance to change (load it with ``partial=top_level(...)``)."""
+
+
+class UnitSchema(BaseSchema):
+    """A member enterprise of an alliance."""
+
+    id = ma.fields.Integer(dump_only=True)
+    alliance_id = ma.fields.Integer(dump_only=True)
+    code = Text(required=True, validate=[ma.validate.Length(min=1, max=32), CODE])
+    name = text(required=True)
+    region = text(max_length=100, allow_none=True, load_default=None)
+    contact_email = ma.fields.Email(allow_none=True, load_default=None, validate=ma.validate.Length(max=254))
+    created_at = ma.fields.AwareDateTime(dump_only=True)
+    updated_at = ma.fields.AwareDateTime(dump_only=True)
+
+
+class UnitPatchSchema(UnitSchema):
+    """Fields of a unit to change (load it with ``partial=top_level(...)``)."""
+
+
+class ListQueryArgsSchema(PageArgsSchema):
+    """Paging plus the ``updated_since`` filter of nightly syncs."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    updated_since = ma.fields.AwareDateTime(
+        metadata={"description": "Only records changed at or after this time (ISO 8601 with offset)"}
+    )
+
+
+class PeopleQueryArgsSchema(ListQueryArgsSchema):
+    """Filters of the craftsman and apprentice lists."""
+
+    active = ma.fields.Boolean()
+    external_id = Text(validate=ma.validate.Length(min=1, max=100))
+
+
+class SkillLevelSchema(BaseSchema):
+    """A skill a craftsman teaches, with the level reached (1–5)."""
+
+    name = text(required=True, max_length=100)
+    level = StrictInteger(required=True, validate=ma.validate.Range(min=1, max=5))
+
+
+class WantSchema(BaseSchema):
+    """A skill an apprentice wants, with target level (1–5) and weight (> 0, default 1)."""
+
+    name = text(required=True, max_length=100)
+    level = StrictInteger(required=True, validate=ma.validate.Range(min=1, max=5))
+    weight = StrictFloat(load_default=1.0, validate=ma.validate.Range(min=0, max=100, min_inclusive=False))
+
+
+class PersonSchema(BaseSchema):
+    """Fields shared by craftsmen and apprentices."""
+
+    id = ma.fields.Integer(dump_only=True)
+    unit_id = ma.fields.Integer(dump_only=True)
+    external_id = text(max_length=100)
+    name = text(required=True)
+    email = ma.fields.Email(allow_none=True, load_default=None, validate=ma.validate.Length(max=254))
+    locale = Text(load_default="zh-CN", validate=ma.validate.OneOf(LOCALES))
+    region = text(max_length=100, allow_none=True, load_default=None)
+    active = StrictBoolean(load_default=True)
+    created_at = ma.fields.AwareDateTime(dump_only=True)
+    updated_at = ma.fields.AwareDateTime(dump_only=True)
+
+
+class CraftsmanSchema(PersonSchema):
+    """A craftsman (mentor): honours, levelled skills and how many apprentices they can take."""
+
+    honours = ma.fields.List(text(max_length=100), load_default=list, validate=ma.validate.Length(max=30))
+    skills = ma.fields.List(
+        ma.fields.Nested(SkillLevelSchema), load_default=list, validate=ma.validate.Length(max=50)
+    )
+    capacity = StrictInteger(load_default=2, validate=ma.validate.Range(min=1, max=10))
+
+
+class ApprenticeSchema(PersonSchema):
+    """An apprentice: the skills they want, with target levels and weights."""
+
+    wants = ma.fields.List(
+        ma.fields.Nested(WantSchema), load_default=list, validate=ma.validate.Length(max=50)
+    )
+
+
+class CraftsmanPatchSchema(CraftsmanSchema):
+    """Fields of a craftsman to change (load it with ``partial=top_level(...)``)."""
+
+
+class ApprenticePatchSchema(ApprenticeSchema):
+    """Fields of an apprentice to change (load it with ``partial=top_level(...)``)."""
+
+
+class CraftsmanBulkItemSchema(CraftsmanSchema):
+    """One craftsman of a bulk upsert: ``external_id`` is required."""
+
+    external_id = text(required=True, max_length=100)
+
+
+class ApprenticeBulkItemSchema(ApprenticeSchema):
+    """One apprentice of a bulk upsert: ``external_id`` is required."""
+
+    external_id = text(required=True, max_length=100)
+
+
+def top_level(schema: type[ma.Schema]) -> tuple[str, ...]:
+    """The writable top-level fields, for ``partial=``: unlike ``partial=True`` this keeps
+    nested items (a skill's name and level) fully required."""
+    return tuple(name for name, field in schema._declared_fields.items() if not field.dump_only)
+
+
+class BulkResultSchema(ma.Schema):
+    """What a bulk upsert did."""
+
+    created = ma.fields.Integer()
+    updated = ma.fields.Integer()
+    unchanged = ma.fields.Integer()
+
+
+class SkillSchema(BaseSchema):
+    """A skill tag: its canonical name, parent category and aliases."""
+
+    name = ma.fields.String(dump_only=True)
+    parent = Text(
+        allow_none=True,
+        load_default=None,
+        validate=ma.validate.Length(max=100),
+        metadata={"description": "Name of the parent category tag, or null"},
+    )
+    aliases = ma.fields.List(text(max_length=100), load_default=list, validate=ma.validate.Length(max=50))
+
+    @ma.post_dump(pass_original=True)
+    def _names(self, data: dict[str, Any], original: Any, **_: Any) -> dict[str, Any]:
+        data["parent"] = original.parent.name if original.parent else None
+        data["aliases"] = [alias.name for alias in original.aliases]
+        return data

@@ -1,0 +1,146 @@
+"""The ``matcher`` command: schema, demo data, keys and the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+
+from matcher.db import session_scope
+from matcher.extensions import state
+
+DEMO_FILE = Path(__file__).parent / "demo" / "alliance.json"
+
+
+def _create_app() -> Flask:
+    from matcher import create_app
+
+    return create_app()
+
+
+main = FlaskGroup(create_app=_create_app, help="Craftsman mentorship matcher.")
+
+
+def register_cli(app: Flask) -> None:
+    """Attach the service's commands to ``app.cli`` (and so to ``matcher``)."""
+    app.cli.add_command(db_group)
+    app.cli.add_command(demo)
+    app.cli.add_command(keys_group)
+    app.cli.add_command(serve)
+
+
+@click.group("db", help="Database schema.")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema (Alembic)."""
+    from matcher.migrations import schema_status, upgrade
+
+    engine = state().engine
+    upgrade(engine, revision)
+    click.echo(f"database schema at {schema_status(engine).current}", err=True)
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True)
+@with_appcontext
+def db_revision(message: str) -> None:
+    """Autogenerate a migration from the models (read it before committing it)."""
+    from alembic import command
+
+    from matcher.migrations import alembic_config
+
+    command.revision(alembic_config(state().engine), message=message, autogenerate=True)
+
+
+@click.command("demo")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=DEMO_FILE, show_default=True)
+@with_appcontext
+def demo(path: Path) -> None:
+    """Load the demo alliance, if the database holds no alliance yet."""
+    from matcher.services.demo import load_demo
+
+    with session_scope(state().session_factory) as session:
+        loaded = load_demo(session, data=json.loads(path.read_text(encoding="utf-8")))
+    if loaded is None:
+        click.echo("database already holds an alliance; demo not loaded", err=True)
+    else:
+        click.echo(
+            f"loaded demo alliance {loaded.alliance_code}: {loaded.units} units, "
+            f"{loaded.skills} skills, {loaded.craftsmen} craftsmen, "
+            f"{loaded.apprentices} apprentices",
+            err=True,
+        )
+
+
+@click.group("keys", help="API keys.")
+def keys_group() -> None:
+    """API key commands."""
+
+
+@keys_group.command("create")
+@click.option("--role", type=click.Choice(["admin", "coordinator", "hr"]), required=True)
+@click.option("--alliance", "alliance_code", help="Alliance code (coordinator and hr keys).")
+@click.option("--unit", "unit_code", help="Unit code within the alliance (hr keys).")
+@click.option("--name", help="What the key is for, e.g. the HR system's name.")
+@with_appcontext
+def keys_create(role: str, alliance_code: str | None, unit_code: str | None, name: str | None) -> None:
+    """Create a key and print it alone on stdout; only its hash is stored."""
+    from matcher.errors import DomainError
+    from matcher.services.access import create_key
+    from matcher.services.alliances import alliance_by_code, unit_by_code
+
+    if role != "admin" and not alliance_code:
+        raise click.UsageError(f"a {role} key needs --alliance")
+    if role == "hr" and not unit_code:
+        raise click.UsageError("an hr key needs --unit")
+    if role != "hr" and unit_code:
+        raise click.UsageError("--unit goes with --role hr only")
+    if role == "admin" and alliance_code:
+        raise click.UsageError("an admin key is not scoped to an alliance")
+    try:
+        with session_scope(state().session_factory) as session:
+            alliance = alliance_by_code(session, alliance_code) if alliance_code else None
+            unit = unit_by_code(session, alliance=alliance, code=unit_code) if alliance and unit_code else None
+            created = create_key(session, role=role, alliance=alliance, unit=unit, name=name)
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(created.secret)
+
+
+@click.command("serve")
+@click.option("--bind", default="127.0.0.1:8000", show_default=True)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
+def serve(bind: str, workers: int, dev: bool) -> None:
+    """Serve the API and pages under gunicorn (or Flask's reloader with --dev)."""
+    if dev:
+        host, _, port = bind.rpartition(":")
+        from matcher import create_app
+
+        create_app().run(host=host or "127.0.0.1", port=int(port), debug=True)
+        return
+    env = dict(os.environ)
+    # Metrics from every worker are merged through files in this folder (multiprocess mode);
+    # it must be set before any worker imports prometheus_client, hence a fresh process.
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="matcher-metrics-"))
+    argv = [
+        sys.executable, "-m", "gunicorn",
+        "--config", "python:matcher.gunicorn_conf",
+        "--bind", bind,
+        "--workers", str(workers),
+        "matcher.wsgi:app",
+    ]
+    os.execve(sys.executable, argv, env)

@@ -1,0 +1,58 @@
+"""Domain errors. One handler (``matcher.api.problems``) turns them into RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A rule of the service said no; carries what the client needs to fix it."""
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, errors: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class NotFound(DomainError):
+    """Absent, or outside the caller's scope (which is not revealed)."""
+
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Forbidden(DomainError):
+    """The caller may see the resource but not do this to it."""
+
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class Unauthorized(DomainError):
+    """No valid key was presented."""
+
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state of the data."""
+
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class ValidationFailed(DomainError):
+    """Field-level problems found by a domain rule (e.g. an unknown skill tag)."""
+
+    status = 422
+    slug = "validation-error"
+    title = "Validation failed"

@@ -1,0 +1,48 @@
+"""Per-app state (settings, engine) and per-request state (session, caller)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from matcher.config import Settings
+from matcher.services.access import Principal
+
+
+@dataclass(frozen=True)
+class MatcherState:
+    """What ``create_app`` builds once and every request uses."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+
+
+def state(app: Flask | None = None) -> MatcherState:
+    """The service state of ``app`` (default: the current app)."""
+    result: MatcherState = (app or current_app).extensions["matcher"]
+    return result
+
+
+def db() -> Session:
+    """The request's session; the request boundary commits it, teardown closes it."""
+    if "db_session" not in g:
+        g.db_session = state().session_factory()
+    session: Session = g.db_session
+    return session
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    """Close the request's session; whatever was not committed is rolled back."""
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def principal() -> Principal:
+    """The caller authenticated for this request."""
+    caller: Principal = g.principal
+    return caller

@@ -1,0 +1,229 @@
+"""The service's tables: alliances and their units, the skill taxonomy, people, and API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from matcher.db import Base, UTCDateTime, utcnow
+
+ROLES = ("admin", "coordinator", "hr")
+LOCALES = ("zh-CN", "en")
+
+
+class TimestampMixin:
+    """``created_at`` / ``updated_at`` kept by the service, never by clients."""
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class Alliance(TimestampMixin, Base):
+    """A craftsman alliance: the member units that agreed to share craftsmen."""
+
+    __tablename__ = "alliances"
+    __table_args__ = (CheckConstraint("summary_every_days BETWEEN 1 AND 366", name="cadence"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    summary_every_days: Mapped[int] = mapped_column(Integer, default=30)
+
+    units: Mapped[list[Unit]] = relationship(back_populates="alliance")
+
+
+class Unit(TimestampMixin, Base):
+    """A member enterprise of an alliance."""
+
+    __tablename__ = "units"
+    __table_args__ = (UniqueConstraint("alliance_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(100))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+
+    alliance: Mapped[Alliance] = relationship(back_populates="units")
+
+
+class Skill(TimestampMixin, Base):
+    """A skill tag of the taxonomy; ``key`` is the normalised name used for lookups."""
+
+    __tablename__ = "skills"
+    __table_args__ = (CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("skills.id"), index=True)
+
+    parent: Mapped[Skill | None] = relationship(remote_side=[id])
+    aliases: Mapped[list[SkillAlias]] = relationship(
+        back_populates="skill", cascade="all, delete-orphan", order_by="SkillAlias.key"
+    )
+
+
+class SkillAlias(Base):
+    """Another name of a skill tag, resolved to the canonical tag on the way in."""
+
+    __tablename__ = "skill_aliases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+
+    skill: Mapped[Skill] = relationship(back_populates="aliases")
+
+
+class PersonMixin(TimestampMixin):
+    """Fields shared by craftsmen and apprentices, as HR systems send them."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    region: Mapped[str | None] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Craftsman(PersonMixin, Base):
+    """A mentor of a unit's craftsman team (劳模, 工匠, 技能带头人)."""
+
+    __tablename__ = "craftsmen"
+    __table_args__ = (
+        UniqueConstraint("unit_id", "external_id"),
+        CheckConstraint("capacity BETWEEN 1 AND 10", name="capacity"),
+        CheckConstraint("locale IN ('zh-CN', 'en')", name="locale"),
+        Index("ix_craftsmen_unit_id_updated_at", "unit_id", "updated_at"),
+    )
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    honours: Mapped[list[str]] = mapped_column(JSON, default=list)
+    capacity: Mapped[int] = mapped_column(SmallInteger, default=2)
+
+    unit: Mapped[Unit] = relationship()
+    skills: Mapped[list[CraftsmanSkill]] = relationship(
+        cascade="all, delete-orphan", order_by="CraftsmanSkill.position"
+    )
+
+
+class CraftsmanSkill(Base):
+    """A skill a craftsman can teach, at a level from 1 to 5."""
+
+    __tablename__ = "craftsman_skills"
+    __table_args__ = (CheckConstraint("level BETWEEN 1 AND 5", name="level"),)
+
+    craftsman_id: Mapped[int] = mapped_column(
+        ForeignKey("craftsmen.id", ondelete="CASCADE"), primary_key=True
+    )
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id"), primary_key=True, index=True)
+    level: Mapped[int] = mapped_column(SmallInteger)
+    position: Mapped[int] = mapped_column(SmallInteger, default=0)  # the order HR sent them in
+
+    skill: Mapped[Skill] = relationship(lazy="joined")
+
+    @property
+    def name(self) -> str:
+        """The canonical name of the skill tag."""
+        return self.skill.name
+
+
+class Apprentice(PersonMixin, Base):
+    """An employee who wants to learn from another unit's craftsman."""
+
+    __tablename__ = "apprentices"
+    __table_args__ = (
+        UniqueConstraint("unit_id", "external_id"),
+        CheckConstraint("locale IN ('zh-CN', 'en')", name="locale"),
+        Index("ix_apprentices_unit_id_updated_at", "unit_id", "updated_at"),
+    )
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+
+    unit: Mapped[Unit] = relationship()
+    wants: Mapped[list[ApprenticeWant]] = relationship(
+        cascade="all, delete-orphan", order_by="ApprenticeWant.position"
+    )
+
+
+class ApprenticeWant(Base):
+    """A skill an apprentice wants to reach, with a target level and a weight."""
+
+    __tablename__ = "apprentice_wants"
+    __table_args__ = (
+        CheckConstraint("level BETWEEN 1 AND 5", name="level"),
+        CheckConstraint("weight > 0", name="weight"),
+    )
+
+    apprentice_id: Mapped[int] = mapped_column(
+        ForeignKey("apprentices.id", ondelete="CASCADE"), primary_key=True
+    )
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id"), primary_key=True, index=True)
+    level: Mapped[int] = mapped_column(SmallInteger)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    position: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+    skill: Mapped[Skill] = relationship(lazy="joined")
+
+    @property
+    def name(self) -> str:
+        """The canonical name of the skill tag."""
+        return self.skill.name
+
+
+class ApiKey(Base):
+    """A bearer key; only its SHA-256 is stored, the key itself is printed once."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'coordinator', 'hr')", name="role"),
+        CheckConstraint(
+            "(role = 'admin' AND alliance_id IS NULL AND unit_id IS NULL)"
+            " OR (role = 'coordinator' AND alliance_id IS NOT NULL AND unit_id IS NULL)"
+            " OR (role = 'hr' AND alliance_id IS NOT NULL AND unit_id IS NOT NULL)",
+            name="scope",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in listings to tell keys apart
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(200))
+    alliance_id: Mapped[int | None] = mapped_column(ForeignKey("alliances.id"))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+__all__ = [
+    "Alliance",
+    "ApiKey",
+    "Apprentice",
+    "ApprenticeWant",
+    "Base",
+    "Craftsman",
+    "CraftsmanSkill",
+    "LOCALES",
+    "ROLES",
+    "Skill",
+    "SkillAlias",
+    "Unit",
+]

@@ -1,0 +1,138 @@
+"""Who may see and change what: the 401 / 403 / 404 rules of the API contract.
+
+A resource outside the caller's scope is reported as absent (404) so that its existence is not
+revealed; a resource in scope that the caller's role may not change is 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from matcher.errors import Forbidden, NotFound, Unauthorized
+from matcher.models import Alliance, ApiKey, Unit
+
+KEY_PREFIX = "mk_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of a request."""
+
+    role: str
+    alliance_id: int | None = None
+    unit_id: int | None = None
+    key_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How the audit trail and logs name this caller."""
+        return f"{self.role}-key:{self.key_id}"
+
+
+def hash_key(key: str) -> str:
+    """Keys are 256-bit random, so a plain SHA-256 is a safe, fast lookup hash."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    """A new key: ``secret`` is shown once and never stored."""
+
+    secret: str
+    api_key: ApiKey
+
+
+def create_key(
+    session: Session,
+    *,
+    role: str,
+    alliance: Alliance | None = None,
+    unit: Unit | None = None,
+    name: str | None = None,
+) -> CreatedKey:
+    """Create an API key of a role, scoped to an alliance (coordinator) or a unit (hr)."""
+    if role == "admin" and (alliance or unit):
+        raise Forbidden("An admin key is not scoped to an alliance or a unit.")
+    if role == "coordinator" and (alliance is None or unit is not None):
+        raise Forbidden("A coordinator key needs an alliance and no unit.")
+    if role == "hr" and unit is None:
+        raise Forbidden("An hr key needs a unit.")
+    if role not in ("admin", "coordinator", "hr"):
+        raise Forbidden(f"Unknown role '{role}'.")
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey(
+        key_hash=hash_key(secret),
+        prefix=secret[:10],
+        role=role,
+        name=name,
+        alliance_id=unit.alliance_id if unit else (alliance.id if alliance else None),
+        unit_id=unit.id if unit else None,
+    )
+    session.add(api_key)
+    session.flush()
+    return CreatedKey(secret=secret, api_key=api_key)
+
+
+def authenticate(session: Session, authorization: str | None) -> Principal:
+    """Turn an ``Authorization: Bearer <key>`` header into the caller, or raise 401."""
+    if not authorization:
+        raise Unauthorized("Send 'Authorization: Bearer <key>'.")
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthorized("Send 'Authorization: Bearer <key>'.")
+    api_key = session.scalars(
+        select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+    ).one_or_none()
+    if api_key is None:
+        raise Unauthorized("The key is unknown or revoked.")
+    return Principal(
+        role=api_key.role,
+        alliance_id=api_key.alliance_id,
+        unit_id=api_key.unit_id,
+        key_id=api_key.id,
+    )
+
+
+def require_role(principal: Principal, *roles: str) -> None:
+    """403 unless the caller has one of the roles (admin always passes)."""
+    if principal.role != "admin" and principal.role not in roles:
+        raise Forbidden(f"A {principal.role} key may not do this.")
+
+
+def alliance_in_scope(session: Session, principal: Principal, alliance_id: int) -> Alliance:
+    """The alliance, if the caller's key reaches it (hr keys read no alliance resources)."""
+    require_role(principal, "coordinator")
+    alliance = session.get(Alliance, alliance_id)
+    if alliance is None or (principal.role != "admin" and principal.alliance_id != alliance.id):
+        raise NotFound(f"No alliance {alliance_id}.")
+    return alliance
+
+
+def unit_in_scope(session: Session, principal: Principal, unit_id: int) -> Unit:
+    """The unit, if the caller's key reaches it: its alliance's coordinator or its own hr."""
+    unit = session.get(Unit, unit_id)
+    if unit is None or not can_see_unit(principal, unit):
+        raise NotFound(f"No unit {unit_id}.")
+    return unit
+
+
+def can_see_unit(principal: Principal, unit: Unit) -> bool:
+    """Whether the unit (and its people) lie in the caller's scope."""
+    if principal.role == "admin":
+        return True
+    if principal.role == "coordinator":
+        return principal.alliance_id == unit.alliance_id
+    return principal.unit_id == unit.id
+
+
+def require_people_writer(principal: Principal, unit: Unit) -> None:
+    """People are written by their own unit's HR system (or an admin); coordinators only read."""
+    if not can_see_unit(principal, unit):
+        raise NotFound(f"No unit {unit.id}.")
+    require_role(principal, "hr")

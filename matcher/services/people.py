@@ -1,0 +1,311 @@
+"""Craftsmen and apprentices as HR systems push them: idempotent, set-based upserts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from matcher.db import utcnow
+from matcher.errors import NotFound, ValidationFailed
+from matcher.models import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, Unit
+from matcher.services.skills import resolve_skill_keys
+from matcher.text import skill_key
+
+Person = Craftsman | Apprentice
+Item = Mapping[str, Any]
+_CHUNK = 1000  # keeps IN lists well under every database's bound-parameter limit
+
+
+@dataclass(frozen=True)
+class PersonKind:
+    """What differs between craftsmen and apprentices; everything else is shared."""
+
+    label: str
+    model: type[Craftsman] | type[Apprentice]
+    child_model: type[CraftsmanSkill] | type[ApprenticeWant]
+    child_attr: Literal["skills", "wants"]
+    owner_fk: Literal["craftsman_id", "apprentice_id"]
+    scalar_fields: tuple[str, ...]
+    child_fields: tuple[str, ...]
+
+
+_COMMON = ("name", "email", "locale", "region", "active")
+CRAFTSMAN = PersonKind(
+    label="craftsman",
+    model=Craftsman,
+    child_model=CraftsmanSkill,
+    child_attr="skills",
+    owner_fk="craftsman_id",
+    scalar_fields=(*_COMMON, "honours", "capacity"),
+    child_fields=("level",),
+)
+APPRENTICE = PersonKind(
+    label="apprentice",
+    model=Apprentice,
+    child_model=ApprenticeWant,
+    child_attr="wants",
+    owner_fk="apprentice_id",
+    scalar_fields=_COMMON,
+    child_fields=("level", "weight"),
+)
+KINDS = {"craftsmen": CRAFTSMAN, "apprentices": APPRENTICE}
+
+
+@dataclass
+class UpsertOutcome:
+    """Counts of a batch and, per item in order, the person's id and what happened to it."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    ids: list[int] = field(default_factory=list)
+    results: list[Literal["created", "updated", "unchanged"]] = field(default_factory=list)
+
+
+# A person's skills as comparable rows: (skill_id, level[, weight]) in the order sent.
+Children = tuple[tuple[Any, ...], ...]
+
+
+def upsert_people(
+    session: Session, *, kind: PersonKind, unit: Unit, items: Sequence[Item]
+) -> UpsertOutcome:
+    """Create or fully replace people of one unit by external id, all or nothing.
+
+    Raises ``ValidationFailed`` with errors keyed by item index before anything is written.
+    Re-sending identical data changes nothing, not even ``updated_at``.
+    """
+    targets = _resolve(session, kind, items)
+    existing = _load_existing(session, kind, unit.id, [item["external_id"] for item in items])
+    now = utcnow()
+    outcome = UpsertOutcome()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    replaced_children: list[int] = []
+    for item, children in zip(items, targets, strict=True):
+        scalars = {name: item[name] for name in kind.scalar_fields}
+        current = existing.get(item["external_id"])
+        if current is None:
+            inserts.append(
+                {"unit_id": unit.id, "external_id": item["external_id"], **scalars,
+                 "created_at": now, "updated_at": now}
+            )
+            outcome.results.append("created")
+            outcome.ids.append(0)  # filled in once the database assigns it
+            continue
+        person_id, old_scalars, old_children = current
+        outcome.ids.append(person_id)
+        if old_scalars == scalars and old_children == children:
+            outcome.results.append("unchanged")
+            continue
+        updates.append({"id": person_id, **scalars, "updated_at": now})
+        if old_children != children:
+            replaced_children.append(person_id)
+        outcome.results.append("updated")
+
+    new_ids: dict[str, int] = {}
+    if inserts:
+        rows = session.execute(
+            insert(kind.model).returning(kind.model.id, kind.model.external_id), inserts
+        )
+        new_ids = {external_id: person_id for person_id, external_id in rows.tuples()}
+    if updates:
+        session.execute(update(kind.model), updates)
+    owner = getattr(kind.child_model, kind.owner_fk)
+    for start in range(0, len(replaced_children), _CHUNK):
+        chunk = replaced_children[start : start + _CHUNK]
+        session.execute(delete(kind.child_model).where(owner.in_(chunk)))
+
+    child_rows: list[dict[str, Any]] = []
+    replaced = set(replaced_children)
+    for index, (item, children) in enumerate(zip(items, targets, strict=True)):
+        if outcome.results[index] == "created":
+            outcome.ids[index] = new_ids[item["external_id"]]
+        elif outcome.ids[index] not in replaced:
+            continue
+        for position, child in enumerate(children):
+            row = {kind.owner_fk: outcome.ids[index], "skill_id": child[0], "position": position}
+            row.update(zip(kind.child_fields, child[1:], strict=True))
+            child_rows.append(row)
+    if child_rows:
+        session.execute(insert(kind.child_model), child_rows)
+
+    outcome.created = outcome.results.count("created")
+    outcome.updated = outcome.results.count("updated")
+    outcome.unchanged = outcome.results.count("unchanged")
+    return outcome
+
+
+def upsert_person(session: Session, *, kind: PersonKind, unit: Unit, item: Item) -> UpsertOutcome:
+    """One person through the same path as a batch, with errors not keyed by index."""
+    try:
+        return upsert_people(session, kind=kind, unit=unit, items=[item])
+    except ValidationFailed as exc:
+        errors = (exc.errors or {}).get("0", exc.errors)
+        raise ValidationFailed(exc.detail, errors=errors) from exc
+
+
+def patch_person(session: Session, *, kind: PersonKind, person: Person, changes: Item) -> Person:
+    """Change some fields of a person; the rest stays as it is."""
+    item: dict[str, Any] = {name: getattr(person, name) for name in kind.scalar_fields}
+    item[kind.child_attr] = [_child_as_item(kind, child) for child in getattr(person, kind.child_attr)]
+    item.update(changes)
+    item["external_id"] = person.external_id
+    upsert_person(session, kind=kind, unit=person.unit, item=item)
+    session.expire(person)
+    return get_person(session, kind=kind, person_id=person.id)
+
+
+def deactivate_person(session: Session, *, kind: PersonKind, person: Person) -> None:
+    """Deactivation keeps the person and their history; they just stop taking part."""
+    if person.active:
+        session.execute(
+            update(kind.model)
+            .where(kind.model.id == person.id)
+            .values(active=False, updated_at=utcnow())
+        )
+        session.expire(person)
+
+
+def get_person(session: Session, *, kind: PersonKind, person_id: int) -> Person:
+    """A person with their skills, or ``NotFound``."""
+    person = session.scalars(
+        select(kind.model)
+        .where(kind.model.id == person_id)
+        .options(selectinload(getattr(kind.model, kind.child_attr)))
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if person is None:
+        raise NotFound(f"No {kind.label} {person_id}.")
+    return person
+
+
+def get_person_by_external_id(
+    session: Session, *, kind: PersonKind, unit_id: int, external_id: str
+) -> Person:
+    """A person addressed the HR way, by unit and external id."""
+    person_id = session.scalar(
+        select(kind.model.id).where(
+            kind.model.unit_id == unit_id, kind.model.external_id == external_id
+        )
+    )
+    if person_id is None:
+        raise NotFound(f"No {kind.label} '{external_id}' in unit {unit_id}.")
+    return get_person(session, kind=kind, person_id=person_id)
+
+
+def people_query(
+    *,
+    kind: PersonKind,
+    unit_ids: Sequence[int] | None,
+    active: bool | None = None,
+    updated_since: datetime | None = None,
+    external_id: str | None = None,
+) -> Select[Any]:
+    """The filtered list of people, oldest first by id (stable across pages)."""
+    model = kind.model
+    stmt = select(model).options(selectinload(getattr(model, kind.child_attr)))
+    if unit_ids is not None:
+        stmt = stmt.where(model.unit_id.in_(unit_ids))
+    if active is not None:
+        stmt = stmt.where(model.active.is_(active))
+    if updated_since is not None:
+        stmt = stmt.where(model.updated_at >= updated_since)
+    if external_id is not None:
+        stmt = stmt.where(model.external_id == external_id)
+    return stmt.order_by(model.id)
+
+
+def count_people(session: Session, *, kind: PersonKind, unit_ids: Sequence[int]) -> int:
+    """How many active people of a kind the units have."""
+    return session.scalar(
+        select(func.count())
+        .select_from(kind.model)
+        .where(kind.model.unit_id.in_(unit_ids), kind.model.active.is_(True))
+    ) or 0
+
+
+def _child_as_item(kind: PersonKind, child: CraftsmanSkill | ApprenticeWant) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": child.skill.name}
+    row.update({name: getattr(child, name) for name in kind.child_fields})
+    return row
+
+
+def _resolve(session: Session, kind: PersonKind, items: Sequence[Item]) -> list[Children]:
+    """Skill names to ids, checking every item; raises with all problems found, by index."""
+    errors: dict[str, dict[str, Any]] = {}
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        seen_at = first_seen.setdefault(item["external_id"], index)
+        if seen_at != index:
+            errors.setdefault(str(index), {})["external_id"] = [
+                f"Appears more than once in this batch (first at item {seen_at})."
+            ]
+    known = resolve_skill_keys(
+        session, (skill_key(child["name"]) for item in items for child in item[kind.child_attr])
+    )
+    targets: list[Children] = []
+    for index, item in enumerate(items):
+        rows: list[tuple[Any, ...]] = []
+        seen: dict[int, int] = {}
+        for position, child in enumerate(item[kind.child_attr]):
+            skill_id = known.get(skill_key(child["name"]))
+            problem = None
+            if skill_id is None:
+                problem = f"Unknown skill tag '{child['name']}'; coordinators manage tags at /skills."
+            elif skill_id in seen:
+                problem = f"Same skill as item {seen[skill_id]} (after aliases are resolved)."
+            if problem:
+                errors.setdefault(str(index), {}).setdefault(kind.child_attr, {})[str(position)] = {
+                    "name": [problem]
+                }
+                continue
+            assert skill_id is not None
+            seen[skill_id] = position
+            rows.append((skill_id, *(child[name] for name in kind.child_fields)))
+        targets.append(tuple(rows))
+    if errors:
+        raise ValidationFailed(
+            f"{len(errors)} of {len(items)} {kind.label} records are invalid; nothing was written.",
+            errors=errors,
+        )
+    return targets
+
+
+def _load_existing(
+    session: Session, kind: PersonKind, unit_id: int, external_ids: Sequence[str]
+) -> dict[str, tuple[int, dict[str, Any], Children]]:
+    """The current state of the unit's people among ``external_ids``, in two queries a chunk."""
+    model = kind.model
+    columns = [getattr(model, name) for name in kind.scalar_fields]
+    owner = getattr(kind.child_model, kind.owner_fk)
+    child_columns = [getattr(kind.child_model, name) for name in kind.child_fields]
+    existing: dict[str, tuple[int, dict[str, Any], Children]] = {}
+    unique_ids = sorted(set(external_ids))
+    for start in range(0, len(unique_ids), _CHUNK):
+        chunk = unique_ids[start : start + _CHUNK]
+        rows = session.execute(
+            select(model.id, model.external_id, *columns).where(
+                model.unit_id == unit_id, model.external_id.in_(chunk)
+            )
+        ).all()
+        if not rows:
+            continue
+        children: dict[int, list[tuple[Any, ...]]] = {row[0]: [] for row in rows}
+        for owner_id, skill_id, *values in session.execute(
+            select(owner, kind.child_model.skill_id, *child_columns)
+            .where(owner.in_(list(children)))
+            .order_by(owner, kind.child_model.position)
+        ):
+            children[owner_id].append((skill_id, *values))
+        for person_id, external_id, *values in rows:
+            existing[external_id] = (
+                person_id,
+                dict(zip(kind.scalar_fields, values, strict=True)),
+                tuple(children[person_id]),
+            )
+    return existing

@@ -1,0 +1,5 @@
+"""WSGI entry point for gunicorn: ``gunicorn matcher.wsgi:app``."""
+
+from matcher import create_app
+
+app = create_app()
