@@ -20,7 +20,7 @@ BLUEPRINTS = [blp]
 
 @blp.route("/alliances")
 class Alliances(MethodView):
-    @blp.arguments(ListQueryArgsSchema, location="query")
+    @blp.query(ListQueryArgsSchema)
     @blp.response(200, AllianceSchema(many=True))
     def get(self, args: dict[str, Any]) -> Any:
         """List the alliances the key can see."""

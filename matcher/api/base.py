@@ -31,6 +31,10 @@ class Api(flask_smorest.Api):  # type: ignore[misc]
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
     """Blueprint base for every resource of the API."""
 
+    def query(self, schema: type[ma.Schema]) -> Any:
+        """Query-string arguments; an unknown one is an error, never silently ignored."""
+        return self.arguments(schema, location="query", unknown=ma.RAISE)
+
 
 class PageArgsSchema(ma.Schema):
     """``page`` and ``page_size`` of every list endpoint."""

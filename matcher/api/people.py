@@ -94,7 +94,7 @@ def people_blueprint(
 
     @blp.route(f"/units/<id:unit_id>/{plural}")
     class UnitPeople(MethodView):
-        @blp.arguments(PeopleQueryArgsSchema, location="query")
+        @blp.query(PeopleQueryArgsSchema)
         @blp.response(200, schema(many=True))
         def get(self, args: dict[str, Any], unit_id: int) -> Any:
             """List a unit's people, filtered and paginated."""

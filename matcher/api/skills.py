@@ -22,7 +22,7 @@ BLUEPRINTS = [blp]
 
 @blp.route("/skills")
 class Skills(MethodView):
-    @blp.arguments(ListQueryArgsSchema, location="query")
+    @blp.query(ListQueryArgsSchema)
     @blp.response(200, SkillSchema(many=True))
     def get(self, args: dict[str, Any]) -> Any:
         """List the skill tags by name."""

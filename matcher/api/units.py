@@ -20,7 +20,7 @@ BLUEPRINTS = [blp]
 
 @blp.route("/alliances/<id:alliance_id>/units")
 class AllianceUnits(MethodView):
-    @blp.arguments(ListQueryArgsSchema, location="query")
+    @blp.query(ListQueryArgsSchema)
     @blp.response(200, UnitSchema(many=True))
     def get(self, args: dict[str, Any], alliance_id: int) -> Any:
         """List an alliance's units."""

@@ -112,7 +112,7 @@ def upsert_people(
         rows = session.execute(
             insert(kind.model).returning(kind.model.id, kind.model.external_id), inserts
         )
-        new_ids = {external_id: person_id for person_id, external_id in rows.tuples()}
+        new_ids = {external_id: person_id for person_id, external_id in rows}
     if updates:
         session.execute(update(kind.model), updates)
     owner = getattr(kind.child_model, kind.owner_fk)

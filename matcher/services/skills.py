@@ -30,11 +30,11 @@ def resolve_skill_keys(session: Session, keys: Iterable[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
-        found.update(session.execute(select(Skill.key, Skill.id).where(Skill.key.in_(chunk))).tuples().all())
+        found.update(session.execute(select(Skill.key, Skill.id).where(Skill.key.in_(chunk))).all())
         found.update(
             session.execute(
                 select(SkillAlias.key, SkillAlias.skill_id).where(SkillAlias.key.in_(chunk))
-            ).tuples().all()
+            ).all()
         )
     return found
 
@@ -115,7 +115,7 @@ def _replace_aliases(session: Session, skill: Skill, aliases: Sequence[str]) -> 
                 select(SkillAlias.key, Skill.name)
                 .join(Skill, SkillAlias.skill_id == Skill.id)
                 .where(SkillAlias.key.in_(wanted), SkillAlias.skill_id != skill.id)
-            ).tuples().all()
+            ).all()
         )
         for index, alias in enumerate(aliases):
             key = skill_key(alias)

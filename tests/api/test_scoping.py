@@ -1,0 +1,146 @@
+"""Auth and scoping as api.md says: 401 without a key, 404 outside the key's scope (existence is
+not revealed), 403 for what the key may see but not change. Walks every endpoint."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from matcher.models import Apprentice, Craftsman
+from tests.factories import World
+
+CRAFTSMAN_BODY = {"name": "新工匠", "skills": [{"name": "焊接", "level": 4}]}
+APPRENTICE_BODY = {"name": "新学徒", "wants": [{"name": "焊接", "level": 2}]}
+
+# (method, path template, body, {key: expected status}); {unit} is the home unit, etc.
+RULES: list[tuple[str, str, Any, dict[str, int]]] = [
+    ("GET", "/alliances", None,
+     {"admin": 200, "coordinator": 200, "hr": 403}),
+    ("POST", "/alliances", {"code": "NEW", "name": "新联盟"},
+     {"admin": 201, "coordinator": 403, "hr": 403}),
+    ("GET", "/alliances/{alliance}", None,
+     {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 403}),
+    ("PATCH", "/alliances/{alliance}", {"name": "改名"},
+     {"admin": 200, "coordinator": 403, "foreign_coordinator": 404, "hr": 403}),
+    ("GET", "/alliances/{alliance}/units", None,
+     {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 403}),
+    ("POST", "/alliances/{alliance}/units", {"code": "NEWU", "name": "新单位"},
+     {"admin": 201, "coordinator": 201, "foreign_coordinator": 404, "hr": 403}),
+    ("GET", "/units/{unit}", None,
+     {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 200,
+      "sibling_hr": 404, "foreign_hr": 404}),
+    ("PATCH", "/units/{unit}", {"region": "上海"},
+     {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 403,
+      "sibling_hr": 404, "foreign_hr": 404}),
+    ("GET", "/skills", None, {"admin": 200, "coordinator": 200, "hr": 200, "foreign_hr": 200}),
+    ("GET", "/skills/{skill}", None, {"admin": 200, "coordinator": 200, "hr": 200}),
+    ("PUT", "/skills/{skill}", {"aliases": ["arc"]},
+     {"admin": 200, "coordinator": 200, "foreign_coordinator": 200, "hr": 403}),
+]
+for plural, body in (("craftsmen", CRAFTSMAN_BODY), ("apprentices", APPRENTICE_BODY)):
+    RULES += [
+        ("PUT", f"/units/{{unit}}/{plural}/NEW-1", body,
+         {"admin": 201, "hr": 201, "sibling_hr": 404, "foreign_hr": 404, "coordinator": 403,
+          "foreign_coordinator": 404}),
+        ("POST", f"/units/{{unit}}/{plural}/bulk", [{"external_id": "NEW-2", **body}],
+         {"admin": 200, "hr": 200, "sibling_hr": 404, "foreign_hr": 404, "coordinator": 403,
+          "foreign_coordinator": 404}),
+        ("GET", f"/units/{{unit}}/{plural}", None,
+         {"admin": 200, "hr": 200, "sibling_hr": 404, "foreign_hr": 404, "coordinator": 200,
+          "foreign_coordinator": 404}),
+        ("GET", f"/{plural}/{{{plural}}}", None,
+         {"admin": 200, "hr": 200, "sibling_hr": 404, "foreign_hr": 404, "coordinator": 200,
+          "foreign_coordinator": 404}),
+        ("PATCH", f"/{plural}/{{{plural}}}", {"name": "改"},
+         {"admin": 200, "hr": 200, "sibling_hr": 404, "foreign_hr": 404, "coordinator": 403,
+          "foreign_coordinator": 404}),
+        ("DELETE", f"/{plural}/{{{plural}}}", None,
+         {"admin": 204, "hr": 204, "sibling_hr": 404, "foreign_hr": 404, "coordinator": 403,
+          "foreign_coordinator": 404}),
+    ]
+
+CASES = [
+    pytest.param(method, path, body, who, status, id=f"{method} {path} as {who}")
+    for method, path, body, expected in RULES
+    for who, status in expected.items()
+]
+
+
+def _url(world: World, path: str) -> str:
+    return "/api/v1" + path.format(
+        alliance=world.alliance.id,
+        unit=world.unit.id,
+        skill="焊接",
+        craftsmen=world.craftsman_ids[world.unit.code],
+        apprentices=world.apprentice_ids[world.unit.code],
+    )
+
+
+def _people_count(session: Session) -> tuple[int, int]:
+    return (
+        session.scalar(select(func.count()).select_from(Craftsman)) or 0,
+        session.scalar(select(func.count()).select_from(Apprentice)) or 0,
+    )
+
+
+@pytest.mark.parametrize(("method", "path", "body", "who", "status"), CASES)
+def test_every_endpoint_answers_each_key_as_the_contract_says(
+    client: FlaskClient, session: Session, world: World, method: str, path: str, body: Any,
+    who: str, status: int,
+) -> None:
+    before = _people_count(session)
+    response = client.open(_url(world, path), method=method, json=body, headers=world.auth(who))
+    assert response.status_code == status, response.get_data(as_text=True)
+    if status >= 400:
+        assert response.mimetype == "application/problem+json"
+        assert _people_count(session) == before  # a refused write wrote nothing
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [r[:3] for r in RULES])
+@pytest.mark.parametrize("authorization", [None, "Bearer mk_not-a-real-key", "Basic abc", "Bearer"])
+def test_every_endpoint_needs_a_valid_key(
+    client: FlaskClient, world: World, method: str, path: str, body: Any, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = client.open(_url(world, path), method=method, json=body, headers=headers)
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_coordinator_lists_only_its_own_alliance(client: FlaskClient, world: World) -> None:
+    listed = client.get("/api/v1/alliances", headers=world.auth("coordinator")).get_json()
+    assert [a["code"] for a in listed] == [world.alliance.code]
+    everything = client.get("/api/v1/alliances", headers=world.auth("admin")).get_json()
+    assert {a["code"] for a in everything} == {world.alliance.code, world.other_alliance.code}
+
+
+def test_a_revoked_key_is_refused(client: FlaskClient, session: Session, world: World) -> None:
+    from matcher.db import utcnow
+    from matcher.models import ApiKey
+    from matcher.services.access import hash_key
+
+    api_key = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(world.keys["hr"]))).one()
+    api_key.revoked_at = utcnow()
+    session.commit()
+    response = client.get(_url(world, "/units/{unit}"), headers=world.auth("hr"))
+    assert response.status_code == 401
+
+
+def test_every_api_route_has_a_rule(app: Flask) -> None:
+    """A new endpoint must be added to RULES, so its access rule is decided and tested."""
+    placeholder = re.compile(r"\{[^}]+\}|<[^>]+>|NEW-1")
+    covered = {(method, placeholder.sub("<>", path)) for method, path, _, _ in RULES}
+    routes = {
+        (method, placeholder.sub("<>", rule.rule.removeprefix("/api/v1")))
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/v1/") and not rule.rule.endswith("openapi.json")
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+    }
+    assert routes - covered == set()
