@@ -1,0 +1,52 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+BIND ?= 127.0.0.1:8000
+
+.PHONY: run test lint fmt bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+## run: install, migrate the SQLite database, load the demo alliance, print a key, serve
+run: $(VENV)/.installed
+	$(BIN)/matcher db upgrade
+	$(BIN)/matcher demo
+	@echo
+	@echo "Admin key (shown once): $$($(BIN)/matcher keys create --role admin --name make-run)"
+	@echo "API:      http://$(BIND)/api/v1/  (try: curl -H 'Authorization: Bearer <key>' http://$(BIND)/api/v1/alliances)"
+	@echo "API docs: http://$(BIND)/docs"
+	@echo "Health:   http://$(BIND)/readyz   Metrics: http://$(BIND)/metrics"
+	@echo
+	$(BIN)/matcher serve --bind $(BIND)
+
+## test: install the test extras and run the whole suite (SQLite and PostgreSQL)
+test: $(VENV)/.installed-test
+	$(BIN)/pytest
+
+## lint: ruff and mypy, as CI runs them
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(VENV)/.installed-test
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## bench: the hot-path benchmarks (see bench/)
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/bulk_upsert.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis

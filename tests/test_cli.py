@@ -1,0 +1,67 @@
+"""The operator's ``matcher`` commands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from matcher.models import Alliance, ApiKey, Apprentice, Craftsman, Skill, Unit
+from matcher.services.access import hash_key
+from tests import factories
+
+
+def test_keys_create_prints_the_key_alone_and_stores_only_its_hash(app: Flask, session: Session) -> None:
+    alliance = factories.alliance(session, "EMCA")
+    factories.unit(session, alliance, "HZDJ")
+    session.commit()
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["keys", "create", "--role", "hr", "--alliance", "EMCA", "--unit", "HZDJ"])
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip()
+    assert key.startswith("mk_") and "\n" not in key and len(key) > 40
+    stored = session.scalars(select(ApiKey)).one()
+    assert stored.key_hash == hash_key(key) and key not in (stored.key_hash, stored.prefix)
+    assert stored.role == "hr" and stored.unit_id is not None
+
+    client = app.test_client()
+    response = client.get(f"/api/v1/units/{stored.unit_id}", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+
+
+def test_keys_create_checks_the_scope(app: Flask, session: Session) -> None:
+    factories.alliance(session, "EMCA")
+    session.commit()
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["keys", "create", "--role", "coordinator"]).exit_code != 0
+    assert runner.invoke(args=["keys", "create", "--role", "hr", "--alliance", "EMCA"]).exit_code != 0
+    missing = runner.invoke(args=["keys", "create", "--role", "coordinator", "--alliance", "NOPE"])
+    assert missing.exit_code != 0 and "NOPE" in missing.output
+    assert session.scalar(select(func.count()).select_from(ApiKey)) == 0
+
+
+def test_demo_loads_a_realistic_alliance_once(app: Flask, session: Session) -> None:
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    units = session.scalar(select(func.count()).select_from(Unit)) or 0
+    craftsmen = session.scalar(select(func.count()).select_from(Craftsman)) or 0
+    apprentices = session.scalar(select(func.count()).select_from(Apprentice)) or 0
+    assert session.scalar(select(func.count()).select_from(Alliance)) == 1
+    assert 10 <= units <= 14 and craftsmen >= 40 and apprentices >= 100
+    assert session.scalar(select(func.count()).select_from(Skill).where(Skill.parent_id.is_not(None)))
+    again = runner.invoke(args=["demo"])
+    assert again.exit_code == 0
+    assert session.scalar(select(func.count()).select_from(Craftsman)) == craftsmen
+
+
+def test_db_upgrade_creates_the_schema_from_the_console_script(tmp_path: Path) -> None:
+    env = {**os.environ, "MATCHER_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    matcher = Path(sys.executable).with_name("matcher")
+    result = subprocess.run([str(matcher), "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "database schema at 0001" in result.stderr
