@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Flask, g, request
 
+from matcher import extensions
 from matcher.config import Settings
 from matcher.db import make_engine, make_session_factory
-from matcher import extensions
 
 API_PREFIX = "/api/v1"
 

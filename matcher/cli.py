@@ -65,8 +65,13 @@ def db_revision(message: str) -> None:
 
 
 @click.command("demo")
-@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=DEMO_FILE, show_default=True)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=DEMO_FILE,
+    show_default=True,
+)
 @with_appcontext
 def demo(path: Path) -> None:
     """Load the demo alliance, if the database holds no alliance yet."""
@@ -96,7 +101,9 @@ def keys_group() -> None:
 @click.option("--unit", "unit_code", help="Unit code within the alliance (hr keys).")
 @click.option("--name", help="What the key is for, e.g. the HR system's name.")
 @with_appcontext
-def keys_create(role: str, alliance_code: str | None, unit_code: str | None, name: str | None) -> None:
+def keys_create(
+    role: str, alliance_code: str | None, unit_code: str | None, name: str | None
+) -> None:
     """Create a key and print it alone on stdout; only its hash is stored."""
     from matcher.errors import DomainError
     from matcher.services.access import create_key
@@ -113,7 +120,11 @@ def keys_create(role: str, alliance_code: str | None, unit_code: str | None, nam
     try:
         with session_scope(state().session_factory) as session:
             alliance = alliance_by_code(session, alliance_code) if alliance_code else None
-            unit = unit_by_code(session, alliance=alliance, code=unit_code) if alliance and unit_code else None
+            unit = (
+                unit_by_code(session, alliance=alliance, code=unit_code)
+                if alliance and unit_code
+                else None
+            )
             created = create_key(session, role=role, alliance=alliance, unit=unit, name=name)
     except DomainError as exc:
         raise click.ClickException(exc.detail) from exc
@@ -137,10 +148,15 @@ def serve(bind: str, workers: int, dev: bool) -> None:
     # it must be set before any worker imports prometheus_client, hence a fresh process.
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="matcher-metrics-"))
     argv = [
-        sys.executable, "-m", "gunicorn",
-        "--config", "python:matcher.gunicorn_conf",
-        "--bind", bind,
-        "--workers", str(workers),
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:matcher.gunicorn_conf",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
         "matcher.wsgi:app",
     ]
     os.execve(sys.executable, argv, env)

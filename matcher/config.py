@@ -1,4 +1,4 @@
-"""Typed settings read from ``MATCHER_*`` environment variables, with working development defaults."""
+"""Typed settings from ``MATCHER_*`` environment variables, with working development defaults."""
 
 from __future__ import annotations
 
@@ -60,6 +60,8 @@ class Settings:
         if self.env == "production" and (
             self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32
         ):
-            raise ConfigError("production needs MATCHER_SECRET_KEY of at least 32 random characters")
+            raise ConfigError(
+                "production needs MATCHER_SECRET_KEY of at least 32 random characters"
+            )
         if self.max_body_bytes <= 0 or self.max_page_size <= 0:
             raise ConfigError("limits must be positive")

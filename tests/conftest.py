@@ -21,10 +21,10 @@ from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session
 
 from matcher import create_app
-from tests import factories
 from matcher.db import Base, make_engine
 from matcher.extensions import state
 from matcher.migrations import upgrade
+from tests import factories
 
 PG_URL = os.environ.get("MATCHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -52,7 +52,9 @@ def _postgres_database() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A migrated, empty database of each backend (the suite runs once per backend)."""
     database: AbstractContextManager[str]
     if request.param == "sqlite":
@@ -135,9 +137,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
     if IN_CI and skipped and exitstatus == 0:
         if reporter:
-            reporter.write_line(f"CI=true: {skipped} tests were skipped; nothing may skip in CI.", red=True)
+            reporter.write_line(
+                f"CI=true: {skipped} tests were skipped; nothing may skip in CI.", red=True
+            )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
 
 
 @pytest.fixture

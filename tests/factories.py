@@ -32,35 +32,65 @@ def skills(session: Session) -> None:
 
 def alliance(session: Session, code: str = "EMCA", **fields: Any) -> Alliance:
     return create_alliance(
-        session, fields={"code": code, "name": f"{code} 工匠联盟", "timezone": "Asia/Shanghai",
-                         "summary_every_days": 30, **fields}
+        session,
+        fields={
+            "code": code,
+            "name": f"{code} 工匠联盟",
+            "timezone": "Asia/Shanghai",
+            "summary_every_days": 30,
+            **fields,
+        },
     )
 
 
 def unit(session: Session, parent: Alliance, code: str, **fields: Any) -> Unit:
     return create_unit(
-        session, alliance=parent,
-        fields={"code": code, "name": f"{code} 电机有限公司", "region": "杭州",
-                "contact_email": f"hr@{code.lower()}.example.cn", **fields},
+        session,
+        alliance=parent,
+        fields={
+            "code": code,
+            "name": f"{code} 电机有限公司",
+            "region": "杭州",
+            "contact_email": f"hr@{code.lower()}.example.cn",
+            **fields,
+        },
     )
 
 
-def key(session: Session, role: str, *, alliance: Alliance | None = None, unit: Unit | None = None) -> str:
+def key(
+    session: Session, role: str, *, alliance: Alliance | None = None, unit: Unit | None = None
+) -> str:
     return create_key(session, role=role, alliance=alliance, unit=unit).secret
 
 
 def craftsman_item(external_id: str, **fields: Any) -> dict[str, Any]:
     """A full craftsman record as the API schema would load it."""
-    return {"external_id": external_id, "name": f"工匠{external_id}", "email": None,
-            "locale": "zh-CN", "region": "杭州", "active": True, "honours": ["全国技术能手"],
-            "skills": [{"name": "氩弧焊", "level": 5}], "capacity": 2, **fields}
+    return {
+        "external_id": external_id,
+        "name": f"工匠{external_id}",
+        "email": None,
+        "locale": "zh-CN",
+        "region": "杭州",
+        "active": True,
+        "honours": ["全国技术能手"],
+        "skills": [{"name": "氩弧焊", "level": 5}],
+        "capacity": 2,
+        **fields,
+    }
 
 
 def apprentice_item(external_id: str, **fields: Any) -> dict[str, Any]:
     """A full apprentice record as the API schema would load it."""
-    return {"external_id": external_id, "name": f"学徒{external_id}", "email": None,
-            "locale": "zh-CN", "region": "杭州", "active": True,
-            "wants": [{"name": "焊接", "level": 3, "weight": 1.0}], **fields}
+    return {
+        "external_id": external_id,
+        "name": f"学徒{external_id}",
+        "email": None,
+        "locale": "zh-CN",
+        "region": "杭州",
+        "active": True,
+        "wants": [{"name": "焊接", "level": 3, "weight": 1.0}],
+        **fields,
+    }
 
 
 @dataclass
@@ -103,7 +133,9 @@ def world(session: Session) -> World:
     for u in (w.unit, w.sibling_unit, w.foreign_unit):
         made = upsert_people(session, kind=CRAFTSMAN, unit=u, items=[craftsman_item(f"C-{u.code}")])
         w.craftsman_ids[u.code] = made.ids[0]
-        made = upsert_people(session, kind=APPRENTICE, unit=u, items=[apprentice_item(f"A-{u.code}")])
+        made = upsert_people(
+            session, kind=APPRENTICE, unit=u, items=[apprentice_item(f"A-{u.code}")]
+        )
         w.apprentice_ids[u.code] = made.ids[0]
     session.commit()
     return w

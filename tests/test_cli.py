@@ -16,12 +16,16 @@ from matcher.services.access import hash_key
 from tests import factories
 
 
-def test_keys_create_prints_the_key_alone_and_stores_only_its_hash(app: Flask, session: Session) -> None:
+def test_keys_create_prints_the_key_alone_and_stores_only_its_hash(
+    app: Flask, session: Session
+) -> None:
     alliance = factories.alliance(session, "EMCA")
     factories.unit(session, alliance, "HZDJ")
     session.commit()
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["keys", "create", "--role", "hr", "--alliance", "EMCA", "--unit", "HZDJ"])
+    result = runner.invoke(
+        args=["keys", "create", "--role", "hr", "--alliance", "EMCA", "--unit", "HZDJ"]
+    )
     assert result.exit_code == 0, result.output
     key = result.stdout.strip()
     assert key.startswith("mk_") and "\n" not in key and len(key) > 40
@@ -30,7 +34,9 @@ def test_keys_create_prints_the_key_alone_and_stores_only_its_hash(app: Flask, s
     assert stored.role == "hr" and stored.unit_id is not None
 
     client = app.test_client()
-    response = client.get(f"/api/v1/units/{stored.unit_id}", headers={"Authorization": f"Bearer {key}"})
+    response = client.get(
+        f"/api/v1/units/{stored.unit_id}", headers={"Authorization": f"Bearer {key}"}
+    )
     assert response.status_code == 200
 
 
@@ -39,7 +45,9 @@ def test_keys_create_checks_the_scope(app: Flask, session: Session) -> None:
     session.commit()
     runner = app.test_cli_runner()
     assert runner.invoke(args=["keys", "create", "--role", "coordinator"]).exit_code != 0
-    assert runner.invoke(args=["keys", "create", "--role", "hr", "--alliance", "EMCA"]).exit_code != 0
+    assert (
+        runner.invoke(args=["keys", "create", "--role", "hr", "--alliance", "EMCA"]).exit_code != 0
+    )
     missing = runner.invoke(args=["keys", "create", "--role", "coordinator", "--alliance", "NOPE"])
     assert missing.exit_code != 0 and "NOPE" in missing.output
     assert session.scalar(select(func.count()).select_from(ApiKey)) == 0
@@ -53,7 +61,9 @@ def test_demo_loads_a_realistic_alliance_once(app: Flask, session: Session) -> N
     apprentices = session.scalar(select(func.count()).select_from(Apprentice)) or 0
     assert session.scalar(select(func.count()).select_from(Alliance)) == 1
     assert 10 <= units <= 14 and craftsmen >= 40 and apprentices >= 100
-    assert session.scalar(select(func.count()).select_from(Skill).where(Skill.parent_id.is_not(None)))
+    assert session.scalar(
+        select(func.count()).select_from(Skill).where(Skill.parent_id.is_not(None))
+    )
     again = runner.invoke(args=["demo"])
     assert again.exit_code == 0
     assert session.scalar(select(func.count()).select_from(Craftsman)) == craftsmen
@@ -62,6 +72,8 @@ def test_demo_loads_a_realistic_alliance_once(app: Flask, session: Session) -> N
 def test_db_upgrade_creates_the_schema_from_the_console_script(tmp_path: Path) -> None:
     env = {**os.environ, "MATCHER_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
     matcher = Path(sys.executable).with_name("matcher")
-    result = subprocess.run([str(matcher), "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(matcher), "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "database schema at 0001" in result.stderr

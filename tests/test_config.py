@@ -14,7 +14,9 @@ def test_defaults_work_for_development() -> None:
 
 
 def test_variables_are_read_and_typed() -> None:
-    settings = Settings.from_env({"MATCHER_DATABASE_URL": "postgresql://x/y", "MATCHER_MAX_PAGE_SIZE": "100"})
+    settings = Settings.from_env(
+        {"MATCHER_DATABASE_URL": "postgresql://x/y", "MATCHER_MAX_PAGE_SIZE": "100"}
+    )
     assert settings.database_url == "postgresql://x/y" and settings.max_page_size == 100
     with pytest.raises(ConfigError, match="integer"):
         Settings.from_env({"MATCHER_MAX_PAGE_SIZE": "many"})

@@ -49,7 +49,8 @@ def register_api(app: Flask) -> Api:
         NameConverter, lambda _c: {"type": "string", "minLength": 1, "maxLength": 100}
     )
     api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "A key from `matcher keys create`"}
+        "bearerAuth",
+        {"type": "http", "scheme": "bearer", "description": "A key from `matcher keys create`"},
     )
     for module in (alliances, units, people, skills):
         for blueprint in module.BLUEPRINTS:
@@ -61,7 +62,9 @@ def register_api(app: Flask) -> Api:
 def _docs_blueprint() -> FlaskBlueprint:
     """``/docs``: Swagger UI served from the installed package, so it works offline."""
     static = Path(swagger_ui_bundle.swagger_ui_path)
-    docs = FlaskBlueprint("docs", __name__, static_folder=str(static), static_url_path="/docs/static")
+    docs = FlaskBlueprint(
+        "docs", __name__, static_folder=str(static), static_url_path="/docs/static"
+    )
 
     @docs.get("/docs")
     def page() -> Response:
@@ -70,7 +73,9 @@ def _docs_blueprint() -> FlaskBlueprint:
 <link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="/docs/static/swagger-ui-bundle.js"></script>
-<script>window.ui = SwaggerUIBundle({{url: "{API_PREFIX}/openapi.json", dom_id: "#swagger-ui"}});</script>
+<script>
+window.ui = SwaggerUIBundle({{url: "{API_PREFIX}/openapi.json", dom_id: "#swagger-ui"}});
+</script>
 </body></html>"""
         return Response(html, mimetype="text/html")
 

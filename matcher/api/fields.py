@@ -28,7 +28,7 @@ class Text(ma.fields.String):
 
 def text(min_length: int = 1, max_length: int = 200, **kwargs: Any) -> Text:
     """A bounded Text field; blank (whitespace-only) values count as too short."""
-    validators = [ma.validate.Length(min=min_length, max=max_length)]
+    validators: list[ma.validate.Validator] = [ma.validate.Length(min=min_length, max=max_length)]
     if min_length:
         validators.append(ma.validate.Regexp(r"[\s\S]*\S", error="Must not be blank."))
     return Text(validate=validators, **kwargs)
@@ -52,13 +52,13 @@ class StrictFloat(ma.fields.Float):
     def _validated(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise self.make_error("invalid")
-        return super()._validated(value)  # type: ignore[no-any-return]
+        return super()._validated(value)
 
 
 class StrictBoolean(ma.fields.Boolean):
     """``true`` or ``false``, nothing else."""
 
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:  # noqa: ARG002
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value

@@ -1,4 +1,4 @@
-"""``/healthz`` (process up) and ``/readyz`` (database reachable, schema at the newest migration)."""
+"""``/healthz`` (process up) and ``/readyz`` (database reachable, schema at the newest revision)."""
 
 from __future__ import annotations
 

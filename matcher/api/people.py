@@ -28,8 +28,8 @@ from matcher.services import access
 from matcher.services.people import (
     APPRENTICE,
     CRAFTSMAN,
-    PersonKind,
     Person,
+    PersonKind,
     deactivate_person,
     get_person,
     patch_person,

@@ -7,7 +7,14 @@ from typing import Any
 import marshmallow as ma
 
 from matcher.api.base import PageArgsSchema
-from matcher.api.fields import StrictBoolean, StrictFloat, StrictInteger, Text, text, validate_timezone
+from matcher.api.fields import (
+    StrictBoolean,
+    StrictFloat,
+    StrictInteger,
+    Text,
+    text,
+    validate_timezone,
+)
 from matcher.models import LOCALES
 
 READ_ONLY = "Read-only: set by the service."
@@ -20,7 +27,14 @@ class BaseSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    def handle_error(self, error: ma.ValidationError, data: Any, *, many: bool, **kwargs: Any) -> None:
+    def handle_error(
+        self,
+        error: ma.ValidationError,
+        data: Any,
+        *,
+        many: bool,
+        **kwargs: Any,  # noqa: ARG002
+    ) -> None:
         read_only = {name for name, f in self.fields.items() if f.dump_only}
         if not read_only or not isinstance(error.messages, dict):
             raise error
@@ -65,7 +79,9 @@ class UnitSchema(BaseSchema):
     code = Text(required=True, validate=[ma.validate.Length(min=1, max=32), CODE])
     name = text(required=True)
     region = text(max_length=100, allow_none=True, load_default=None)
-    contact_email = ma.fields.Email(allow_none=True, load_default=None, validate=ma.validate.Length(max=254))
+    contact_email = ma.fields.Email(
+        allow_none=True, load_default=None, validate=ma.validate.Length(max=254)
+    )
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
 
@@ -81,7 +97,9 @@ class ListQueryArgsSchema(PageArgsSchema):
         unknown = ma.RAISE
 
     updated_since = ma.fields.AwareDateTime(
-        metadata={"description": "Only records changed at or after this time (ISO 8601 with offset)"}
+        metadata={
+            "description": "Only records changed at or after this time (ISO 8601 with offset)"
+        }
     )
 
 
@@ -104,7 +122,9 @@ class WantSchema(BaseSchema):
 
     name = text(required=True, max_length=100)
     level = StrictInteger(required=True, validate=ma.validate.Range(min=1, max=5))
-    weight = StrictFloat(load_default=1.0, validate=ma.validate.Range(min=0, max=100, min_inclusive=False))
+    weight = StrictFloat(
+        load_default=1.0, validate=ma.validate.Range(min=0, max=100, min_inclusive=False)
+    )
 
 
 class PersonSchema(BaseSchema):
@@ -114,7 +134,9 @@ class PersonSchema(BaseSchema):
     unit_id = ma.fields.Integer(dump_only=True)
     external_id = text(max_length=100)
     name = text(required=True)
-    email = ma.fields.Email(allow_none=True, load_default=None, validate=ma.validate.Length(max=254))
+    email = ma.fields.Email(
+        allow_none=True, load_default=None, validate=ma.validate.Length(max=254)
+    )
     locale = Text(load_default="zh-CN", validate=ma.validate.OneOf(LOCALES))
     region = text(max_length=100, allow_none=True, load_default=None)
     active = StrictBoolean(load_default=True)
@@ -125,7 +147,9 @@ class PersonSchema(BaseSchema):
 class CraftsmanSchema(PersonSchema):
     """A craftsman (mentor): honours, levelled skills and how many apprentices they can take."""
 
-    honours = ma.fields.List(text(max_length=100), load_default=list, validate=ma.validate.Length(max=30))
+    honours = ma.fields.List(
+        text(max_length=100), load_default=list, validate=ma.validate.Length(max=30)
+    )
     skills = ma.fields.List(
         ma.fields.Nested(SkillLevelSchema), load_default=list, validate=ma.validate.Length(max=50)
     )
@@ -184,7 +208,9 @@ class SkillSchema(BaseSchema):
         validate=ma.validate.Length(max=100),
         metadata={"description": "Name of the parent category tag, or null"},
     )
-    aliases = ma.fields.List(text(max_length=100), load_default=list, validate=ma.validate.Length(max=50))
+    aliases = ma.fields.List(
+        text(max_length=100), load_default=list, validate=ma.validate.Length(max=50)
+    )
 
     @ma.post_dump(pass_original=True)
     def _names(self, data: dict[str, Any], original: Any, **_: Any) -> dict[str, Any]:

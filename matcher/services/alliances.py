@@ -25,7 +25,9 @@ def create_alliance(session: Session, *, fields: Mapping[str, Any]) -> Alliance:
     return alliance
 
 
-def update_alliance(session: Session, *, alliance: Alliance, changes: Mapping[str, Any]) -> Alliance:
+def update_alliance(
+    session: Session, *, alliance: Alliance, changes: Mapping[str, Any]
+) -> Alliance:
     """Change an alliance's fields."""
     code = changes.get("code")
     if code is not None and code != alliance.code:
@@ -70,7 +72,9 @@ def unit_by_code(session: Session, *, alliance: Alliance, code: str) -> Unit:
 
 
 def _check_unit_code(session: Session, alliance_id: int, code: str) -> None:
-    taken = session.scalar(select(Unit.id).where(Unit.alliance_id == alliance_id, Unit.code == code))
+    taken = session.scalar(
+        select(Unit.id).where(Unit.alliance_id == alliance_id, Unit.code == code)
+    )
     if taken is not None:
         raise Conflict(f"A unit with code '{code}' exists already in this alliance.")
 

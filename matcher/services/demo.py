@@ -31,17 +31,28 @@ def load_demo(session: Session, *, data: Mapping[str, Any]) -> DemoLoaded | None
     if session.scalar(select(Alliance.id).limit(1)) is not None:
         return None
     for skill in data["skills"]:
-        put_skill(session, name=skill["name"], parent=skill.get("parent"), aliases=skill.get("aliases", []))
+        put_skill(
+            session,
+            name=skill["name"],
+            parent=skill.get("parent"),
+            aliases=skill.get("aliases", []),
+        )
     alliance = create_alliance(session, fields=data["alliance"])
     craftsmen = apprentices = 0
     for unit_data in data["units"]:
         fields = {k: v for k, v in unit_data.items() if k not in ("craftsmen", "apprentices")}
         unit = create_unit(session, alliance=alliance, fields=fields)
         craftsmen += upsert_people(
-            session, kind=CRAFTSMAN, unit=unit, items=[_person(c, "skills") for c in unit_data["craftsmen"]]
+            session,
+            kind=CRAFTSMAN,
+            unit=unit,
+            items=[_person(c, "skills") for c in unit_data["craftsmen"]],
         ).created
         apprentices += upsert_people(
-            session, kind=APPRENTICE, unit=unit, items=[_person(a, "wants") for a in unit_data["apprentices"]]
+            session,
+            kind=APPRENTICE,
+            unit=unit,
+            items=[_person(a, "wants") for a in unit_data["apprentices"]],
         ).created
     return DemoLoaded(
         alliance_code=alliance.code,
@@ -55,7 +66,11 @@ def load_demo(session: Session, *, data: Mapping[str, Any]) -> DemoLoaded | None
 def _person(raw: Mapping[str, Any], child_attr: str) -> dict[str, Any]:
     """A demo record with the defaults the API schemas would fill in."""
     person: dict[str, Any] = {
-        "email": None, "locale": "zh-CN", "region": None, "active": True, **raw,
+        "email": None,
+        "locale": "zh-CN",
+        "region": None,
+        "active": True,
+        **raw,
     }
     if child_attr == "skills":
         person.setdefault("honours", [])

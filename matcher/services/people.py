@@ -91,8 +91,13 @@ def upsert_people(
         current = existing.get(item["external_id"])
         if current is None:
             inserts.append(
-                {"unit_id": unit.id, "external_id": item["external_id"], **scalars,
-                 "created_at": now, "updated_at": now}
+                {
+                    "unit_id": unit.id,
+                    "external_id": item["external_id"],
+                    **scalars,
+                    "created_at": now,
+                    "updated_at": now,
+                }
             )
             outcome.results.append("created")
             outcome.ids.append(0)  # filled in once the database assigns it
@@ -152,7 +157,9 @@ def upsert_person(session: Session, *, kind: PersonKind, unit: Unit, item: Item)
 def patch_person(session: Session, *, kind: PersonKind, person: Person, changes: Item) -> Person:
     """Change some fields of a person; the rest stays as it is."""
     item: dict[str, Any] = {name: getattr(person, name) for name in kind.scalar_fields}
-    item[kind.child_attr] = [_child_as_item(kind, child) for child in getattr(person, kind.child_attr)]
+    item[kind.child_attr] = [
+        _child_as_item(kind, child) for child in getattr(person, kind.child_attr)
+    ]
     item.update(changes)
     item["external_id"] = person.external_id
     upsert_person(session, kind=kind, unit=person.unit, item=item)
@@ -173,7 +180,7 @@ def deactivate_person(session: Session, *, kind: PersonKind, person: Person) -> 
 
 def get_person(session: Session, *, kind: PersonKind, person_id: int) -> Person:
     """A person with their skills, or ``NotFound``."""
-    person = session.scalars(
+    person: Person | None = session.scalars(  # type: ignore[assignment]
         select(kind.model)
         .where(kind.model.id == person_id)
         .options(selectinload(getattr(kind.model, kind.child_attr)))
@@ -222,11 +229,14 @@ def people_query(
 
 def count_people(session: Session, *, kind: PersonKind, unit_ids: Sequence[int]) -> int:
     """How many active people of a kind the units have."""
-    return session.scalar(
-        select(func.count())
-        .select_from(kind.model)
-        .where(kind.model.unit_id.in_(unit_ids), kind.model.active.is_(True))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(kind.model)
+            .where(kind.model.unit_id.in_(unit_ids), kind.model.active.is_(True))
+        )
+        or 0
+    )
 
 
 def _child_as_item(kind: PersonKind, child: CraftsmanSkill | ApprenticeWant) -> dict[str, Any]:
@@ -256,7 +266,9 @@ def _resolve(session: Session, kind: PersonKind, items: Sequence[Item]) -> list[
             skill_id = known.get(skill_key(child["name"]))
             problem = None
             if skill_id is None:
-                problem = f"Unknown skill tag '{child['name']}'; coordinators manage tags at /skills."
+                problem = (
+                    f"Unknown skill tag '{child['name']}'; coordinators manage tags at /skills."
+                )
             elif skill_id in seen:
                 problem = f"Same skill as item {seen[skill_id]} (after aliases are resolved)."
             if problem:

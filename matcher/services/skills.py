@@ -53,7 +53,9 @@ class SkillPut:
     created: bool
 
 
-def put_skill(session: Session, *, name: str, parent: str | None, aliases: Sequence[str]) -> SkillPut:
+def put_skill(
+    session: Session, *, name: str, parent: str | None, aliases: Sequence[str]
+) -> SkillPut:
     """Create or replace a tag: its parent category and its full list of aliases."""
     key = skill_key(name)
     if not key:
@@ -126,4 +128,6 @@ def _replace_aliases(session: Session, skill: Skill, aliases: Sequence[str]) -> 
     if problems:
         raise ValidationFailed("Some aliases cannot be used.", errors={"aliases": problems})
     kept = {alias.key: alias for alias in skill.aliases if alias.key in wanted}
-    skill.aliases = [kept.get(key) or SkillAlias(key=key, name=name) for key, name in wanted.items()]
+    skill.aliases = [
+        kept.get(key) or SkillAlias(key=key, name=name) for key, name in wanted.items()
+    ]

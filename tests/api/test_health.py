@@ -39,14 +39,24 @@ def test_metrics_count_requests(client: FlaskClient) -> None:
     assert 'matcher_http_requests_total{endpoint="/healthz",method="GET",status="200"}' in body
 
 
-def test_openapi_documents_every_endpoint_and_the_problem_schema(app: Flask, client: FlaskClient) -> None:
+def test_openapi_documents_every_endpoint_and_the_problem_schema(
+    app: Flask, client: FlaskClient
+) -> None:
     spec = client.get("/api/v1/openapi.json").get_json()
     paths = spec["paths"]
     assert "/api/v1/units/{unit_id}/craftsmen/bulk" in paths
     assert "/api/v1/units/{unit_id}/apprentices/{external_id}" in paths
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
-    assert set(spec["components"]["schemas"]["Problem"]["properties"]) >= {"type", "title", "status", "detail", "errors"}
-    routes = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/api/v1/")} - {"/api/v1/openapi.json"}
+    assert set(spec["components"]["schemas"]["Problem"]["properties"]) >= {
+        "type",
+        "title",
+        "status",
+        "detail",
+        "errors",
+    }
+    routes = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/api/v1/")} - {
+        "/api/v1/openapi.json"
+    }
     assert len(paths) == len(routes)
 
 

@@ -16,12 +16,23 @@ from tests.factories import World
 API = "/api/v1"
 
 
-def put_craftsman(client: FlaskClient, world: World, external_id: str, body: Any, who: str = "hr") -> Any:
-    return client.put(f"{API}/units/{world.unit.id}/craftsmen/{external_id}", json=body, headers=world.auth(who))
+def put_craftsman(
+    client: FlaskClient, world: World, external_id: str, body: Any, who: str = "hr"
+) -> Any:
+    return client.put(
+        f"{API}/units/{world.unit.id}/craftsmen/{external_id}", json=body, headers=world.auth(who)
+    )
 
 
-def test_put_creates_then_updates_and_identical_resend_changes_nothing(client: FlaskClient, world: World) -> None:
-    body = {"name": "王工", "capacity": 3, "skills": [{"name": "数控车削", "level": 5}], "honours": ["大国工匠"]}
+def test_put_creates_then_updates_and_identical_resend_changes_nothing(
+    client: FlaskClient, world: World
+) -> None:
+    body = {
+        "name": "王工",
+        "capacity": 3,
+        "skills": [{"name": "数控车削", "level": 5}],
+        "honours": ["大国工匠"],
+    }
     created = put_craftsman(client, world, "C-100", body)
     assert created.status_code == 201
     first = created.get_json()
@@ -39,8 +50,12 @@ def test_put_creates_then_updates_and_identical_resend_changes_nothing(client: F
     assert changed.get_json()["id"] == first["id"]
 
 
-def test_put_is_a_full_replacement_with_documented_defaults(client: FlaskClient, world: World) -> None:
-    put_craftsman(client, world, "C-1", {"name": "甲", "capacity": 4, "email": "a@x.cn", "honours": ["x"]})
+def test_put_is_a_full_replacement_with_documented_defaults(
+    client: FlaskClient, world: World
+) -> None:
+    put_craftsman(
+        client, world, "C-1", {"name": "甲", "capacity": 4, "email": "a@x.cn", "honours": ["x"]}
+    )
     replaced = put_craftsman(client, world, "C-1", {"name": "甲"}).get_json()
     assert replaced["capacity"] == 2 and replaced["email"] is None and replaced["honours"] == []
     assert replaced["locale"] == "zh-CN" and replaced["active"] is True
@@ -48,49 +63,105 @@ def test_put_is_a_full_replacement_with_documented_defaults(client: FlaskClient,
 
 @pytest.mark.parametrize(
     "text",
-    ["张伟", "李“铁”匠 'quoted' \"double\"", "焊接大师 🔧⚡️👩🏽‍🏭", "Ünïcödé\ttab\nnewline", "ﾊﾝｶｸ 半角"],
+    [
+        "张伟",
+        "李“铁”匠 'quoted' \"double\"",
+        "焊接大师 🔧⚡️👩🏽‍🏭",
+        "Ünïcödé\ttab\nnewline",
+        "ﾊﾝｶｸ 半角",
+    ],
 )
 def test_text_round_trips_exactly(client: FlaskClient, world: World, text: str) -> None:
-    response = put_craftsman(client, world, "C-RT", {"name": text, "honours": [text], "region": text[:50]})
+    response = put_craftsman(
+        client, world, "C-RT", {"name": text, "honours": [text], "region": text[:50]}
+    )
     assert response.status_code == 201
     raw = response.get_data()
     assert json.dumps(text, ensure_ascii=False).encode() in raw  # UTF-8 on the wire, not \u escapes
-    person = client.get(f"{API}/craftsmen/{response.get_json()['id']}", headers=world.auth("hr")).get_json()
+    person = client.get(
+        f"{API}/craftsmen/{response.get_json()['id']}", headers=world.auth("hr")
+    ).get_json()
     assert person["name"] == text and person["honours"] == [text]
 
 
 def test_skill_names_are_normalised_and_aliases_resolved(client: FlaskClient, world: World) -> None:
     response = put_craftsman(
-        client, world, "C-N",
-        {"name": "甲", "skills": [{"name": "  ｔｉｇ ", "level": 4}, {"name": " Cnc车削\t", "level": 3}]},
+        client,
+        world,
+        "C-N",
+        {
+            "name": "甲",
+            "skills": [{"name": "  ｔｉｇ ", "level": 4}, {"name": " Cnc车削\t", "level": 3}],
+        },
     )
     assert response.status_code == 201, response.get_json()
-    assert response.get_json()["skills"] == [{"name": "氩弧焊", "level": 4}, {"name": "数控车削", "level": 3}]
+    assert response.get_json()["skills"] == [
+        {"name": "氩弧焊", "level": 4},
+        {"name": "数控车削", "level": 3},
+    ]
 
 
 @pytest.mark.parametrize(
     ("body", "errors"),
     [
-        ({"name": "x", "skills": [{"name": "焊接", "level": 6}]},
-         {"skills": {"0": {"level": ["Must be greater than or equal to 1 and less than or equal to 5."]}}}),
-        ({"name": "x", "skills": [{"name": "焊接", "level": "5"}]}, {"skills": {"0": {"level": ["Not a valid integer."]}}}),
-        ({"name": "x", "capacity": 11}, {"capacity": ["Must be greater than or equal to 1 and less than or equal to 10."]}),
+        (
+            {"name": "x", "skills": [{"name": "焊接", "level": 6}]},
+            {
+                "skills": {
+                    "0": {
+                        "level": ["Must be greater than or equal to 1 and less than or equal to 5."]
+                    }
+                }
+            },
+        ),
+        (
+            {"name": "x", "skills": [{"name": "焊接", "level": "5"}]},
+            {"skills": {"0": {"level": ["Not a valid integer."]}}},
+        ),
+        (
+            {"name": "x", "capacity": 11},
+            {"capacity": ["Must be greater than or equal to 1 and less than or equal to 10."]},
+        ),
         ({"name": "x", "capacity": True}, {"capacity": ["Not a valid integer."]}),
         ({"name": "x", "nickname": "y"}, {"nickname": ["Unknown field."]}),
         ({"name": "x", "id": 5}, {"id": ["Read-only: set by the service."]}),
         ({"name": "x", "unit_id": 5}, {"unit_id": ["Read-only: set by the service."]}),
-        ({"name": "x", "updated_at": "2026-01-01T00:00:00+08:00"}, {"updated_at": ["Read-only: set by the service."]}),
+        (
+            {"name": "x", "updated_at": "2026-01-01T00:00:00+08:00"},
+            {"updated_at": ["Read-only: set by the service."]},
+        ),
         ({"name": "   "}, {"name": ["Must not be blank."]}),
         ({}, {"name": ["Missing data for required field."]}),
         ({"name": "x", "locale": "fr"}, {"locale": ["Must be one of: zh-CN, en."]}),
         ({"name": "x", "email": "not-an-email"}, {"email": ["Not a valid email address."]}),
         ({"name": "a\x00b"}, {"name": ["Must not contain NUL characters."]}),
-        ({"name": "x", "skills": [{"name": "焊接"}]}, {"skills": {"0": {"level": ["Missing data for required field."]}}}),
-        ({"name": "x", "skills": [{"name": "不存在的技能", "level": 3}]},
-         {"skills": {"0": {"name": ["Unknown skill tag '不存在的技能'; coordinators manage tags at /skills."]}}}),
-        ({"name": "x", "skills": [{"name": "焊接", "level": 3}, {"name": "welding", "level": 4}]},
-         {"skills": {"1": {"name": ["Same skill as item 0 (after aliases are resolved)."]}}}),
-        ({"name": "x", "external_id": "OTHER"}, {"external_id": ["Must match the external id in the URL."]}),
+        (
+            {"name": "x", "skills": [{"name": "焊接"}]},
+            {"skills": {"0": {"level": ["Missing data for required field."]}}},
+        ),
+        (
+            {"name": "x", "skills": [{"name": "不存在的技能", "level": 3}]},
+            {
+                "skills": {
+                    "0": {
+                        "name": [
+                            "Unknown skill tag '不存在的技能'; coordinators manage tags at /skills."
+                        ]
+                    }
+                }
+            },
+        ),
+        (
+            {
+                "name": "x",
+                "skills": [{"name": "焊接", "level": 3}, {"name": "welding", "level": 4}],
+            },
+            {"skills": {"1": {"name": ["Same skill as item 0 (after aliases are resolved)."]}}},
+        ),
+        (
+            {"name": "x", "external_id": "OTHER"},
+            {"external_id": ["Must match the external id in the URL."]},
+        ),
     ],
 )
 def test_invalid_fields_get_problem_details_and_nothing_is_written(
@@ -109,7 +180,9 @@ def test_invalid_fields_get_problem_details_and_nothing_is_written(
 def test_lone_surrogates_are_refused_not_a_500(client: FlaskClient, world: World) -> None:
     raw = b'{"name": "bad \\ud800 text"}'
     response = client.put(
-        f"{API}/units/{world.unit.id}/craftsmen/C-S", data=raw, content_type="application/json",
+        f"{API}/units/{world.unit.id}/craftsmen/C-S",
+        data=raw,
+        content_type="application/json",
         headers=world.auth("hr"),
     )
     assert response.status_code == 422
@@ -118,14 +191,32 @@ def test_lone_surrogates_are_refused_not_a_500(client: FlaskClient, world: World
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{", b"null", b"[]", b"42", b'"text"', b"\xff\xfe", b'{"name": {"a": 1}}', b'{"name": ["x"]}',
-     b'{"name": "x", "skills": {}}', b'{"name": "x", "skills": [1]}', b'{"name": "x", "skills": [[]]}',
-     b'{"name": "x", "capacity": 1e400}', b'{"name": "x", "capacity": 99999999999999999999999}',
-     b'{"name": "x", "honours": [null]}', b'{"name": 1}' * 2],
+    [
+        b"{",
+        b"null",
+        b"[]",
+        b"42",
+        b'"text"',
+        b"\xff\xfe",
+        b'{"name": {"a": 1}}',
+        b'{"name": ["x"]}',
+        b'{"name": "x", "skills": {}}',
+        b'{"name": "x", "skills": [1]}',
+        b'{"name": "x", "skills": [[]]}',
+        b'{"name": "x", "capacity": 1e400}',
+        b'{"name": "x", "capacity": 99999999999999999999999}',
+        b'{"name": "x", "honours": [null]}',
+        b'{"name": 1}' * 2,
+    ],
 )
 def test_malformed_bodies_never_give_a_500(client: FlaskClient, world: World, raw: bytes) -> None:
-    for path in (f"/units/{world.unit.id}/craftsmen/C-M", f"/units/{world.unit.id}/apprentices/A-M"):
-        response = client.put(API + path, data=raw, content_type="application/json", headers=world.auth("hr"))
+    for path in (
+        f"/units/{world.unit.id}/craftsmen/C-M",
+        f"/units/{world.unit.id}/apprentices/A-M",
+    ):
+        response = client.put(
+            API + path, data=raw, content_type="application/json", headers=world.auth("hr")
+        )
         assert 400 <= response.status_code < 500, (raw, response.get_data(as_text=True))
         assert response.mimetype == "application/problem+json"
 
@@ -135,7 +226,9 @@ def test_bodies_over_five_mebibytes_get_413(client: FlaskClient, world: World) -
     raw = json.dumps(items, ensure_ascii=False).encode()
     assert len(raw) > 5 * 1024 * 1024
     response = client.post(
-        f"{API}/units/{world.unit.id}/apprentices/bulk", data=raw, content_type="application/json",
+        f"{API}/units/{world.unit.id}/apprentices/bulk",
+        data=raw,
+        content_type="application/json",
         headers=world.auth("hr"),
     )
     assert response.status_code == 413
@@ -143,18 +236,25 @@ def test_bodies_over_five_mebibytes_get_413(client: FlaskClient, world: World) -
 
 
 def _bulk(client: FlaskClient, world: World, items: list[dict[str, Any]]) -> Any:
-    return client.post(f"{API}/units/{world.unit.id}/apprentices/bulk", json=items, headers=world.auth("hr"))
+    return client.post(
+        f"{API}/units/{world.unit.id}/apprentices/bulk", json=items, headers=world.auth("hr")
+    )
 
 
 def test_bulk_counts_created_updated_unchanged(client: FlaskClient, world: World) -> None:
-    items = [{"external_id": f"A-{i}", "name": f"学徒{i}", "wants": [{"name": "焊接", "level": 3}]} for i in range(5)]
+    items = [
+        {"external_id": f"A-{i}", "name": f"学徒{i}", "wants": [{"name": "焊接", "level": 3}]}
+        for i in range(5)
+    ]
     assert _bulk(client, world, items).get_json() == {"created": 5, "updated": 0, "unchanged": 0}
     items[1]["wants"] = [{"name": "焊接", "level": 4, "weight": 2}]
     items[2]["region"] = "湘潭"
     items.append({"external_id": "A-new", "name": "新", "wants": []})
     assert _bulk(client, world, items).get_json() == {"created": 1, "updated": 2, "unchanged": 3}
     assert _bulk(client, world, items).get_json() == {"created": 0, "updated": 0, "unchanged": 6}
-    listed = client.get(f"{API}/units/{world.unit.id}/apprentices?external_id=A-1", headers=world.auth("hr")).get_json()
+    listed = client.get(
+        f"{API}/units/{world.unit.id}/apprentices?external_id=A-1", headers=world.auth("hr")
+    ).get_json()
     assert listed[0]["wants"] == [{"name": "焊接", "level": 4, "weight": 2.0}]
 
 
@@ -164,19 +264,34 @@ def test_bulk_with_one_bad_item_writes_nothing_and_keys_errors_by_index(
     good = {"external_id": "A-ok", "name": "好", "wants": [{"name": "焊接", "level": 3}]}
     existing_before = session.scalar(select(func.count()).select_from(Apprentice))
     wants_before = session.scalar(select(func.count()).select_from(ApprenticeWant))
-    response = _bulk(client, world, [
-        good,
-        {"external_id": "A-bad", "name": "坏", "wants": [{"name": "焊接", "level": 0}]},
-        {"external_id": "A-ok", "name": "重复"},
-        {"external_id": "A-unknown", "name": "未知", "wants": [{"name": "神秘技能", "level": 1}]},
-    ])
+    response = _bulk(
+        client,
+        world,
+        [
+            good,
+            {"external_id": "A-bad", "name": "坏", "wants": [{"name": "焊接", "level": 0}]},
+            {"external_id": "A-ok", "name": "重复"},
+            {
+                "external_id": "A-unknown",
+                "name": "未知",
+                "wants": [{"name": "神秘技能", "level": 1}],
+            },
+        ],
+    )
     assert response.status_code == 422
     errors = response.get_json()["errors"]
     assert set(errors) == {"1"}  # schema errors come first; domain checks run on valid input
     assert "level" in errors["1"]["wants"]["0"]
 
-    response = _bulk(client, world, [good, {"external_id": "A-ok", "name": "重复"},
-                                     {"external_id": "A-u", "name": "未知", "wants": [{"name": "神秘技能", "level": 1}]}])
+    response = _bulk(
+        client,
+        world,
+        [
+            good,
+            {"external_id": "A-ok", "name": "重复"},
+            {"external_id": "A-u", "name": "未知", "wants": [{"name": "神秘技能", "level": 1}]},
+        ],
+    )
     assert response.status_code == 422
     assert set(response.get_json()["errors"]) == {"1", "2"}
     assert "external_id" in response.get_json()["errors"]["1"]
@@ -187,7 +302,9 @@ def test_bulk_with_one_bad_item_writes_nothing_and_keys_errors_by_index(
 def test_bulk_items_need_an_external_id(client: FlaskClient, world: World) -> None:
     response = _bulk(client, world, [{"name": "无编号"}])
     assert response.status_code == 422
-    assert response.get_json()["errors"] == {"0": {"external_id": ["Missing data for required field."]}}
+    assert response.get_json()["errors"] == {
+        "0": {"external_id": ["Missing data for required field."]}
+    }
 
 
 def test_list_paginates_and_filters(client: FlaskClient, world: World) -> None:
@@ -199,8 +316,11 @@ def test_list_paginates_and_filters(client: FlaskClient, world: World) -> None:
     meta = json.loads(page.headers["X-Pagination"])
     assert meta["total"] == 8 and meta["total_pages"] == 3 and meta["page"] == 2
     assert len(page.get_json()) == 3
-    seen = [p["external_id"] for n in (1, 2, 3)
-            for p in client.get(f"{url}?page={n}&page_size=3", headers=world.auth("hr")).get_json()]
+    seen = [
+        p["external_id"]
+        for n in (1, 2, 3)
+        for p in client.get(f"{url}?page={n}&page_size=3", headers=world.auth("hr")).get_json()
+    ]
     assert len(seen) == len(set(seen)) == 8
     assert client.get(url + "?page_size=501", headers=world.auth("hr")).status_code == 422
     assert client.get(url + "?page=0", headers=world.auth("hr")).status_code == 422
@@ -211,18 +331,28 @@ def test_updated_since_returns_only_later_changes(client: FlaskClient, world: Wo
     _bulk(client, world, [{"external_id": "A-old", "name": "旧"}])
     url = f"{API}/units/{world.unit.id}/apprentices"
     latest = max(p["updated_at"] for p in client.get(url, headers=world.auth("hr")).get_json())
-    _bulk(client, world, [{"external_id": "A-old", "name": "旧"}, {"external_id": "A-new", "name": "新"}])
-    since = client.get(url, query_string={"updated_since": latest}, headers=world.auth("hr")).get_json()
+    _bulk(
+        client,
+        world,
+        [{"external_id": "A-old", "name": "旧"}, {"external_id": "A-new", "name": "新"}],
+    )
+    since = client.get(
+        url, query_string={"updated_since": latest}, headers=world.auth("hr")
+    ).get_json()
     assert {p["external_id"] for p in since} >= {"A-new"}
     later = [p for p in since if p["updated_at"] > latest]
     assert [p["external_id"] for p in later] == ["A-new"]
-    naive = client.get(url, query_string={"updated_since": "2026-01-01T00:00:00"}, headers=world.auth("hr"))
+    naive = client.get(
+        url, query_string={"updated_since": "2026-01-01T00:00:00"}, headers=world.auth("hr")
+    )
     assert naive.status_code == 422  # an offset is required
 
 
 def test_delete_deactivates_and_keeps_the_record(client: FlaskClient, world: World) -> None:
     person_id = world.apprentice_ids[world.unit.code]
-    assert client.delete(f"{API}/apprentices/{person_id}", headers=world.auth("hr")).status_code == 204
+    assert (
+        client.delete(f"{API}/apprentices/{person_id}", headers=world.auth("hr")).status_code == 204
+    )
     person = client.get(f"{API}/apprentices/{person_id}", headers=world.auth("hr")).get_json()
     assert person["active"] is False and person["wants"]
     url = f"{API}/units/{world.unit.id}/apprentices"

@@ -20,49 +20,152 @@ APPRENTICE_BODY = {"name": "新学徒", "wants": [{"name": "焊接", "level": 2}
 
 # (method, path template, body, {key: expected status}); {unit} is the home unit, etc.
 RULES: list[tuple[str, str, Any, dict[str, int]]] = [
-    ("GET", "/alliances", None,
-     {"admin": 200, "coordinator": 200, "hr": 403}),
-    ("POST", "/alliances", {"code": "NEW", "name": "新联盟"},
-     {"admin": 201, "coordinator": 403, "hr": 403}),
-    ("GET", "/alliances/{alliance}", None,
-     {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 403}),
-    ("PATCH", "/alliances/{alliance}", {"name": "改名"},
-     {"admin": 200, "coordinator": 403, "foreign_coordinator": 404, "hr": 403}),
-    ("GET", "/alliances/{alliance}/units", None,
-     {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 403}),
-    ("POST", "/alliances/{alliance}/units", {"code": "NEWU", "name": "新单位"},
-     {"admin": 201, "coordinator": 201, "foreign_coordinator": 404, "hr": 403}),
-    ("GET", "/units/{unit}", None,
-     {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 200,
-      "sibling_hr": 404, "foreign_hr": 404}),
-    ("PATCH", "/units/{unit}", {"region": "上海"},
-     {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 403,
-      "sibling_hr": 404, "foreign_hr": 404}),
+    ("GET", "/alliances", None, {"admin": 200, "coordinator": 200, "hr": 403}),
+    (
+        "POST",
+        "/alliances",
+        {"code": "NEW", "name": "新联盟"},
+        {"admin": 201, "coordinator": 403, "hr": 403},
+    ),
+    (
+        "GET",
+        "/alliances/{alliance}",
+        None,
+        {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 403},
+    ),
+    (
+        "PATCH",
+        "/alliances/{alliance}",
+        {"name": "改名"},
+        {"admin": 200, "coordinator": 403, "foreign_coordinator": 404, "hr": 403},
+    ),
+    (
+        "GET",
+        "/alliances/{alliance}/units",
+        None,
+        {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 403},
+    ),
+    (
+        "POST",
+        "/alliances/{alliance}/units",
+        {"code": "NEWU", "name": "新单位"},
+        {"admin": 201, "coordinator": 201, "foreign_coordinator": 404, "hr": 403},
+    ),
+    (
+        "GET",
+        "/units/{unit}",
+        None,
+        {
+            "admin": 200,
+            "coordinator": 200,
+            "foreign_coordinator": 404,
+            "hr": 200,
+            "sibling_hr": 404,
+            "foreign_hr": 404,
+        },
+    ),
+    (
+        "PATCH",
+        "/units/{unit}",
+        {"region": "上海"},
+        {
+            "admin": 200,
+            "coordinator": 200,
+            "foreign_coordinator": 404,
+            "hr": 403,
+            "sibling_hr": 404,
+            "foreign_hr": 404,
+        },
+    ),
     ("GET", "/skills", None, {"admin": 200, "coordinator": 200, "hr": 200, "foreign_hr": 200}),
     ("GET", "/skills/{skill}", None, {"admin": 200, "coordinator": 200, "hr": 200}),
-    ("PUT", "/skills/{skill}", {"aliases": ["arc"]},
-     {"admin": 200, "coordinator": 200, "foreign_coordinator": 200, "hr": 403}),
+    (
+        "PUT",
+        "/skills/{skill}",
+        {"aliases": ["arc"]},
+        {"admin": 200, "coordinator": 200, "foreign_coordinator": 200, "hr": 403},
+    ),
 ]
 for plural, body in (("craftsmen", CRAFTSMAN_BODY), ("apprentices", APPRENTICE_BODY)):
     RULES += [
-        ("PUT", f"/units/{{unit}}/{plural}/NEW-1", body,
-         {"admin": 201, "hr": 201, "sibling_hr": 404, "foreign_hr": 404, "coordinator": 403,
-          "foreign_coordinator": 404}),
-        ("POST", f"/units/{{unit}}/{plural}/bulk", [{"external_id": "NEW-2", **body}],
-         {"admin": 200, "hr": 200, "sibling_hr": 404, "foreign_hr": 404, "coordinator": 403,
-          "foreign_coordinator": 404}),
-        ("GET", f"/units/{{unit}}/{plural}", None,
-         {"admin": 200, "hr": 200, "sibling_hr": 404, "foreign_hr": 404, "coordinator": 200,
-          "foreign_coordinator": 404}),
-        ("GET", f"/{plural}/{{{plural}}}", None,
-         {"admin": 200, "hr": 200, "sibling_hr": 404, "foreign_hr": 404, "coordinator": 200,
-          "foreign_coordinator": 404}),
-        ("PATCH", f"/{plural}/{{{plural}}}", {"name": "改"},
-         {"admin": 200, "hr": 200, "sibling_hr": 404, "foreign_hr": 404, "coordinator": 403,
-          "foreign_coordinator": 404}),
-        ("DELETE", f"/{plural}/{{{plural}}}", None,
-         {"admin": 204, "hr": 204, "sibling_hr": 404, "foreign_hr": 404, "coordinator": 403,
-          "foreign_coordinator": 404}),
+        (
+            "PUT",
+            f"/units/{{unit}}/{plural}/NEW-1",
+            body,
+            {
+                "admin": 201,
+                "hr": 201,
+                "sibling_hr": 404,
+                "foreign_hr": 404,
+                "coordinator": 403,
+                "foreign_coordinator": 404,
+            },
+        ),
+        (
+            "POST",
+            f"/units/{{unit}}/{plural}/bulk",
+            [{"external_id": "NEW-2", **body}],
+            {
+                "admin": 200,
+                "hr": 200,
+                "sibling_hr": 404,
+                "foreign_hr": 404,
+                "coordinator": 403,
+                "foreign_coordinator": 404,
+            },
+        ),
+        (
+            "GET",
+            f"/units/{{unit}}/{plural}",
+            None,
+            {
+                "admin": 200,
+                "hr": 200,
+                "sibling_hr": 404,
+                "foreign_hr": 404,
+                "coordinator": 200,
+                "foreign_coordinator": 404,
+            },
+        ),
+        (
+            "GET",
+            f"/{plural}/{{{plural}}}",
+            None,
+            {
+                "admin": 200,
+                "hr": 200,
+                "sibling_hr": 404,
+                "foreign_hr": 404,
+                "coordinator": 200,
+                "foreign_coordinator": 404,
+            },
+        ),
+        (
+            "PATCH",
+            f"/{plural}/{{{plural}}}",
+            {"name": "改"},
+            {
+                "admin": 200,
+                "hr": 200,
+                "sibling_hr": 404,
+                "foreign_hr": 404,
+                "coordinator": 403,
+                "foreign_coordinator": 404,
+            },
+        ),
+        (
+            "DELETE",
+            f"/{plural}/{{{plural}}}",
+            None,
+            {
+                "admin": 204,
+                "hr": 204,
+                "sibling_hr": 404,
+                "foreign_hr": 404,
+                "coordinator": 403,
+                "foreign_coordinator": 404,
+            },
+        ),
     ]
 
 CASES = [
@@ -91,8 +194,14 @@ def _people_count(session: Session) -> tuple[int, int]:
 
 @pytest.mark.parametrize(("method", "path", "body", "who", "status"), CASES)
 def test_every_endpoint_answers_each_key_as_the_contract_says(
-    client: FlaskClient, session: Session, world: World, method: str, path: str, body: Any,
-    who: str, status: int,
+    client: FlaskClient,
+    session: Session,
+    world: World,
+    method: str,
+    path: str,
+    body: Any,
+    who: str,
+    status: int,
 ) -> None:
     before = _people_count(session)
     response = client.open(_url(world, path), method=method, json=body, headers=world.auth(who))
@@ -126,7 +235,9 @@ def test_a_revoked_key_is_refused(client: FlaskClient, session: Session, world: 
     from matcher.models import ApiKey
     from matcher.services.access import hash_key
 
-    api_key = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(world.keys["hr"]))).one()
+    api_key = session.scalars(
+        select(ApiKey).where(ApiKey.key_hash == hash_key(world.keys["hr"]))
+    ).one()
     api_key.revoked_at = utcnow()
     session.commit()
     response = client.get(_url(world, "/units/{unit}"), headers=world.auth("hr"))

@@ -16,9 +16,15 @@ def put(client: FlaskClient, world: World, name: str, body: dict[str, object]) -
 
 
 def test_put_creates_then_replaces_a_tag(client: FlaskClient, world: World) -> None:
-    created = put(client, world, "定子装配", {"parent": "电机绕组嵌线", "aliases": ["stator assembly"]})
+    created = put(
+        client, world, "定子装配", {"parent": "电机绕组嵌线", "aliases": ["stator assembly"]}
+    )
     assert created.status_code == 201
-    assert created.get_json() == {"name": "定子装配", "parent": "电机绕组嵌线", "aliases": ["stator assembly"]}
+    assert created.get_json() == {
+        "name": "定子装配",
+        "parent": "电机绕组嵌线",
+        "aliases": ["stator assembly"],
+    }
     replaced = put(client, world, "定子装配", {"aliases": []})
     assert replaced.status_code == 200
     assert replaced.get_json() == {"name": "定子装配", "parent": None, "aliases": []}
