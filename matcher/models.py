@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Date,
     Float,
     ForeignKey,
     Index,
     Integer,
     SmallInteger,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -21,6 +24,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from matcher.db import Base, UTCDateTime, utcnow
 
 ROLES = ("admin", "coordinator", "hr")
+RUN_STATUSES = ("queued", "running", "proposed", "committed", "failed")
+PROPOSAL_STATUSES = ("pending", "approved", "rejected")
+UNMATCHED_REASONS = ("no_eligible_craftsman", "capacity_exhausted", "excluded")
+MENTORSHIP_STATUSES = ("active", "ended")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 LOCALES = ("zh-CN", "en")
 
 
@@ -216,6 +227,105 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class MatchRun(TimestampMixin, Base):
+    """One solve over an alliance with its parameters; holds proposals and the unmatched."""
+
+    __tablename__ = "match_runs"
+    __table_args__ = (CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    objective: Mapped[float | None] = mapped_column(Float)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    committed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Proposal(TimestampMixin, Base):
+    """A proposed (craftsman, apprentice) pair of a run, with its score and explanation."""
+
+    __tablename__ = "proposals"
+    __table_args__ = (
+        UniqueConstraint("match_run_id", "apprentice_id"),
+        CheckConstraint(_one_of("status", PROPOSAL_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    match_run_id: Mapped[int] = mapped_column(ForeignKey("match_runs.id", ondelete="CASCADE"))
+    craftsman_id: Mapped[int] = mapped_column(ForeignKey("craftsmen.id"), index=True)
+    apprentice_id: Mapped[int] = mapped_column(ForeignKey("apprentices.id"), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    fit: Mapped[float] = mapped_column(Float)
+    explanation: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    comment: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # the ETag; bumped on every change
+
+    craftsman: Mapped[Craftsman] = relationship()
+    apprentice: Mapped[Apprentice] = relationship()
+
+
+class UnmatchedApprentice(Base):
+    """An apprentice a run could not place, and why."""
+
+    __tablename__ = "unmatched_apprentices"
+    __table_args__ = (
+        UniqueConstraint("match_run_id", "apprentice_id"),
+        CheckConstraint(_one_of("reason_code", UNMATCHED_REASONS), name="reason_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    match_run_id: Mapped[int] = mapped_column(ForeignKey("match_runs.id", ondelete="CASCADE"))
+    apprentice_id: Mapped[int] = mapped_column(ForeignKey("apprentices.id"), index=True)
+    reason_code: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    apprentice: Mapped[Apprentice] = relationship()
+
+
+class RejectedPair(Base):
+    """A pair a coordinator rejected: never proposed again until the rejection is cleared."""
+
+    __tablename__ = "rejected_pairs"
+    __table_args__ = (UniqueConstraint("craftsman_id", "apprentice_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    craftsman_id: Mapped[int] = mapped_column(ForeignKey("craftsmen.id"))
+    apprentice_id: Mapped[int] = mapped_column(ForeignKey("apprentices.id"), index=True)
+    proposal_id: Mapped[int | None] = mapped_column(ForeignKey("proposals.id", ondelete="SET NULL"))
+    rejected_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    rejected_by: Mapped[str | None] = mapped_column(String(200))
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Mentorship(TimestampMixin, Base):
+    """A committed pair (师徒关系) with its training-summary cadence."""
+
+    __tablename__ = "mentorships"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", MENTORSHIP_STATUSES), name="status"),
+        CheckConstraint("summary_every_days BETWEEN 1 AND 366", name="cadence"),
+        Index("ix_mentorships_status_started_on", "status", "started_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"), index=True)
+    craftsman_id: Mapped[int] = mapped_column(ForeignKey("craftsmen.id"), index=True)
+    apprentice_id: Mapped[int] = mapped_column(ForeignKey("apprentices.id"), index=True)
+    proposal_id: Mapped[int | None] = mapped_column(ForeignKey("proposals.id"), unique=True)
+    started_on: Mapped[date] = mapped_column(Date)
+    summary_every_days: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    ended_on: Mapped[date | None] = mapped_column(Date)
+
+    craftsman: Mapped[Craftsman] = relationship()
+    apprentice: Mapped[Apprentice] = relationship()
+
+
 __all__ = [
     "Alliance",
     "ApiKey",
@@ -225,6 +335,11 @@ __all__ = [
     "Craftsman",
     "CraftsmanSkill",
     "LOCALES",
+    "MatchRun",
+    "Mentorship",
+    "Proposal",
+    "RejectedPair",
+    "UnmatchedApprentice",
     "ROLES",
     "Skill",
     "SkillAlias",

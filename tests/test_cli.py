@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from matcher.models import Alliance, ApiKey, Apprentice, Craftsman, Skill, Unit
+from matcher.migrations import head_revision
 from matcher.services.access import hash_key
 from tests import factories
 
@@ -76,4 +77,4 @@ def test_db_upgrade_creates_the_schema_from_the_console_script(tmp_path: Path) -
         [str(matcher), "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert "database schema at 0001" in result.stderr
+    assert f"database schema at {head_revision()}" in result.stderr
