@@ -33,6 +33,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(demo)
     app.cli.add_command(keys_group)
     app.cli.add_command(serve)
+    app.cli.add_command(match)
 
 
 @click.group("db", help="Database schema.")
@@ -160,3 +161,54 @@ def serve(bind: str, workers: int, dev: bool) -> None:
         "matcher.wsgi:app",
     ]
     os.execve(sys.executable, argv, env)
+
+
+def _param(value: str) -> tuple[str, object]:
+    name, sep, raw = value.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"expected k=v, got '{value}'")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw  # plain words such as objective=coverage
+
+
+@click.command("match")
+@click.option("--alliance", "alliance_code", required=True, help="Alliance code.")
+@click.option("--param", "raw_params", multiple=True, metavar="K=V",
+              help="A run parameter (matching.md), e.g. min_fit=0.3 or pinned='[[1,2]]'.")
+@with_appcontext
+def match(alliance_code: str, raw_params: tuple[str, ...]) -> None:
+    """Run a matching from the command line, showing its progress."""
+    import marshmallow as ma
+
+    from matcher.api.match_runs import MatchParamsSchema
+    from matcher.errors import DomainError
+    from matcher.services.alliances import alliance_by_code
+    from matcher.services.matching import create_match_run, execute_match_run
+
+    try:
+        params = MatchParamsSchema().load(dict(_param(p) for p in raw_params))
+    except ma.ValidationError as exc:
+        raise click.ClickException(f"invalid parameters: {exc.messages}") from exc
+
+    def progress(stage: str, fraction: float) -> None:
+        click.echo(f"  {fraction:4.0%}  {stage}", err=True)
+
+    try:
+        with session_scope(state().session_factory) as session:
+            alliance = alliance_by_code(session, alliance_code)
+            run = create_match_run(session, alliance=alliance, params=params, created_by="cli")
+            run.status = "running"
+            click.echo(f"match run {run.id} for {alliance.code}", err=True)
+            execute_match_run(session, run=run, progress=progress)
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from exc
+    if run.status == "failed":
+        raise click.ClickException(f"match run {run.id} failed: {run.error}")
+    stats = run.stats
+    click.echo(
+        f"run {run.id}: objective {run.objective:.4f}, {stats.get('matched')} matched, "
+        f"{stats.get('unmatched')} unmatched, method {stats.get('method')}, "
+        f"build {stats.get('build_seconds')} s, solve {stats.get('solve_seconds')} s"
+    )

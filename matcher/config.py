@@ -28,6 +28,8 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024
     max_page_size: int = 500
     log_level: str = "INFO"
+    # Runs larger than this many apprentice × slot cells are queued for the scheduler process.
+    match_inline_max_cells: int = 4_000_000
 
     @classmethod
     def from_env(

@@ -326,9 +326,42 @@ class Mentorship(TimestampMixin, Base):
     apprentice: Mapped[Apprentice] = relationship()
 
 
+class User(Base):
+    """A coordinator who signs in to the web pages (created with ``matcher users create``)."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("locale IN ('zh-CN', 'en')", name="locale"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"), index=True)
+    locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditEvent(Base):
+    """Who decided what, and when: every review decision and commit is kept here."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_object", "object_type", "object_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int | None] = mapped_column(ForeignKey("alliances.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 __all__ = [
     "Alliance",
     "ApiKey",
+    "AuditEvent",
     "Apprentice",
     "ApprenticeWant",
     "Base",
@@ -344,4 +377,5 @@ __all__ = [
     "Skill",
     "SkillAlias",
     "Unit",
+    "User",
 ]

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from matcher.errors import Forbidden, NotFound, Unauthorized
-from matcher.models import Alliance, ApiKey, Unit
+from matcher.models import Alliance, ApiKey, MatchRun, Unit
 
 KEY_PREFIX = "mk_"
 
@@ -136,3 +136,12 @@ def require_people_writer(principal: Principal, unit: Unit) -> None:
     if not can_see_unit(principal, unit):
         raise NotFound(f"No unit {unit.id}.")
     require_role(principal, "hr")
+
+
+def match_run_in_scope(session: Session, principal: Principal, run_id: int) -> MatchRun:
+    """A match run of the caller's alliance (coordinators and admins only)."""
+    require_role(principal, "coordinator")
+    run = session.get(MatchRun, run_id)
+    if run is None or (principal.role != "admin" and principal.alliance_id != run.alliance_id):
+        raise NotFound(f"No match run {run_id}.")
+    return run

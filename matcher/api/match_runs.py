@@ -1,0 +1,230 @@
+"""Match runs: start one over an alliance, read its proposals and its unmatched apprentices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import url_for
+from flask.views import MethodView
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from matcher.api.base import Blueprint, PageArgsSchema, paginate
+from matcher.api.fields import StrictBoolean, StrictFloat, StrictInteger
+from matcher.api.schemas import BaseSchema
+from matcher.errors import NotFound
+from matcher.extensions import db, principal, state
+from matcher.models import Apprentice, Craftsman, MatchRun, Proposal, UnmatchedApprentice
+from matcher.services import access
+from matcher.services.matching import create_match_run, estimate_cells, execute_match_run, pair_score
+
+blp = Blueprint("match_runs", __name__, description="Match runs, proposals and the unmatched")
+BLUEPRINTS = [blp]
+
+_SHARE = ma.validate.Range(min=0, max=1)
+_ID = StrictInteger(validate=ma.validate.Range(min=1, max=2**31 - 1))
+_PAIR = ma.fields.List(_ID, validate=ma.validate.Length(equal=2))
+
+
+class MatchParamsSchema(BaseSchema):
+    """Parameters of a run (matching.md); every one optional, unknown ones rejected."""
+
+    objective = ma.fields.String(validate=ma.validate.OneOf(["score", "coverage"]))
+    min_fit = StrictFloat(validate=_SHARE)
+    related_credit = StrictFloat(validate=_SHARE)
+    region_bonus = StrictFloat(validate=_SHARE)
+    include_mentored = StrictBoolean()
+    unit_ids = ma.fields.List(_ID, validate=ma.validate.Length(min=1, max=1000))
+    pinned = ma.fields.List(_PAIR, validate=ma.validate.Length(max=10_000))
+    excluded = ma.fields.List(_PAIR, validate=ma.validate.Length(max=100_000))
+
+
+class MatchRunCreateSchema(BaseSchema):
+    """Body of ``POST /alliances/{id}/match-runs``."""
+
+    params = ma.fields.Nested(MatchParamsSchema, load_default=dict)
+
+
+class MatchRunSchema(ma.Schema):
+    """A match run and where it stands."""
+
+    id = ma.fields.Integer()
+    alliance_id = ma.fields.Integer()
+    status = ma.fields.String(
+        metadata={"enum": ["queued", "running", "proposed", "committed", "failed"]}
+    )
+    params = ma.fields.Dict()
+    objective = ma.fields.Float(allow_none=True)
+    stats = ma.fields.Dict()
+    progress = ma.fields.Dict()
+    error = ma.fields.String(allow_none=True)
+    created_by = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime()
+    updated_at = ma.fields.AwareDateTime()
+
+
+class PersonRefSchema(ma.Schema):
+    """Another person as a proposal or a mentorship shows them."""
+
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    unit_id = ma.fields.Integer()
+
+
+class ExplanationSchema(ma.Schema):
+    """How one wanted skill was credited."""
+
+    skill = ma.fields.String()
+    wanted_level = ma.fields.Integer()
+    weight = ma.fields.Float()
+    craftsman_skill = ma.fields.String(allow_none=True)
+    craftsman_level = ma.fields.Integer(allow_none=True)
+    credit = ma.fields.Float()
+
+
+class ProposalSchema(ma.Schema):
+    """A proposed pair with its score and explanation."""
+
+    id = ma.fields.Integer()
+    match_run_id = ma.fields.Integer()
+    craftsman = ma.fields.Nested(PersonRefSchema)
+    apprentice = ma.fields.Nested(PersonRefSchema)
+    score = ma.fields.Float()
+    fit = ma.fields.Float()
+    explanation = ma.fields.List(ma.fields.Nested(ExplanationSchema))
+    status = ma.fields.String(metadata={"enum": ["pending", "approved", "rejected"]})
+    comment = ma.fields.String(allow_none=True)
+
+
+class UnmatchedSchema(ma.Schema):
+    """An apprentice the run could not place, and why."""
+
+    apprentice = ma.fields.Nested(PersonRefSchema)
+    reason_code = ma.fields.String(
+        metadata={"enum": ["no_eligible_craftsman", "capacity_exhausted", "excluded"]}
+    )
+    detail = ma.fields.Dict()
+
+
+class RunListArgsSchema(PageArgsSchema):
+    """Filters of the run list."""
+
+    status = ma.fields.String(
+        validate=ma.validate.OneOf(["queued", "running", "proposed", "committed", "failed"])
+    )
+
+
+class ProposalListArgsSchema(PageArgsSchema):
+    """Filters of the proposal list."""
+
+    status = ma.fields.String(validate=ma.validate.OneOf(["pending", "approved", "rejected"]))
+
+
+class PairScoreArgsSchema(ma.Schema):
+    """The pair to score."""
+
+    craftsman_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=2**31 - 1))
+    apprentice_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=2**31 - 1))
+
+
+class PairScoreSchema(ma.Schema):
+    """What the matcher would say of one pair."""
+
+    craftsman = ma.fields.Nested(PersonRefSchema)
+    apprentice = ma.fields.Nested(PersonRefSchema)
+    eligible = ma.fields.Boolean()
+    forbidden_by = ma.fields.String(allow_none=True)
+    detail = ma.fields.String(allow_none=True)
+    score = ma.fields.Float()
+    fit = ma.fields.Float()
+    explanation = ma.fields.List(ma.fields.Nested(ExplanationSchema))
+
+
+@blp.route("/alliances/<id:alliance_id>/match-runs")
+class AllianceMatchRuns(MethodView):
+    @blp.query(RunListArgsSchema)
+    @blp.response(200, MatchRunSchema(many=True))
+    def get(self, args: dict[str, Any], alliance_id: int) -> Any:
+        """List an alliance's match runs, newest first."""
+        alliance = access.alliance_in_scope(db(), principal(), alliance_id)
+        stmt = select(MatchRun).where(MatchRun.alliance_id == alliance.id).order_by(MatchRun.id.desc())
+        if "status" in args:
+            stmt = stmt.where(MatchRun.status == args["status"])
+        return paginate(db(), stmt, args)
+
+    @blp.arguments(MatchRunCreateSchema)
+    @blp.response(201, MatchRunSchema, description="Solved within the request")
+    @blp.alt_response(202, schema=MatchRunSchema, description="Queued; poll the Location")
+    def post(self, body: dict[str, Any], alliance_id: int) -> Any:
+        """Start a match run: solved at once when small, else queued for the scheduler."""
+        caller = principal()
+        alliance = access.alliance_in_scope(db(), caller, alliance_id)
+        run = create_match_run(db(), alliance=alliance, params=body["params"], created_by=caller.label)
+        if estimate_cells(db(), alliance=alliance, params=run.params) > state().settings.match_inline_max_cells:
+            db().commit()
+            location = url_for("match_runs.MatchRunById", run_id=run.id)
+            return run, 202, {"Location": location}
+        run.status = "running"
+        execute_match_run(db(), run=run)
+        db().commit()
+        return run, 201
+
+
+@blp.route("/match-runs/<id:run_id>")
+class MatchRunById(MethodView):
+    @blp.response(200, MatchRunSchema)
+    def get(self, run_id: int) -> MatchRun:
+        """Read a run: status, objective, stats and progress."""
+        return access.match_run_in_scope(db(), principal(), run_id)
+
+
+@blp.route("/match-runs/<id:run_id>/proposals")
+class RunProposals(MethodView):
+    @blp.query(ProposalListArgsSchema)
+    @blp.response(200, ProposalSchema(many=True))
+    def get(self, args: dict[str, Any], run_id: int) -> Any:
+        """List a run's proposals, best score first."""
+        run = access.match_run_in_scope(db(), principal(), run_id)
+        stmt = (
+            select(Proposal)
+            .where(Proposal.match_run_id == run.id)
+            .options(selectinload(Proposal.craftsman), selectinload(Proposal.apprentice))
+            .order_by(Proposal.score.desc(), Proposal.id)
+        )
+        if "status" in args:
+            stmt = stmt.where(Proposal.status == args["status"])
+        return paginate(db(), stmt, args)
+
+
+@blp.route("/match-runs/<id:run_id>/unmatched")
+class RunUnmatched(MethodView):
+    @blp.query(PageArgsSchema)
+    @blp.response(200, UnmatchedSchema(many=True))
+    def get(self, args: dict[str, Any], run_id: int) -> Any:
+        """List the apprentices a run left unmatched, with the reason."""
+        run = access.match_run_in_scope(db(), principal(), run_id)
+        stmt = (
+            select(UnmatchedApprentice)
+            .where(UnmatchedApprentice.match_run_id == run.id)
+            .options(selectinload(UnmatchedApprentice.apprentice))
+            .order_by(UnmatchedApprentice.apprentice_id)
+        )
+        return paginate(db(), stmt, args)
+
+
+@blp.route("/pair-score")
+class PairScore(MethodView):
+    @blp.query(PairScoreArgsSchema)
+    @blp.response(200, PairScoreSchema)
+    def get(self, args: dict[str, Any]) -> Any:
+        """The score and explanation the matcher would give a pair, or what forbids it."""
+        caller = principal()
+        access.require_role(caller, "coordinator")
+        craftsman = db().get(Craftsman, args["craftsman_id"])
+        apprentice = db().get(Apprentice, args["apprentice_id"])
+        if craftsman is None or not access.can_see_unit(caller, craftsman.unit):
+            raise NotFound(f"No craftsman {args['craftsman_id']}.")
+        if apprentice is None or not access.can_see_unit(caller, apprentice.unit):
+            raise NotFound(f"No apprentice {args['apprentice_id']}.")
+        return pair_score(db(), craftsman=craftsman, apprentice=apprentice)

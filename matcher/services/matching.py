@@ -1,0 +1,347 @@
+"""Match runs: load an alliance into arrays, solve, store proposals and the unmatched with reasons.
+
+The solving itself is ``matcher.algorithms`` (numpy/scipy only); this module turns rows into arrays
+and results back into rows, with set-based queries and no per-pair Python loops.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from matcher.algorithms import MatchParams, MatchProblem, PinnedPairError, explain_pairs, solve_match
+from matcher.db import utcnow
+from matcher.errors import NotFound, ValidationFailed
+from matcher.models import (
+    Alliance,
+    Apprentice,
+    ApprenticeWant,
+    Craftsman,
+    CraftsmanSkill,
+    MatchRun,
+    Mentorship,
+    Proposal,
+    RejectedPair,
+    Skill,
+    UnmatchedApprentice,
+    Unit,
+)
+
+PARAM_DEFAULTS: dict[str, Any] = {
+    "objective": "score",
+    "min_fit": 0.25,
+    "related_credit": 0.5,
+    "region_bonus": 0.05,
+    "include_mentored": False,
+    "unit_ids": None,
+    "pinned": [],
+    "excluded": [],
+}
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class LoadedProblem:
+    """A match problem and the ids its array positions stand for."""
+
+    problem: MatchProblem
+    craftsman_ids: NDArray[np.int64]
+    apprentice_ids: NDArray[np.int64]
+    skill_ids: NDArray[np.int64]
+    skill_names: list[str]
+    build_seconds: float
+
+
+def _positions(ids: NDArray[np.int64], wanted: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Positions of ``wanted`` in the sorted ``ids`` (every wanted id must be present)."""
+    return np.searchsorted(ids, wanted).astype(np.int64)
+
+
+def _sparse(
+    rows: NDArray[np.int64], cols: NDArray[np.int64], values: NDArray[np.float64], shape: tuple[int, int]
+) -> sp.csr_array:
+    return sp.csr_array((values, (rows, cols)), shape=shape)
+
+
+def _int_column(session: Session, stmt: Any) -> NDArray[np.int64]:
+    return np.fromiter(session.scalars(stmt), dtype=np.int64)
+
+
+def load_problem(session: Session, *, alliance: Alliance, params: Mapping[str, Any]) -> LoadedProblem:
+    """Every eligible craftsman and apprentice of the alliance as arrays, ordered by id."""
+    started = time.perf_counter()
+    unit_filter = Unit.alliance_id == alliance.id
+    if params["unit_ids"]:
+        unit_filter = unit_filter & Unit.id.in_(params["unit_ids"])
+
+    skills = session.execute(select(Skill.id, Skill.parent_id, Skill.name).order_by(Skill.id)).all()
+    skill_ids = np.array([row[0] for row in skills], dtype=np.int64)
+    parent_ids = np.array([row[1] if row[1] is not None else -1 for row in skills], dtype=np.int64)
+    skill_parent = np.where(parent_ids >= 0, _positions(skill_ids, np.maximum(parent_ids, 0)), -1)
+
+    active_load = (
+        select(Mentorship.craftsman_id, func.count().label("n"))
+        .where(Mentorship.status == "active")
+        .group_by(Mentorship.craftsman_id)
+        .subquery()
+    )
+    craftsmen = session.execute(
+        select(
+            Craftsman.id,
+            Craftsman.unit_id,
+            Craftsman.region,
+            Craftsman.capacity - func.coalesce(active_load.c.n, 0),
+        )
+        .join(Unit, Craftsman.unit_id == Unit.id)
+        .outerjoin(active_load, active_load.c.craftsman_id == Craftsman.id)
+        .where(unit_filter, Craftsman.active.is_(True))
+        .where(Craftsman.capacity - func.coalesce(active_load.c.n, 0) > 0)
+        .order_by(Craftsman.id)
+    ).all()
+    craftsman_ids = np.array([row[0] for row in craftsmen], dtype=np.int64)
+
+    has_wants = select(ApprenticeWant.apprentice_id).distinct()
+    apprentice_stmt = (
+        select(Apprentice.id, Apprentice.unit_id, Apprentice.region)
+        .join(Unit, Apprentice.unit_id == Unit.id)
+        .where(unit_filter, Apprentice.active.is_(True), Apprentice.id.in_(has_wants))
+        .order_by(Apprentice.id)
+    )
+    if not params["include_mentored"]:
+        mentored = select(Mentorship.apprentice_id).where(Mentorship.status == "active")
+        apprentice_stmt = apprentice_stmt.where(Apprentice.id.not_in(mentored))
+    apprentices = session.execute(apprentice_stmt).all()
+    apprentice_ids = np.array([row[0] for row in apprentices], dtype=np.int64)
+
+    regions: dict[str, int] = {}
+
+    def region_codes(values: Sequence[str | None]) -> NDArray[np.int64]:
+        return np.array(
+            [-1 if not v else regions.setdefault(v, len(regions)) for v in values], dtype=np.int64
+        )
+
+    n_skills = len(skill_ids)
+    craftsman_skills = session.execute(
+        select(CraftsmanSkill.craftsman_id, CraftsmanSkill.skill_id, CraftsmanSkill.level)
+        .where(CraftsmanSkill.craftsman_id.in_(select(Craftsman.id).join(Unit).where(unit_filter)))
+    ).all()
+    skill_rows = np.array(craftsman_skills, dtype=np.float64).reshape(-1, 3)
+    keep = np.isin(skill_rows[:, 0].astype(np.int64), craftsman_ids)
+    skill_rows = skill_rows[keep]
+    wants = session.execute(
+        select(ApprenticeWant.apprentice_id, ApprenticeWant.skill_id, ApprenticeWant.level, ApprenticeWant.weight)
+        .where(ApprenticeWant.apprentice_id.in_(select(Apprentice.id).join(Unit).where(unit_filter)))
+    ).all()
+    want_rows = np.array(wants, dtype=np.float64).reshape(-1, 4)
+    want_rows = want_rows[np.isin(want_rows[:, 0].astype(np.int64), apprentice_ids)]
+
+    c_pos = _positions(craftsman_ids, skill_rows[:, 0].astype(np.int64))
+    c_skill = _positions(skill_ids, skill_rows[:, 1].astype(np.int64))
+    a_pos = _positions(apprentice_ids, want_rows[:, 0].astype(np.int64))
+    a_skill = _positions(skill_ids, want_rows[:, 1].astype(np.int64))
+    shape_c = (len(craftsman_ids), n_skills)
+    shape_a = (len(apprentice_ids), n_skills)
+
+    problem = MatchProblem(
+        craftsman_unit=np.array([row[1] for row in craftsmen], dtype=np.int64),
+        craftsman_region=region_codes([row[2] for row in craftsmen]),
+        craftsman_free=np.array([row[3] for row in craftsmen], dtype=np.int64),
+        craftsman_skills=_sparse(c_pos, c_skill, skill_rows[:, 2], shape_c),
+        apprentice_unit=np.array([row[1] for row in apprentices], dtype=np.int64),
+        apprentice_region=region_codes([row[2] for row in apprentices]),
+        apprentice_wants=_sparse(a_pos, a_skill, want_rows[:, 2], shape_a),
+        apprentice_weights=_sparse(a_pos, a_skill, want_rows[:, 3], shape_a),
+        skill_parent=skill_parent.astype(np.int64),
+        excluded=_excluded(session, params, craftsman_ids, apprentice_ids),
+        pinned=_pinned(params, craftsman_ids, apprentice_ids),
+    )
+    return LoadedProblem(
+        problem=problem,
+        craftsman_ids=craftsman_ids,
+        apprentice_ids=apprentice_ids,
+        skill_ids=skill_ids,
+        skill_names=[row[2] for row in skills],
+        build_seconds=time.perf_counter() - started,
+    )
+
+
+def _pairs_in(
+    pairs: NDArray[np.int64], craftsman_ids: NDArray[np.int64], apprentice_ids: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """Id pairs turned into position pairs, keeping those whose two people take part."""
+    pairs = pairs.reshape(-1, 2)
+    known = np.isin(pairs[:, 0], craftsman_ids) & np.isin(pairs[:, 1], apprentice_ids)
+    pairs = pairs[known]
+    return np.column_stack(
+        [_positions(craftsman_ids, pairs[:, 0]), _positions(apprentice_ids, pairs[:, 1])]
+    ).astype(np.int64)
+
+
+def _excluded(
+    session: Session,
+    params: Mapping[str, Any],
+    craftsman_ids: NDArray[np.int64],
+    apprentice_ids: NDArray[np.int64],
+) -> NDArray[np.int64]:
+    rejected = session.execute(
+        select(RejectedPair.craftsman_id, RejectedPair.apprentice_id).where(RejectedPair.cleared_at.is_(None))
+    ).all()
+    pairs = np.array(list(rejected) + [tuple(p) for p in params["excluded"]], dtype=np.int64)
+    return _pairs_in(pairs, craftsman_ids, apprentice_ids)
+
+
+def _pinned(
+    params: Mapping[str, Any], craftsman_ids: NDArray[np.int64], apprentice_ids: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    pairs = np.array([tuple(p) for p in params["pinned"]], dtype=np.int64).reshape(-1, 2)
+    for craftsman_id, apprentice_id in pairs:
+        if craftsman_id not in craftsman_ids or apprentice_id not in apprentice_ids:
+            raise PinnedPairError(
+                f"Pinned pair [{craftsman_id}, {apprentice_id}] cannot take part: the craftsman "
+                "must be active with free capacity and the apprentice active, with wanted skills "
+                "and no active mentorship, both in the considered units."
+            )
+    return _pairs_in(pairs, craftsman_ids, apprentice_ids)
+
+
+def validate_params(session: Session, *, alliance: Alliance, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults filled in; unit and person ids must belong to the alliance (else 422)."""
+    merged = {**PARAM_DEFAULTS, **params}
+    errors: dict[str, Any] = {}
+    if merged["unit_ids"]:
+        found = set(session.scalars(select(Unit.id).where(Unit.alliance_id == alliance.id, Unit.id.in_(merged["unit_ids"]))))
+        missing = [u for u in merged["unit_ids"] if u not in found]
+        if missing:
+            errors["unit_ids"] = [f"Not units of this alliance: {missing}."]
+    for name in ("pinned", "excluded"):
+        pairs = merged[name]
+        if not pairs:
+            continue
+        craftsmen = set(session.scalars(
+            select(Craftsman.id).join(Unit).where(Unit.alliance_id == alliance.id, Craftsman.id.in_({p[0] for p in pairs}))
+        ))
+        apprentices = set(session.scalars(
+            select(Apprentice.id).join(Unit).where(Unit.alliance_id == alliance.id, Apprentice.id.in_({p[1] for p in pairs}))
+        ))
+        bad = {
+            str(i): [f"No craftsman {c} or no apprentice {a} in this alliance."]
+            for i, (c, a) in enumerate(pairs)
+            if c not in craftsmen or a not in apprentices
+        }
+        if bad:
+            errors[name] = bad
+    if errors:
+        raise ValidationFailed("Some match parameters do not fit this alliance.", errors={"params": errors})
+    return merged
+
+
+def estimate_cells(session: Session, *, alliance: Alliance, params: Mapping[str, Any]) -> int:
+    """Apprentices × free slots: the size of the dense problem, to decide inline vs queued."""
+    units = select(Unit.id).where(Unit.alliance_id == alliance.id)
+    if params["unit_ids"]:
+        units = units.where(Unit.id.in_(params["unit_ids"]))
+    slots = session.scalar(
+        select(func.coalesce(func.sum(Craftsman.capacity), 0)).where(Craftsman.unit_id.in_(units), Craftsman.active.is_(True))
+    ) or 0
+    apprentices = session.scalar(
+        select(func.count()).select_from(Apprentice).where(Apprentice.unit_id.in_(units), Apprentice.active.is_(True))
+    ) or 0
+    return int(slots) * int(apprentices)
+
+
+def create_match_run(
+    session: Session, *, alliance: Alliance, params: Mapping[str, Any], created_by: str | None
+) -> MatchRun:
+    """A queued run with validated parameters."""
+    run = MatchRun(
+        alliance_id=alliance.id,
+        status="queued",
+        params=validate_params(session, alliance=alliance, params=params),
+        stats={},
+        progress={"stage": "queued", "fraction": 0.0},
+        created_by=created_by,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_match_run(session: Session, *, run_id: int) -> MatchRun:
+    """A run, or ``NotFound``."""
+    run = session.get(MatchRun, run_id)
+    if run is None:
+        raise NotFound(f"No match run {run_id}.")
+    return run
+
+
+def claim_queued_run(session: Session, *, stale_after_seconds: int = 1800) -> MatchRun | None:
+    """Take the oldest queued run (or one whose solver died) for this process, or ``None``.
+
+    A compare-and-set UPDATE makes the claim safe with several schedulers on either database.
+    """
+    stale = utcnow().timestamp() - stale_after_seconds
+    candidates = session.execute(
+        select(MatchRun.id, MatchRun.status, MatchRun.updated_at)
+        .where(MatchRun.status.in_(("queued", "running")))
+        .order_by(MatchRun.id)
+    ).all()
+    for run_id, status, updated_at in candidates:
+        if status == "running" and updated_at.timestamp() > stale:
+            continue
+        claimed = session.execute(
+            update(MatchRun)
+            .where(MatchRun.id == run_id, MatchRun.status == status, MatchRun.updated_at == updated_at)
+            .values(status="running", updated_at=utcnow(), progress={"stage": "loading", "fraction": 0.0})
+        )
+        session.commit()
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            return session.get(MatchRun, run_id)
+    return None
+
+
+def execute_match_run(session: Session, *, run: MatchRun, progress: Progress | None = None) -> MatchRun:
+    """Solve a run and store its proposals and unmatched; a failure is recorded on the run."""
+    alliance = session.get(Alliance, run.alliance_id)
+    assert alliance is not None
+    params = run.params
+    report = progress or (lambda _stage, _fraction: None)
+    try:
+        report("loading", 0.05)
+        loaded = load_problem(session, alliance=alliance, params=params)
+        report("solving", 0.3)
+        result = solve_match(
+            loaded.problem, _match_params(params), progress=lambda stage, f: report(stage, 0.3 + 0.6 * f)
+        )
+    except PinnedPairError as exc:
+        run.status = "failed"
+        run.error = str(exc)
+        run.progress = {"stage": "failed", "fraction": 1.0}
+        run.updated_at = utcnow()
+        session.flush()
+        return run
+    report("storing", 0.9)
+    _store_result(session, run=run, loaded=loaded, result=result, params=params)
+    run.status = "proposed"
+    run.objective = float(result.objective)
+    run.stats = {**result.stats, "build_seconds": round(loaded.build_seconds + result.stats.get("build_seconds", 0.0), 4)}
+    run.progress = {"stage": "done", "fraction": 1.0}
+    run.updated_at = utcnow()
+    session.flush()
+    return run
+
+
+def _match_params(params: Mapping[str, Any]) -> MatchParams:
+    return MatchParams(
+        objective=params["objective"],
+        min_fit=params["min_fit"],
+        related_credit=params["related_credit"],
+        region_bonus=params["region_bonus"],
+    )
