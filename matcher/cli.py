@@ -34,6 +34,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(keys_group)
     app.cli.add_command(serve)
     app.cli.add_command(match)
+    app.cli.add_command(import_people)
 
 
 @click.group("db", help="Database schema.")
@@ -76,10 +77,20 @@ def db_revision(message: str) -> None:
 @with_appcontext
 def demo(path: Path) -> None:
     """Load the demo alliance, if the database holds no alliance yet."""
+    import marshmallow as ma
+
+    from matcher.api.schemas import ApprenticeBulkItemSchema, CraftsmanBulkItemSchema
     from matcher.services.demo import load_demo
 
+    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        for unit in data["units"]:
+            unit["craftsmen"] = CraftsmanBulkItemSchema(many=True).load(unit["craftsmen"])
+            unit["apprentices"] = ApprenticeBulkItemSchema(many=True).load(unit["apprentices"])
+    except ma.ValidationError as exc:
+        raise click.ClickException(f"invalid demo file: {exc.messages}") from exc
     with session_scope(state().session_factory) as session:
-        loaded = load_demo(session, data=json.loads(path.read_text(encoding="utf-8")))
+        loaded = load_demo(session, data=data)
     if loaded is None:
         click.echo("database already holds an alliance; demo not loaded", err=True)
     else:
@@ -212,3 +223,59 @@ def match(alliance_code: str, raw_params: tuple[str, ...]) -> None:
         f"{stats.get('unmatched')} unmatched, method {stats.get('method')}, "
         f"build {stats.get('build_seconds')} s, solve {stats.get('solve_seconds')} s"
     )
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--unit", "unit_code", required=True, help="Unit code.")
+@click.option("--alliance", "alliance_code", help="Alliance code (needed when unit codes repeat).")
+@with_appcontext
+def import_people(path: Path, unit_code: str, alliance_code: str | None) -> None:
+    """Upsert a unit's craftsmen or apprentices from an HR export (.csv or .xlsx), all or nothing."""
+    import marshmallow as ma
+    from sqlalchemy import select
+
+    from matcher.api.schemas import ApprenticeBulkItemSchema, CraftsmanBulkItemSchema
+    from matcher.errors import DomainError
+    from matcher.models import Alliance, Unit
+    from matcher.services.hr_import import detect_kind, read_rows, to_record
+    from matcher.services.people import KINDS, upsert_people
+
+    try:
+        rows = read_rows(path)
+        kind = detect_kind(rows)
+        schema = CraftsmanBulkItemSchema if kind == "craftsmen" else ApprenticeBulkItemSchema
+        try:
+            items = schema(many=True).load([to_record(row, kind) for row in rows])
+        except ma.ValidationError as exc:
+            raise _row_errors(exc.messages) from exc
+        with session_scope(state().session_factory) as session:
+            stmt = select(Unit).join(Alliance).where(Unit.code == unit_code)
+            if alliance_code:
+                stmt = stmt.where(Alliance.code == alliance_code)
+            units = session.scalars(stmt).all()
+            if len(units) != 1:
+                raise click.ClickException(
+                    f"{'no' if not units else 'more than one'} unit with code '{unit_code}'"
+                    + ("" if alliance_code else "; name its --alliance")
+                )
+            try:
+                outcome = upsert_people(session, kind=KINDS[kind], unit=units[0], items=items)
+            except DomainError as exc:
+                raise _row_errors(exc.errors or {}, exc.detail) from exc
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(
+        f"{kind} of {unit_code}: {outcome.created} created, {outcome.updated} updated, "
+        f"{outcome.unchanged} unchanged"
+    )
+
+
+def _row_errors(errors: object, detail: str = "invalid rows; nothing was imported") -> click.ClickException:
+    """Item indexes as spreadsheet row numbers (the header is row 1)."""
+    lines = [detail]
+    if isinstance(errors, dict):
+        for index, problem in sorted(errors.items(), key=lambda kv: int(kv[0]) if str(kv[0]).isdigit() else -1):
+            row = int(index) + 2 if str(index).isdigit() else index
+            lines.append(f"  row {row}: {json.dumps(problem, ensure_ascii=False)}")
+    return click.ClickException("\n".join(lines))

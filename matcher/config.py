@@ -26,7 +26,6 @@ class Settings:
     base_url: str = "http://127.0.0.1:8000"
     timezone: str = "Asia/Shanghai"
     max_body_bytes: int = 5 * 1024 * 1024
-    max_page_size: int = 500
     log_level: str = "INFO"
     # Runs larger than this many apprentice × slot cells are queued for the scheduler process.
     match_inline_max_cells: int = 4_000_000
@@ -65,5 +64,5 @@ class Settings:
             raise ConfigError(
                 "production needs MATCHER_SECRET_KEY of at least 32 random characters"
             )
-        if self.max_body_bytes <= 0 or self.max_page_size <= 0:
+        if self.max_body_bytes <= 0:
             raise ConfigError("limits must be positive")

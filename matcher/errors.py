@@ -56,3 +56,19 @@ class ValidationFailed(DomainError):
     status = 422
     slug = "validation-error"
     title = "Validation failed"
+
+
+class PreconditionFailed(DomainError):
+    """The resource changed since the client read it (``If-Match`` no longer matches)."""
+
+    status = 412
+    slug = "precondition-failed"
+    title = "Precondition failed"
+
+
+class PreconditionRequired(DomainError):
+    """A change that needs ``If-Match`` came without it."""
+
+    status = 428
+    slug = "precondition-required"
+    title = "Precondition required"

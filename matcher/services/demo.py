@@ -27,7 +27,10 @@ class DemoLoaded:
 
 
 def load_demo(session: Session, *, data: Mapping[str, Any]) -> DemoLoaded | None:
-    """Load the demo if the database has no alliance yet; ``None`` if it was not loaded."""
+    """Load the demo if the database has no alliance yet; ``None`` if it was not loaded.
+
+    People records must be validated already (the CLI loads them through the API's schemas).
+    """
     if session.scalar(select(Alliance.id).limit(1)) is not None:
         return None
     for skill in data["skills"]:
@@ -61,20 +64,3 @@ def load_demo(session: Session, *, data: Mapping[str, Any]) -> DemoLoaded | None
         craftsmen=craftsmen,
         apprentices=apprentices,
     )
-
-
-def _person(raw: Mapping[str, Any], child_attr: str) -> dict[str, Any]:
-    """A demo record with the defaults the API schemas would fill in."""
-    person: dict[str, Any] = {
-        "email": None,
-        "locale": "zh-CN",
-        "region": None,
-        "active": True,
-        **raw,
-    }
-    if child_attr == "skills":
-        person.setdefault("honours", [])
-        person.setdefault("capacity", 2)
-    else:
-        person["wants"] = [{"weight": 1.0, **want} for want in person["wants"]]
-    return person

@@ -61,8 +61,9 @@ class LoadedProblem:
 
 
 def _positions(ids: NDArray[np.int64], wanted: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Positions of ``wanted`` in the sorted ``ids`` (every wanted id must be present)."""
-    return np.searchsorted(ids, wanted).astype(np.int64)
+    """Positions of ``wanted`` in ``ids`` (any order; every wanted id must be present)."""
+    order = np.argsort(ids, kind="stable")
+    return order[np.searchsorted(ids[order], wanted)].astype(np.int64)
 
 
 def _sparse(
@@ -76,7 +77,7 @@ def _int_column(session: Session, stmt: Any) -> NDArray[np.int64]:
 
 
 def load_problem(session: Session, *, alliance: Alliance, params: Mapping[str, Any]) -> LoadedProblem:
-    """Every eligible craftsman and apprentice of the alliance as arrays, ordered by id."""
+    """Every eligible craftsman and apprentice of the alliance as arrays, in a stable order."""
     started = time.perf_counter()
     unit_filter = Unit.alliance_id == alliance.id
     if params["unit_ids"]:
@@ -104,7 +105,9 @@ def load_problem(session: Session, *, alliance: Alliance, params: Mapping[str, A
         .outerjoin(active_load, active_load.c.craftsman_id == Craftsman.id)
         .where(unit_filter, Craftsman.active.is_(True))
         .where(Craftsman.capacity - func.coalesce(active_load.c.n, 0) > 0)
-        .order_by(Craftsman.id)
+        # The HR systems' identity, not the id: the same data gives the same pairs whatever
+        # order it was inserted in.
+        .order_by(Craftsman.unit_id, Craftsman.external_id)
     ).all()
     craftsman_ids = np.array([row[0] for row in craftsmen], dtype=np.int64)
 
@@ -113,7 +116,7 @@ def load_problem(session: Session, *, alliance: Alliance, params: Mapping[str, A
         select(Apprentice.id, Apprentice.unit_id, Apprentice.region)
         .join(Unit, Apprentice.unit_id == Unit.id)
         .where(unit_filter, Apprentice.active.is_(True), Apprentice.id.in_(has_wants))
-        .order_by(Apprentice.id)
+        .order_by(Apprentice.unit_id, Apprentice.external_id)
     )
     if not params["include_mentored"]:
         mentored = select(Mentorship.apprentice_id).where(Mentorship.status == "active")

@@ -1,0 +1,254 @@
+"""Coordinator review of proposals: decide, swap (guarded by ETag / If-Match), bulk, CSV, commit."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import marshmallow as ma
+from flask import Response, request
+from flask.views import MethodView
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from matcher.api.base import Blueprint, PageArgsSchema, paginate
+from matcher.api.fields import StrictFloat, StrictInteger, Text
+from matcher.api.match_runs import MatchRunSchema, ProposalSchema
+from matcher.api.schemas import BaseSchema
+from matcher.errors import NotFound, PreconditionRequired
+from matcher.extensions import db, principal
+from matcher.models import Alliance, AuditEvent, Proposal, RejectedPair, Unit
+from matcher.services import access
+from matcher.services.review import (
+    clear_rejection,
+    commit_run,
+    decide,
+    decide_many,
+    etag,
+    rejected_pairs_query,
+    swap,
+)
+
+blp = Blueprint("proposals", __name__, description="Review of proposals and commit of a run")
+BLUEPRINTS = [blp]
+
+DECISIONS = ["approved", "rejected", "pending"]
+
+
+class ProposalPatchSchema(BaseSchema):
+    """Either a decision (``status`` with an optional ``comment``) or a swap (``craftsman_id``)."""
+
+    status = ma.fields.String(validate=ma.validate.OneOf(DECISIONS))
+    comment = Text(allow_none=True, validate=ma.validate.Length(max=2000))
+    craftsman_id = StrictInteger(validate=ma.validate.Range(min=1, max=2**31 - 1))
+
+    @ma.validates_schema
+    def _one_change(self, data: dict[str, Any], **_: Any) -> None:
+        if ("status" in data) == ("craftsman_id" in data):
+            raise ma.ValidationError("Send either 'status' (and 'comment') or 'craftsman_id'.", "_schema")
+        if "craftsman_id" in data and "comment" in data:
+            raise ma.ValidationError("A swap takes no comment.", "comment")
+
+
+class BulkDecisionSchema(BaseSchema):
+    """Approve or reject many proposals: by ``ids`` or by ``min_score``."""
+
+    ids = ma.fields.List(StrictInteger(validate=ma.validate.Range(min=1, max=2**31 - 1)),
+                         validate=ma.validate.Length(min=1, max=100_000))
+    min_score = StrictFloat(validate=ma.validate.Range(min=0, max=2))
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(DECISIONS))
+    comment = Text(allow_none=True, load_default=None, validate=ma.validate.Length(max=2000))
+
+    @ma.validates_schema
+    def _one_selector(self, data: dict[str, Any], **_: Any) -> None:
+        if ("ids" in data) == ("min_score" in data):
+            raise ma.ValidationError("Send either 'ids' or 'min_score'.", "_schema")
+
+
+class BulkDecisionResultSchema(ma.Schema):
+    """How many proposals changed."""
+
+    changed = ma.fields.Integer()
+
+
+class CommitResultSchema(ma.Schema):
+    """What committing a run did."""
+
+    run = ma.fields.Nested(MatchRunSchema)
+    mentorships_created = ma.fields.Integer()
+    already_committed = ma.fields.Boolean()
+
+
+class RejectedPairSchema(ma.Schema):
+    """A standing rejection: the pair is never proposed again until cleared."""
+
+    id = ma.fields.Integer()
+    craftsman_id = ma.fields.Integer()
+    apprentice_id = ma.fields.Integer()
+    proposal_id = ma.fields.Integer(allow_none=True)
+    rejected_at = ma.fields.AwareDateTime()
+    rejected_by = ma.fields.String(allow_none=True)
+
+
+class AuditEventSchema(ma.Schema):
+    """One decision of the audit trail."""
+
+    id = ma.fields.Integer()
+    actor = ma.fields.String()
+    action = ma.fields.String()
+    object_type = ma.fields.String()
+    object_id = ma.fields.Integer()
+    data = ma.fields.Dict()
+    created_at = ma.fields.AwareDateTime()
+
+
+class AuditQueryArgsSchema(PageArgsSchema):
+    """Filters of the audit trail."""
+
+    object_type = ma.fields.String(validate=ma.validate.OneOf(["proposal", "match_run", "rejected_pair"]))
+    object_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
+
+
+def _proposal_in_scope(proposal_id: int) -> Proposal:
+    proposal = db().get(Proposal, proposal_id)
+    if proposal is None:
+        raise NotFound(f"No proposal {proposal_id}.")
+    access.match_run_in_scope(db(), principal(), proposal.match_run_id)
+    return proposal
+
+
+@blp.route("/proposals/<id:proposal_id>")
+class ProposalById(MethodView):
+    @blp.response(200, ProposalSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    def get(self, proposal_id: int) -> Any:
+        """Read a proposal; its ``ETag`` guards the next change."""
+        proposal = _proposal_in_scope(proposal_id)
+        return proposal, 200, {"ETag": etag(proposal)}
+
+    @blp.arguments(ProposalPatchSchema)
+    @blp.response(200, ProposalSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    def patch(self, change: dict[str, Any], proposal_id: int) -> Any:
+        """Approve, reject or swap a proposal; needs ``If-Match`` with its current ``ETag``."""
+        proposal = _proposal_in_scope(proposal_id)
+        expected = request.headers.get("If-Match")
+        if not expected:
+            raise PreconditionRequired("Send If-Match with the proposal's ETag (from GET).")
+        actor = principal().label
+        if "craftsman_id" in change:
+            swap(db(), proposal=proposal, craftsman_id=change["craftsman_id"], actor=actor, expected_etag=expected)
+        else:
+            decide(db(), proposal=proposal, status=change["status"], comment=change.get("comment"),
+                   actor=actor, expected_etag=expected)
+        db().commit()
+        return proposal, 200, {"ETag": etag(proposal)}
+
+
+@blp.route("/match-runs/<id:run_id>/proposals/bulk")
+class BulkDecision(MethodView):
+    @blp.arguments(BulkDecisionSchema)
+    @blp.response(200, BulkDecisionResultSchema)
+    def post(self, body: dict[str, Any], run_id: int) -> Any:
+        """Approve or reject many proposals of a run at once."""
+        run = access.match_run_in_scope(db(), principal(), run_id)
+        changed = decide_many(db(), run=run, status=body["status"], comment=body["comment"],
+                              actor=principal().label, ids=body.get("ids"), min_score=body.get("min_score"))
+        db().commit()
+        return {"changed": changed}
+
+
+@blp.route("/match-runs/<id:run_id>/proposals.csv")
+class ProposalsCsv(MethodView):
+    @blp.response(200, content_type="text/csv")
+    def get(self, run_id: int) -> Response:
+        """The run's proposals as CSV (UTF-8 with BOM, so Excel opens it as such)."""
+        run = access.match_run_in_scope(db(), principal(), run_id)
+        units = dict(db().execute(select(Unit.id, Unit.name).where(Unit.alliance_id == run.alliance_id)).all())
+        proposals = db().scalars(
+            select(Proposal).where(Proposal.match_run_id == run.id)
+            .options(selectinload(Proposal.craftsman), selectinload(Proposal.apprentice))
+            .order_by(Proposal.score.desc(), Proposal.id)
+        )
+        out = io.StringIO()
+        out.write("\ufeff")
+        writer = csv.writer(out)
+        writer.writerow(["proposal_id", "status", "score", "fit", "craftsman_id", "craftsman", "craftsman_unit",
+                         "apprentice_id", "apprentice", "apprentice_unit", "explanation", "comment"])
+        for p in proposals:
+            explanation = "; ".join(
+                f"{row['skill']} L{row['wanted_level']} ← {row['craftsman_skill'] or '-'}"
+                f" L{row['craftsman_level'] or '-'} ({row['credit']:.2f})"
+                for row in p.explanation
+            )
+            writer.writerow([_cell(v) for v in (
+                p.id, p.status, f"{p.score:.4f}", f"{p.fit:.4f}", p.craftsman_id, p.craftsman.name,
+                units.get(p.craftsman.unit_id, ""), p.apprentice_id, p.apprentice.name,
+                units.get(p.apprentice.unit_id, ""), explanation, p.comment or "",
+            )])
+        filename = f"match-run-{run.id}-proposals.csv"
+        return Response(out.getvalue().encode("utf-8"), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _cell(value: object) -> object:
+    """Spreadsheets run cells starting with = + - @ as formulas; names must stay text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+@blp.route("/match-runs/<id:run_id>/commit")
+class CommitRun(MethodView):
+    @blp.response(200, CommitResultSchema)
+    def post(self, run_id: int) -> Any:
+        """Turn the run's approved proposals into mentorships (idempotent; 409 if data moved)."""
+        run = access.match_run_in_scope(db(), principal(), run_id)
+        alliance = db().get(Alliance, run.alliance_id)
+        assert alliance is not None
+        today = datetime.now(ZoneInfo(alliance.timezone)).date()
+        result = commit_run(db(), run=run, actor=principal().label, today=today)
+        db().commit()
+        return result
+
+
+@blp.route("/alliances/<id:alliance_id>/rejected-pairs")
+class RejectedPairs(MethodView):
+    @blp.query(PageArgsSchema)
+    @blp.response(200, RejectedPairSchema(many=True))
+    def get(self, args: dict[str, Any], alliance_id: int) -> Any:
+        """The alliance's standing rejections."""
+        alliance = access.alliance_in_scope(db(), principal(), alliance_id)
+        return paginate(db(), rejected_pairs_query(alliance_id=alliance.id), args)
+
+
+@blp.route("/rejected-pairs/<id:rejected_pair_id>")
+class RejectedPairById(MethodView):
+    @blp.response(204)
+    def delete(self, rejected_pair_id: int) -> None:
+        """Clear a rejection: the pair may be proposed again."""
+        rejected = db().get(RejectedPair, rejected_pair_id)
+        alliance_id = rejected.craftsman.unit.alliance_id if rejected else None
+        if rejected is None or rejected.cleared_at is not None or alliance_id is None:
+            raise NotFound(f"No standing rejection {rejected_pair_id}.")
+        access.alliance_in_scope(db(), principal(), alliance_id)
+        clear_rejection(db(), rejected=rejected, actor=principal().label, alliance_id=alliance_id)
+        db().commit()
+
+
+@blp.route("/alliances/<id:alliance_id>/audit-events")
+class AuditEvents(MethodView):
+    @blp.query(AuditQueryArgsSchema)
+    @blp.response(200, AuditEventSchema(many=True))
+    def get(self, args: dict[str, Any], alliance_id: int) -> Any:
+        """The alliance's audit trail, newest first: who decided what, and when."""
+        alliance = access.alliance_in_scope(db(), principal(), alliance_id)
+        stmt = select(AuditEvent).where(AuditEvent.alliance_id == alliance.id).order_by(AuditEvent.id.desc())
+        for name in ("object_type", "object_id"):
+            if name in args:
+                stmt = stmt.where(getattr(AuditEvent, name) == args[name])
+        return paginate(db(), stmt, args)
+
+
+

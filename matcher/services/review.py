@@ -1,0 +1,374 @@
+"""Coordinator review of a match run: approve, reject, swap, commit; every decision audited."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from matcher.db import utcnow
+from matcher.errors import Conflict, PreconditionFailed, ValidationFailed
+from matcher.models import (
+    Apprentice,
+    AuditEvent,
+    Craftsman,
+    MatchRun,
+    Mentorship,
+    Proposal,
+    RejectedPair,
+    Unit,
+)
+from matcher.services.matching import pair_score
+from matcher.services.mentorships import create_mentorship
+
+OPEN_PROPOSALS = ("pending", "approved")
+
+
+def audit(
+    session: Session,
+    *,
+    alliance_id: int | None,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: int,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Keep who did what to which object, and when."""
+    session.add(
+        AuditEvent(
+            alliance_id=alliance_id,
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            data=data or {},
+        )
+    )
+
+
+def etag(proposal: Proposal) -> str:
+    """The proposal's entity tag: its version."""
+    return f'"p{proposal.id}v{proposal.version}"'
+
+
+def _require_open_run(session: Session, run_id: int) -> MatchRun:
+    run = session.get(MatchRun, run_id)
+    assert run is not None
+    if run.status != "proposed":
+        raise Conflict(f"Match run {run.id} is {run.status}; its proposals can no longer change.")
+    return run
+
+
+def _compare_and_set(session: Session, proposal: Proposal, expected_etag: str, **values: Any) -> None:
+    """Write only if nobody changed the proposal since ``expected_etag`` was read (else 412)."""
+    if expected_etag not in (etag(proposal), "*"):
+        raise PreconditionFailed("The proposal changed since you read it; reload and decide again.")
+    written = session.execute(
+        update(Proposal)
+        .where(Proposal.id == proposal.id, Proposal.version == proposal.version)
+        .values(version=proposal.version + 1, updated_at=utcnow(), **values)
+    )
+    if written.rowcount != 1:  # type: ignore[attr-defined]
+        raise PreconditionFailed("The proposal changed since you read it; reload and decide again.")
+    session.refresh(proposal)
+
+
+def _remember_rejection(session: Session, proposal: Proposal, actor: str) -> None:
+    existing = session.scalars(
+        select(RejectedPair).where(
+            RejectedPair.craftsman_id == proposal.craftsman_id,
+            RejectedPair.apprentice_id == proposal.apprentice_id,
+        )
+    ).one_or_none()
+    if existing is None:
+        session.add(
+            RejectedPair(
+                craftsman_id=proposal.craftsman_id,
+                apprentice_id=proposal.apprentice_id,
+                proposal_id=proposal.id,
+                rejected_by=actor,
+            )
+        )
+    else:
+        existing.cleared_at = None
+        existing.rejected_at = utcnow()
+        existing.rejected_by = actor
+        existing.proposal_id = proposal.id
+
+
+def _forget_rejection(session: Session, proposal: Proposal) -> None:
+    session.execute(
+        update(RejectedPair)
+        .where(
+            RejectedPair.craftsman_id == proposal.craftsman_id,
+            RejectedPair.apprentice_id == proposal.apprentice_id,
+            RejectedPair.cleared_at.is_(None),
+        )
+        .values(cleared_at=utcnow())
+    )
+
+
+def decide(
+    session: Session,
+    *,
+    proposal: Proposal,
+    status: str,
+    comment: str | None,
+    actor: str,
+    expected_etag: str,
+) -> Proposal:
+    """Approve or reject a proposal; a rejected pair is remembered for later runs."""
+    run = _require_open_run(session, proposal.match_run_id)
+    before = proposal.status
+    _compare_and_set(session, proposal, expected_etag, status=status, comment=comment)
+    if status == "rejected":
+        _remember_rejection(session, proposal, actor)
+    elif before == "rejected":
+        _forget_rejection(session, proposal)
+    audit(
+        session,
+        alliance_id=run.alliance_id,
+        actor=actor,
+        action=f"proposal.{status}",
+        object_type="proposal",
+        object_id=proposal.id,
+        data={"from": before, "to": status, "comment": comment},
+    )
+    return proposal
+
+
+def swap(
+    session: Session, *, proposal: Proposal, craftsman_id: int, actor: str, expected_etag: str
+) -> Proposal:
+    """Give the proposal's apprentice another craftsman, re-checking every hard constraint."""
+    run = _require_open_run(session, proposal.match_run_id)
+    craftsman = session.get(Craftsman, craftsman_id)
+    if craftsman is None or craftsman.unit.alliance_id != run.alliance_id:
+        raise ValidationFailed(
+            "No such craftsman in this alliance.",
+            errors={"craftsman_id": [f"No craftsman {craftsman_id} in this alliance."]},
+        )
+    apprentice = proposal.apprentice
+    verdict = pair_score(session, craftsman=craftsman, apprentice=apprentice)
+    problem = None
+    if not craftsman.active:
+        problem = "The craftsman is inactive."
+    elif craftsman.unit_id == apprentice.unit_id:
+        problem = "The craftsman is of the apprentice's own unit."
+    elif verdict["forbidden_by"] == "excluded":
+        problem = "This pair was rejected before (clear the rejection first)."
+    elif free_slots(session, run=run, craftsman=craftsman, ignore_proposal=proposal.id) < 1:
+        problem = "The craftsman has no free capacity left in this run."
+    if problem:
+        raise ValidationFailed(problem, errors={"craftsman_id": [problem]})
+    before = proposal.craftsman_id
+    _compare_and_set(
+        session,
+        proposal,
+        expected_etag,
+        craftsman_id=craftsman.id,
+        score=verdict["score"],
+        fit=verdict["fit"],
+        explanation=verdict["explanation"],
+        status="pending",
+    )
+    audit(
+        session,
+        alliance_id=run.alliance_id,
+        actor=actor,
+        action="proposal.swap",
+        object_type="proposal",
+        object_id=proposal.id,
+        data={"from_craftsman_id": before, "to_craftsman_id": craftsman.id},
+    )
+    return proposal
+
+
+def free_slots(
+    session: Session, *, run: MatchRun, craftsman: Craftsman, ignore_proposal: int | None = None
+) -> int:
+    """Capacity left: capacity − active mentorships − this run's other open proposals."""
+    active = session.scalar(
+        select(func.count())
+        .select_from(Mentorship)
+        .where(Mentorship.craftsman_id == craftsman.id, Mentorship.status == "active")
+    )
+    proposed = session.scalar(
+        select(func.count())
+        .select_from(Proposal)
+        .where(
+            Proposal.match_run_id == run.id,
+            Proposal.craftsman_id == craftsman.id,
+            Proposal.status.in_(OPEN_PROPOSALS),
+            Proposal.id != (ignore_proposal or 0),
+        )
+    )
+    return craftsman.capacity - (active or 0) - (proposed or 0)
+
+
+def decide_many(
+    session: Session,
+    *,
+    run: MatchRun,
+    status: str,
+    comment: str | None,
+    actor: str,
+    ids: Sequence[int] | None = None,
+    min_score: float | None = None,
+) -> int:
+    """Approve or reject many proposals of a run at once; returns how many changed."""
+    _require_open_run(session, run.id)
+    stmt = select(Proposal).where(Proposal.match_run_id == run.id, Proposal.status != status)
+    if ids is not None:
+        unknown = set(ids) - set(
+            session.scalars(select(Proposal.id).where(Proposal.match_run_id == run.id, Proposal.id.in_(ids)))
+        )
+        if unknown:
+            raise ValidationFailed(
+                "Some ids are not proposals of this run.", errors={"ids": [f"Unknown: {sorted(unknown)}."]}
+            )
+        stmt = stmt.where(Proposal.id.in_(ids))
+    if min_score is not None:
+        stmt = stmt.where(Proposal.score >= min_score)
+    proposals = list(session.scalars(stmt.order_by(Proposal.id)))
+    for proposal in proposals:
+        decide(session, proposal=proposal, status=status, comment=comment, actor=actor, expected_etag="*")
+    return len(proposals)
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What committing a run did."""
+
+    run: MatchRun
+    mentorships_created: int
+    already_committed: bool
+
+
+def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> CommitResult:
+    """Turn the approved proposals into mentorships, all or nothing; idempotent.
+
+    Refuses (409) when the data moved since the review: a person deactivated or already mentored,
+    or a craftsman's capacity taken by mentorships committed meanwhile.
+    """
+    if run.status == "committed":
+        created = session.scalar(
+            select(func.count())
+            .select_from(Mentorship)
+            .join(Proposal, Mentorship.proposal_id == Proposal.id)
+            .where(Proposal.match_run_id == run.id)
+        )
+        return CommitResult(run=run, mentorships_created=created or 0, already_committed=True)
+    if run.status != "proposed":
+        raise Conflict(f"Match run {run.id} is {run.status}; only a proposed run can be committed.")
+    approved = list(
+        session.scalars(
+            select(Proposal)
+            .where(Proposal.match_run_id == run.id, Proposal.status == "approved")
+            .order_by(Proposal.id)
+        )
+    )
+    problems = _commit_conflicts(session, run=run, approved=approved)
+    if problems:
+        raise Conflict(
+            "The data changed since the review; nothing was committed: " + " ".join(problems)
+        )
+    claimed = session.execute(
+        update(MatchRun)
+        .where(MatchRun.id == run.id, MatchRun.status == "proposed")
+        .values(status="committed", committed_at=utcnow(), updated_at=utcnow())
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("Another request committed or changed this run at the same time.")
+    for proposal in approved:
+        create_mentorship(
+            session,
+            craftsman=proposal.craftsman,
+            apprentice=proposal.apprentice,
+            started_on=today,
+            proposal_id=proposal.id,
+        )
+    audit(
+        session,
+        alliance_id=run.alliance_id,
+        actor=actor,
+        action="match_run.commit",
+        object_type="match_run",
+        object_id=run.id,
+        data={"mentorships": len(approved)},
+    )
+    session.flush()
+    session.refresh(run)
+    return CommitResult(run=run, mentorships_created=len(approved), already_committed=False)
+
+
+def _commit_conflicts(session: Session, *, run: MatchRun, approved: Sequence[Proposal]) -> list[str]:
+    """Every reason the approved proposals can no longer become mentorships."""
+    if not approved:
+        return []
+    craftsman_ids = {p.craftsman_id for p in approved}
+    apprentice_ids = {p.apprentice_id for p in approved}
+    inactive_craftsmen = set(
+        session.scalars(select(Craftsman.id).where(Craftsman.id.in_(craftsman_ids), Craftsman.active.is_(False)))
+    )
+    inactive_apprentices = set(
+        session.scalars(select(Apprentice.id).where(Apprentice.id.in_(apprentice_ids), Apprentice.active.is_(False)))
+    )
+    mentored = set(
+        session.scalars(
+            select(Mentorship.apprentice_id).where(
+                Mentorship.apprentice_id.in_(apprentice_ids), Mentorship.status == "active"
+            )
+        )
+    )
+    load = dict(
+        session.execute(
+            select(Mentorship.craftsman_id, func.count())
+            .where(Mentorship.craftsman_id.in_(craftsman_ids), Mentorship.status == "active")
+            .group_by(Mentorship.craftsman_id)
+        ).all()
+    )
+    capacity = dict(session.execute(select(Craftsman.id, Craftsman.capacity).where(Craftsman.id.in_(craftsman_ids))).all())
+    wanted: dict[int, int] = {}
+    for proposal in approved:
+        wanted[proposal.craftsman_id] = wanted.get(proposal.craftsman_id, 0) + 1
+    problems = [f"Craftsman {c} is inactive." for c in sorted(inactive_craftsmen)]
+    problems += [f"Apprentice {a} is inactive." for a in sorted(inactive_apprentices)]
+    if not run.params.get("include_mentored"):
+        problems += [f"Apprentice {a} already has an active mentorship." for a in sorted(mentored)]
+    problems += [
+        f"Craftsman {c} has {capacity[c] - load.get(c, 0)} free slots for {n} approved pairs."
+        for c, n in sorted(wanted.items())
+        if load.get(c, 0) + n > capacity[c]
+    ]
+    return problems
+
+
+def clear_rejection(session: Session, *, rejected: RejectedPair, actor: str, alliance_id: int) -> None:
+    """Allow a rejected pair to be proposed again."""
+    rejected.cleared_at = utcnow()
+    audit(
+        session,
+        alliance_id=alliance_id,
+        actor=actor,
+        action="rejection.clear",
+        object_type="rejected_pair",
+        object_id=rejected.id,
+        data={"craftsman_id": rejected.craftsman_id, "apprentice_id": rejected.apprentice_id},
+    )
+
+
+def rejected_pairs_query(*, alliance_id: int) -> Any:
+    """The alliance's standing rejections, newest first."""
+    return (
+        select(RejectedPair)
+        .join(Craftsman, RejectedPair.craftsman_id == Craftsman.id)
+        .join(Unit, Craftsman.unit_id == Unit.id)
+        .where(Unit.alliance_id == alliance_id, RejectedPair.cleared_at.is_(None))
+        .order_by(RejectedPair.rejected_at.desc(), RejectedPair.id.desc())
+    )
