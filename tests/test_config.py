@@ -15,11 +15,11 @@ def test_defaults_work_for_development() -> None:
 
 def test_variables_are_read_and_typed() -> None:
     settings = Settings.from_env(
-        {"MATCHER_DATABASE_URL": "postgresql://x/y", "MATCHER_MAX_PAGE_SIZE": "100"}
+        {"MATCHER_DATABASE_URL": "postgresql://x/y", "MATCHER_MAX_BODY_BYTES": "100"}
     )
-    assert settings.database_url == "postgresql://x/y" and settings.max_page_size == 100
+    assert settings.database_url == "postgresql://x/y" and settings.max_body_bytes == 100
     with pytest.raises(ConfigError, match="integer"):
-        Settings.from_env({"MATCHER_MAX_PAGE_SIZE": "many"})
+        Settings.from_env({"MATCHER_MAX_BODY_BYTES": "many"})
 
 
 def test_production_refuses_the_development_secret() -> None:

@@ -191,20 +191,6 @@ def get_person(session: Session, *, kind: PersonKind, person_id: int) -> Person:
     return person
 
 
-def get_person_by_external_id(
-    session: Session, *, kind: PersonKind, unit_id: int, external_id: str
-) -> Person:
-    """A person addressed the HR way, by unit and external id."""
-    person_id = session.scalar(
-        select(kind.model.id).where(
-            kind.model.unit_id == unit_id, kind.model.external_id == external_id
-        )
-    )
-    if person_id is None:
-        raise NotFound(f"No {kind.label} '{external_id}' in unit {unit_id}.")
-    return get_person(session, kind=kind, person_id=person_id)
-
-
 def people_query(
     *,
     kind: PersonKind,
