@@ -49,13 +49,13 @@ def load_demo(session: Session, *, data: Mapping[str, Any]) -> DemoLoaded | None
             session,
             kind=CRAFTSMAN,
             unit=unit,
-            items=[_person(c, "skills") for c in unit_data["craftsmen"]],
+            items=unit_data["craftsmen"],
         ).created
         apprentices += upsert_people(
             session,
             kind=APPRENTICE,
             unit=unit,
-            items=[_person(a, "wants") for a in unit_data["apprentices"]],
+            items=unit_data["apprentices"],
         ).created
     return DemoLoaded(
         alliance_code=alliance.code,

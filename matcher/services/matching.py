@@ -17,7 +17,14 @@ from numpy.typing import NDArray
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from matcher.algorithms import MatchParams, MatchProblem, PinnedPairError, explain_pairs, solve_match
+from matcher.algorithms import (
+    MatchParams,
+    MatchProblem,
+    PinnedPairError,
+    explain_pairs,
+    pair_verdict,
+    solve_match,
+)
 from matcher.db import utcnow
 from matcher.errors import NotFound, ValidationFailed
 from matcher.models import (
@@ -348,3 +355,138 @@ def _match_params(params: Mapping[str, Any]) -> MatchParams:
         related_credit=params["related_credit"],
         region_bonus=params["region_bonus"],
     )
+
+
+def _explanation_rows(loaded: LoadedProblem, explanation: Any, index: int) -> list[dict[str, Any]]:
+    """One pair's explanation, with skill names instead of positions."""
+    names = loaded.skill_names
+    rows = []
+    for skill, wanted, weight, given, level, credit in explanation.rows(index):
+        rows.append(
+            {
+                "skill": names[skill],
+                "wanted_level": int(wanted),
+                "weight": float(weight),
+                "craftsman_skill": names[given] if given >= 0 else None,
+                "craftsman_level": int(level) if given >= 0 else None,
+                "credit": round(float(credit), 6),
+            }
+        )
+    return rows
+
+
+def _store_result(
+    session: Session, *, run: MatchRun, loaded: LoadedProblem, result: Any, params: Mapping[str, Any]
+) -> None:
+    """Proposals and unmatched rows of a solved run, in two bulk inserts."""
+    now = utcnow()
+    explanation = explain_pairs(loaded.problem, _match_params(params), result.craftsman, result.apprentice)
+    proposals = [
+        {
+            "match_run_id": run.id,
+            "craftsman_id": int(loaded.craftsman_ids[m]),
+            "apprentice_id": int(loaded.apprentice_ids[a]),
+            "score": float(result.score[i]),
+            "fit": float(result.fit[i]),
+            "explanation": _explanation_rows(loaded, explanation, i),
+            "status": "pending",
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i, (m, a) in enumerate(zip(result.craftsman, result.apprentice, strict=True))
+    ]
+    if proposals:
+        session.execute(insert(Proposal), proposals)
+    messages = {
+        "no_eligible_craftsman": "No craftsman of another unit reaches min_fit {min_fit} for the wanted skills.",
+        "capacity_exhausted": "Eligible craftsmen exist, but their slots went to better overall pairs.",
+        "excluded": "Every eligible pair was rejected before or excluded by the run's parameters.",
+    }
+    unmatched = []
+    for position, (a, reason) in enumerate(zip(result.unmatched, result.unmatched_reason, strict=True)):
+        detail: dict[str, Any] = {"message": messages[str(reason)].format(min_fit=params["min_fit"])}
+        if str(reason) == "capacity_exhausted":
+            blockers = result.unmatched_blockers[position]
+            detail["craftsman_ids"] = sorted(int(loaded.craftsman_ids[m]) for m in blockers)
+        unmatched.append(
+            {
+                "match_run_id": run.id,
+                "apprentice_id": int(loaded.apprentice_ids[a]),
+                "reason_code": str(reason),
+                "detail": detail,
+            }
+        )
+    if unmatched:
+        session.execute(insert(UnmatchedApprentice), unmatched)
+
+
+def pair_score(session: Session, *, craftsman: Craftsman, apprentice: Apprentice) -> dict[str, Any]:
+    """What the matcher would say of one pair with the default parameters, and what forbids it."""
+    params = dict(PARAM_DEFAULTS)
+    skills = session.execute(select(Skill.id, Skill.parent_id, Skill.name).order_by(Skill.id)).all()
+    skill_ids = np.array([row[0] for row in skills], dtype=np.int64)
+    parent_ids = np.array([row[1] if row[1] is not None else -1 for row in skills], dtype=np.int64)
+    n = len(skill_ids)
+    c_skills = [(s.skill_id, s.level) for s in craftsman.skills]
+    wants = [(w.skill_id, w.level, w.weight) for w in apprentice.wants]
+
+    def row(entries: list[tuple[Any, ...]], column: int) -> sp.csr_array:
+        cols = _positions(skill_ids, np.array([e[0] for e in entries], dtype=np.int64))
+        values = np.array([e[column] for e in entries], dtype=np.float64)
+        return _sparse(np.zeros(len(entries), dtype=np.int64), cols, values, (1, n))
+
+    rejected = session.scalar(
+        select(func.count()).select_from(RejectedPair).where(
+            RejectedPair.craftsman_id == craftsman.id,
+            RejectedPair.apprentice_id == apprentice.id,
+            RejectedPair.cleared_at.is_(None),
+        )
+    )
+    # Regions as codes: 0 for the craftsman's, 1 for any other, -1 for none.
+    problem = MatchProblem(
+        craftsman_unit=np.array([craftsman.unit_id], dtype=np.int64),
+        craftsman_region=np.array([0 if craftsman.region else -1], dtype=np.int64),
+        craftsman_free=np.array([1], dtype=np.int64),
+        craftsman_skills=row(c_skills, 1),
+        apprentice_unit=np.array([apprentice.unit_id], dtype=np.int64),
+        apprentice_region=np.array(
+            [0 if apprentice.region and apprentice.region == craftsman.region else (1 if apprentice.region else -1)],
+            dtype=np.int64,
+        ),
+        apprentice_wants=row(wants, 1),
+        apprentice_weights=row(wants, 2),
+        skill_parent=np.where(parent_ids >= 0, _positions(skill_ids, np.maximum(parent_ids, 0)), -1).astype(np.int64),
+        excluded=np.array([[0, 0]], dtype=np.int64) if rejected else np.zeros((0, 2), dtype=np.int64),
+        pinned=np.zeros((0, 2), dtype=np.int64),
+    )
+    verdict = pair_verdict(problem, _match_params(params), 0, 0)
+    loaded = LoadedProblem(
+        problem=problem,
+        craftsman_ids=np.array([craftsman.id], dtype=np.int64),
+        apprentice_ids=np.array([apprentice.id], dtype=np.int64),
+        skill_ids=skill_ids,
+        skill_names=[r[2] for r in skills],
+        build_seconds=0.0,
+    )
+    forbidden = verdict.forbidden_by
+    detail = {
+        "same_unit": "Craftsman and apprentice belong to the same unit.",
+        "below_min_fit": f"The fit is below min_fit {params['min_fit']}.",
+        "excluded": "A coordinator rejected this pair before (clear the rejection to allow it).",
+        None: None,
+    }[forbidden]
+    if forbidden is None and not craftsman.active:
+        forbidden, detail = "craftsman_inactive", "The craftsman is inactive."
+    if forbidden is None and not apprentice.active:
+        forbidden, detail = "apprentice_inactive", "The apprentice is inactive."
+    return {
+        "craftsman": craftsman,
+        "apprentice": apprentice,
+        "eligible": forbidden is None,
+        "forbidden_by": forbidden,
+        "detail": detail,
+        "score": float(verdict.score),
+        "fit": float(verdict.fit),
+        "explanation": _explanation_rows(loaded, verdict.explanation, 0),
+    }
