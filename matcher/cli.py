@@ -186,8 +186,13 @@ def _param(value: str) -> tuple[str, object]:
 
 @click.command("match")
 @click.option("--alliance", "alliance_code", required=True, help="Alliance code.")
-@click.option("--param", "raw_params", multiple=True, metavar="K=V",
-              help="A run parameter (matching.md), e.g. min_fit=0.3 or pinned='[[1,2]]'.")
+@click.option(
+    "--param",
+    "raw_params",
+    multiple=True,
+    metavar="K=V",
+    help="A run parameter (matching.md), e.g. min_fit=0.3 or pinned='[[1,2]]'.",
+)
 @with_appcontext
 def match(alliance_code: str, raw_params: tuple[str, ...]) -> None:
     """Run a matching from the command line, showing its progress."""
@@ -231,7 +236,7 @@ def match(alliance_code: str, raw_params: tuple[str, ...]) -> None:
 @click.option("--alliance", "alliance_code", help="Alliance code (needed when unit codes repeat).")
 @with_appcontext
 def import_people(path: Path, unit_code: str, alliance_code: str | None) -> None:
-    """Upsert a unit's craftsmen or apprentices from an HR export (.csv or .xlsx), all or nothing."""
+    """Upsert a unit's craftsmen or apprentices from an HR export (.csv/.xlsx), all or nothing."""
     import marshmallow as ma
     from sqlalchemy import select
 
@@ -271,11 +276,15 @@ def import_people(path: Path, unit_code: str, alliance_code: str | None) -> None
     )
 
 
-def _row_errors(errors: object, detail: str = "invalid rows; nothing was imported") -> click.ClickException:
+def _row_errors(
+    errors: object, detail: str = "invalid rows; nothing was imported"
+) -> click.ClickException:
     """Item indexes as spreadsheet row numbers (the header is row 1)."""
     lines = [detail]
     if isinstance(errors, dict):
-        for index, problem in sorted(errors.items(), key=lambda kv: int(kv[0]) if str(kv[0]).isdigit() else -1):
+        for index, problem in sorted(
+            errors.items(), key=lambda kv: int(kv[0]) if str(kv[0]).isdigit() else -1
+        ):
             row = int(index) + 2 if str(index).isdigit() else index
             lines.append(f"  row {row}: {json.dumps(problem, ensure_ascii=False)}")
     return click.ClickException("\n".join(lines))

@@ -32,6 +32,8 @@ MENTORSHIP_STATUSES = ("active", "ended")
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 LOCALES = ("zh-CN", "en")
 
 
@@ -300,6 +302,8 @@ class RejectedPair(Base):
     rejected_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     rejected_by: Mapped[str | None] = mapped_column(String(200))
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    craftsman: Mapped[Craftsman] = relationship()
 
 
 class Mentorship(TimestampMixin, Base):

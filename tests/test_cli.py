@@ -11,8 +11,8 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from matcher.models import Alliance, ApiKey, Apprentice, Craftsman, Skill, Unit
 from matcher.migrations import head_revision
+from matcher.models import Alliance, ApiKey, Apprentice, Craftsman, Skill, Unit
 from matcher.services.access import hash_key
 from tests import factories
 

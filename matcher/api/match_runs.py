@@ -17,7 +17,12 @@ from matcher.errors import NotFound
 from matcher.extensions import db, principal, state
 from matcher.models import Apprentice, Craftsman, MatchRun, Proposal, UnmatchedApprentice
 from matcher.services import access
-from matcher.services.matching import create_match_run, estimate_cells, execute_match_run, pair_score
+from matcher.services.matching import (
+    create_match_run,
+    estimate_cells,
+    execute_match_run,
+    pair_score,
+)
 
 blp = Blueprint("match_runs", __name__, description="Match runs, proposals and the unmatched")
 BLUEPRINTS = [blp]
@@ -124,8 +129,12 @@ class ProposalListArgsSchema(PageArgsSchema):
 class PairScoreArgsSchema(ma.Schema):
     """The pair to score."""
 
-    craftsman_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=2**31 - 1))
-    apprentice_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=2**31 - 1))
+    craftsman_id = ma.fields.Integer(
+        required=True, validate=ma.validate.Range(min=1, max=2**31 - 1)
+    )
+    apprentice_id = ma.fields.Integer(
+        required=True, validate=ma.validate.Range(min=1, max=2**31 - 1)
+    )
 
 
 class PairScoreSchema(ma.Schema):
@@ -148,7 +157,9 @@ class AllianceMatchRuns(MethodView):
     def get(self, args: dict[str, Any], alliance_id: int) -> Any:
         """List an alliance's match runs, newest first."""
         alliance = access.alliance_in_scope(db(), principal(), alliance_id)
-        stmt = select(MatchRun).where(MatchRun.alliance_id == alliance.id).order_by(MatchRun.id.desc())
+        stmt = (
+            select(MatchRun).where(MatchRun.alliance_id == alliance.id).order_by(MatchRun.id.desc())
+        )
         if "status" in args:
             stmt = stmt.where(MatchRun.status == args["status"])
         return paginate(db(), stmt, args)
@@ -160,8 +171,13 @@ class AllianceMatchRuns(MethodView):
         """Start a match run: solved at once when small, else queued for the scheduler."""
         caller = principal()
         alliance = access.alliance_in_scope(db(), caller, alliance_id)
-        run = create_match_run(db(), alliance=alliance, params=body["params"], created_by=caller.label)
-        if estimate_cells(db(), alliance=alliance, params=run.params) > state().settings.match_inline_max_cells:
+        run = create_match_run(
+            db(), alliance=alliance, params=body["params"], created_by=caller.label
+        )
+        if (
+            estimate_cells(db(), alliance=alliance, params=run.params)
+            > state().settings.match_inline_max_cells
+        ):
             db().commit()
             location = url_for("match_runs.MatchRunById", run_id=run.id)
             return run, 202, {"Location": location}

@@ -48,7 +48,9 @@ class ProposalPatchSchema(BaseSchema):
     @ma.validates_schema
     def _one_change(self, data: dict[str, Any], **_: Any) -> None:
         if ("status" in data) == ("craftsman_id" in data):
-            raise ma.ValidationError("Send either 'status' (and 'comment') or 'craftsman_id'.", "_schema")
+            raise ma.ValidationError(
+                "Send either 'status' (and 'comment') or 'craftsman_id'.", "_schema"
+            )
         if "craftsman_id" in data and "comment" in data:
             raise ma.ValidationError("A swap takes no comment.", "comment")
 
@@ -56,8 +58,10 @@ class ProposalPatchSchema(BaseSchema):
 class BulkDecisionSchema(BaseSchema):
     """Approve or reject many proposals: by ``ids`` or by ``min_score``."""
 
-    ids = ma.fields.List(StrictInteger(validate=ma.validate.Range(min=1, max=2**31 - 1)),
-                         validate=ma.validate.Length(min=1, max=100_000))
+    ids = ma.fields.List(
+        StrictInteger(validate=ma.validate.Range(min=1, max=2**31 - 1)),
+        validate=ma.validate.Length(min=1, max=100_000),
+    )
     min_score = StrictFloat(validate=ma.validate.Range(min=0, max=2))
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(DECISIONS))
     comment = Text(allow_none=True, load_default=None, validate=ma.validate.Length(max=2000))
@@ -108,7 +112,9 @@ class AuditEventSchema(ma.Schema):
 class AuditQueryArgsSchema(PageArgsSchema):
     """Filters of the audit trail."""
 
-    object_type = ma.fields.String(validate=ma.validate.OneOf(["proposal", "match_run", "rejected_pair"]))
+    object_type = ma.fields.String(
+        validate=ma.validate.OneOf(["proposal", "match_run", "rejected_pair"])
+    )
     object_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
 
 
@@ -138,10 +144,22 @@ class ProposalById(MethodView):
             raise PreconditionRequired("Send If-Match with the proposal's ETag (from GET).")
         actor = principal().label
         if "craftsman_id" in change:
-            swap(db(), proposal=proposal, craftsman_id=change["craftsman_id"], actor=actor, expected_etag=expected)
+            swap(
+                db(),
+                proposal=proposal,
+                craftsman_id=change["craftsman_id"],
+                actor=actor,
+                expected_etag=expected,
+            )
         else:
-            decide(db(), proposal=proposal, status=change["status"], comment=change.get("comment"),
-                   actor=actor, expected_etag=expected)
+            decide(
+                db(),
+                proposal=proposal,
+                status=change["status"],
+                comment=change.get("comment"),
+                actor=actor,
+                expected_etag=expected,
+            )
         db().commit()
         return proposal, 200, {"ETag": etag(proposal)}
 
@@ -153,8 +171,15 @@ class BulkDecision(MethodView):
     def post(self, body: dict[str, Any], run_id: int) -> Any:
         """Approve or reject many proposals of a run at once."""
         run = access.match_run_in_scope(db(), principal(), run_id)
-        changed = decide_many(db(), run=run, status=body["status"], comment=body["comment"],
-                              actor=principal().label, ids=body.get("ids"), min_score=body.get("min_score"))
+        changed = decide_many(
+            db(),
+            run=run,
+            status=body["status"],
+            comment=body["comment"],
+            actor=principal().label,
+            ids=body.get("ids"),
+            min_score=body.get("min_score"),
+        )
         db().commit()
         return {"changed": changed}
 
@@ -165,31 +190,67 @@ class ProposalsCsv(MethodView):
     def get(self, run_id: int) -> Response:
         """The run's proposals as CSV (UTF-8 with BOM, so Excel opens it as such)."""
         run = access.match_run_in_scope(db(), principal(), run_id)
-        units = dict(db().execute(select(Unit.id, Unit.name).where(Unit.alliance_id == run.alliance_id)).all())
+        units = dict(
+            db()
+            .execute(select(Unit.id, Unit.name).where(Unit.alliance_id == run.alliance_id))
+            .all()
+        )
         proposals = db().scalars(
-            select(Proposal).where(Proposal.match_run_id == run.id)
+            select(Proposal)
+            .where(Proposal.match_run_id == run.id)
             .options(selectinload(Proposal.craftsman), selectinload(Proposal.apprentice))
             .order_by(Proposal.score.desc(), Proposal.id)
         )
         out = io.StringIO()
         out.write("\ufeff")
         writer = csv.writer(out)
-        writer.writerow(["proposal_id", "status", "score", "fit", "craftsman_id", "craftsman", "craftsman_unit",
-                         "apprentice_id", "apprentice", "apprentice_unit", "explanation", "comment"])
+        writer.writerow(
+            [
+                "proposal_id",
+                "status",
+                "score",
+                "fit",
+                "craftsman_id",
+                "craftsman",
+                "craftsman_unit",
+                "apprentice_id",
+                "apprentice",
+                "apprentice_unit",
+                "explanation",
+                "comment",
+            ]
+        )
         for p in proposals:
             explanation = "; ".join(
                 f"{row['skill']} L{row['wanted_level']} ← {row['craftsman_skill'] or '-'}"
                 f" L{row['craftsman_level'] or '-'} ({row['credit']:.2f})"
                 for row in p.explanation
             )
-            writer.writerow([_cell(v) for v in (
-                p.id, p.status, f"{p.score:.4f}", f"{p.fit:.4f}", p.craftsman_id, p.craftsman.name,
-                units.get(p.craftsman.unit_id, ""), p.apprentice_id, p.apprentice.name,
-                units.get(p.apprentice.unit_id, ""), explanation, p.comment or "",
-            )])
+            writer.writerow(
+                [
+                    _cell(v)
+                    for v in (
+                        p.id,
+                        p.status,
+                        f"{p.score:.4f}",
+                        f"{p.fit:.4f}",
+                        p.craftsman_id,
+                        p.craftsman.name,
+                        units.get(p.craftsman.unit_id, ""),
+                        p.apprentice_id,
+                        p.apprentice.name,
+                        units.get(p.apprentice.unit_id, ""),
+                        explanation,
+                        p.comment or "",
+                    )
+                ]
+            )
         filename = f"match-run-{run.id}-proposals.csv"
-        return Response(out.getvalue().encode("utf-8"), mimetype="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+        return Response(
+            out.getvalue().encode("utf-8"),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
 
 
 def _cell(value: object) -> object:
@@ -244,11 +305,12 @@ class AuditEvents(MethodView):
     def get(self, args: dict[str, Any], alliance_id: int) -> Any:
         """The alliance's audit trail, newest first: who decided what, and when."""
         alliance = access.alliance_in_scope(db(), principal(), alliance_id)
-        stmt = select(AuditEvent).where(AuditEvent.alliance_id == alliance.id).order_by(AuditEvent.id.desc())
+        stmt = (
+            select(AuditEvent)
+            .where(AuditEvent.alliance_id == alliance.id)
+            .order_by(AuditEvent.id.desc())
+        )
         for name in ("object_type", "object_id"):
             if name in args:
                 stmt = stmt.where(getattr(AuditEvent, name) == args[name])
         return paginate(db(), stmt, args)
-
-
-

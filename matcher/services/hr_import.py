@@ -1,8 +1,9 @@
 """Read people from an HR export (CSV or XLSX) into the records the bulk upsert takes.
 
 Columns (header row, any order): ``external_id``, ``name``, ``email``, ``locale``, ``region``,
-``active``; craftsmen add ``honours`` (``全国劳动模范；大国工匠``), ``skills`` (``数控车削:5；焊接:4``)
-and ``capacity``; apprentices add ``wants`` (``数控车削:3；焊接:2:0.5`` — name:level[:weight]).
+``active``; craftsmen add ``honours`` (``全国劳动模范；大国工匠``), ``skills``
+(``数控车削:5；焊接:4``) and ``capacity``; apprentices add ``wants``
+(``数控车削:3；焊接:2:0.5``, that is name:level[:weight]).
 """
 
 from __future__ import annotations
@@ -19,19 +20,32 @@ _LIST = re.compile(r"[;；、\n]+")
 _PAIR = re.compile(r"[:：]")
 _TRUE = {"true", "1", "yes", "y", "是", "在职"}
 _FALSE = {"false", "0", "no", "n", "否", "离职"}
-CRAFTSMAN_COLUMNS = {"external_id", "name", "email", "locale", "region", "active", "honours", "skills", "capacity"}
+CRAFTSMAN_COLUMNS = {
+    "external_id",
+    "name",
+    "email",
+    "locale",
+    "region",
+    "active",
+    "honours",
+    "skills",
+    "capacity",
+}
 APPRENTICE_COLUMNS = {"external_id", "name", "email", "locale", "region", "active", "wants"}
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
-    """The rows of the first sheet (XLSX) or of the file (CSV: UTF-8, UTF-8 with BOM, or GB18030)."""
+    """The rows of the first sheet (XLSX) or of the CSV (UTF-8, UTF-8 with BOM, or GB18030)."""
     if path.suffix.lower() == ".xlsx":
         from openpyxl import load_workbook
 
         workbook = load_workbook(path, read_only=True, data_only=True)
         try:
             sheet = workbook.worksheets[0]
-            values = [["" if c is None else str(c) for c in row] for row in sheet.iter_rows(values_only=True)]
+            values = [
+                ["" if c is None else str(c) for c in row]
+                for row in sheet.iter_rows(values_only=True)
+            ]
         finally:
             workbook.close()
     elif path.suffix.lower() == ".csv":
@@ -46,7 +60,11 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     if not values:
         raise ValidationFailed("The file is empty.")
     header = [h.strip().lower() for h in values[0]]
-    return [dict(zip(header, (c.strip() for c in row), strict=False)) for row in values[1:] if any(c.strip() for c in row)]
+    return [
+        dict(zip(header, (c.strip() for c in row), strict=False))
+        for row in values[1:]
+        if any(c.strip() for c in row)
+    ]
 
 
 def detect_kind(rows: list[dict[str, str]]) -> str:
@@ -59,7 +77,9 @@ def detect_kind(rows: list[dict[str, str]]) -> str:
         unknown = columns - CRAFTSMAN_COLUMNS
         kind = "craftsmen"
     else:
-        raise ValidationFailed("Cannot tell craftsmen from apprentices: add a 'skills' or a 'wants' column.")
+        raise ValidationFailed(
+            "Cannot tell craftsmen from apprentices: add a 'skills' or a 'wants' column."
+        )
     if unknown:
         raise ValidationFailed(f"Unknown columns: {sorted(unknown)}.")
     return kind
@@ -78,7 +98,9 @@ def to_record(row: dict[str, str], kind: str) -> dict[str, Any]:
         elif column == "capacity":
             record[column] = _number(value)
         elif column == "active":
-            record[column] = True if value.lower() in _TRUE else False if value.lower() in _FALSE else value
+            record[column] = (
+                True if value.lower() in _TRUE else False if value.lower() in _FALSE else value
+            )
         else:
             record[column] = value
     if kind == "craftsmen":

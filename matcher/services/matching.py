@@ -38,8 +38,8 @@ from matcher.models import (
     Proposal,
     RejectedPair,
     Skill,
-    UnmatchedApprentice,
     Unit,
+    UnmatchedApprentice,
 )
 
 PARAM_DEFAULTS: dict[str, Any] = {
@@ -53,6 +53,10 @@ PARAM_DEFAULTS: dict[str, Any] = {
     "excluded": [],
 }
 Progress = Callable[[str, float], None]
+
+
+class PinnedPairFailure(Exception):
+    """A pinned pair that cannot take part; the run fails with this message."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,10 @@ def _positions(ids: NDArray[np.int64], wanted: NDArray[np.int64]) -> NDArray[np.
 
 
 def _sparse(
-    rows: NDArray[np.int64], cols: NDArray[np.int64], values: NDArray[np.float64], shape: tuple[int, int]
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+    values: NDArray[np.float64],
+    shape: tuple[int, int],
 ) -> sp.csr_array:
     return sp.csr_array((values, (rows, cols)), shape=shape)
 
@@ -83,7 +90,9 @@ def _int_column(session: Session, stmt: Any) -> NDArray[np.int64]:
     return np.fromiter(session.scalars(stmt), dtype=np.int64)
 
 
-def load_problem(session: Session, *, alliance: Alliance, params: Mapping[str, Any]) -> LoadedProblem:
+def load_problem(
+    session: Session, *, alliance: Alliance, params: Mapping[str, Any]
+) -> LoadedProblem:
     """Every eligible craftsman and apprentice of the alliance as arrays, in a stable order."""
     started = time.perf_counter()
     unit_filter = Unit.alliance_id == alliance.id
@@ -140,15 +149,22 @@ def load_problem(session: Session, *, alliance: Alliance, params: Mapping[str, A
 
     n_skills = len(skill_ids)
     craftsman_skills = session.execute(
-        select(CraftsmanSkill.craftsman_id, CraftsmanSkill.skill_id, CraftsmanSkill.level)
-        .where(CraftsmanSkill.craftsman_id.in_(select(Craftsman.id).join(Unit).where(unit_filter)))
+        select(CraftsmanSkill.craftsman_id, CraftsmanSkill.skill_id, CraftsmanSkill.level).where(
+            CraftsmanSkill.craftsman_id.in_(select(Craftsman.id).join(Unit).where(unit_filter))
+        )
     ).all()
     skill_rows = np.array(craftsman_skills, dtype=np.float64).reshape(-1, 3)
     keep = np.isin(skill_rows[:, 0].astype(np.int64), craftsman_ids)
     skill_rows = skill_rows[keep]
     wants = session.execute(
-        select(ApprenticeWant.apprentice_id, ApprenticeWant.skill_id, ApprenticeWant.level, ApprenticeWant.weight)
-        .where(ApprenticeWant.apprentice_id.in_(select(Apprentice.id).join(Unit).where(unit_filter)))
+        select(
+            ApprenticeWant.apprentice_id,
+            ApprenticeWant.skill_id,
+            ApprenticeWant.level,
+            ApprenticeWant.weight,
+        ).where(
+            ApprenticeWant.apprentice_id.in_(select(Apprentice.id).join(Unit).where(unit_filter))
+        )
     ).all()
     want_rows = np.array(wants, dtype=np.float64).reshape(-1, 4)
     want_rows = want_rows[np.isin(want_rows[:, 0].astype(np.int64), apprentice_ids)]
@@ -202,7 +218,9 @@ def _excluded(
     apprentice_ids: NDArray[np.int64],
 ) -> NDArray[np.int64]:
     rejected = session.execute(
-        select(RejectedPair.craftsman_id, RejectedPair.apprentice_id).where(RejectedPair.cleared_at.is_(None))
+        select(RejectedPair.craftsman_id, RejectedPair.apprentice_id).where(
+            RejectedPair.cleared_at.is_(None)
+        )
     ).all()
     pairs = np.array(list(rejected) + [tuple(p) for p in params["excluded"]], dtype=np.int64)
     return _pairs_in(pairs, craftsman_ids, apprentice_ids)
@@ -214,7 +232,7 @@ def _pinned(
     pairs = np.array([tuple(p) for p in params["pinned"]], dtype=np.int64).reshape(-1, 2)
     for craftsman_id, apprentice_id in pairs:
         if craftsman_id not in craftsman_ids or apprentice_id not in apprentice_ids:
-            raise PinnedPairError(
+            raise PinnedPairFailure(
                 f"Pinned pair [{craftsman_id}, {apprentice_id}] cannot take part: the craftsman "
                 "must be active with free capacity and the apprentice active, with wanted skills "
                 "and no active mentorship, both in the considered units."
@@ -222,12 +240,20 @@ def _pinned(
     return _pairs_in(pairs, craftsman_ids, apprentice_ids)
 
 
-def validate_params(session: Session, *, alliance: Alliance, params: Mapping[str, Any]) -> dict[str, Any]:
+def validate_params(
+    session: Session, *, alliance: Alliance, params: Mapping[str, Any]
+) -> dict[str, Any]:
     """Defaults filled in; unit and person ids must belong to the alliance (else 422)."""
     merged = {**PARAM_DEFAULTS, **params}
     errors: dict[str, Any] = {}
     if merged["unit_ids"]:
-        found = set(session.scalars(select(Unit.id).where(Unit.alliance_id == alliance.id, Unit.id.in_(merged["unit_ids"]))))
+        found = set(
+            session.scalars(
+                select(Unit.id).where(
+                    Unit.alliance_id == alliance.id, Unit.id.in_(merged["unit_ids"])
+                )
+            )
+        )
         missing = [u for u in merged["unit_ids"] if u not in found]
         if missing:
             errors["unit_ids"] = [f"Not units of this alliance: {missing}."]
@@ -235,12 +261,20 @@ def validate_params(session: Session, *, alliance: Alliance, params: Mapping[str
         pairs = merged[name]
         if not pairs:
             continue
-        craftsmen = set(session.scalars(
-            select(Craftsman.id).join(Unit).where(Unit.alliance_id == alliance.id, Craftsman.id.in_({p[0] for p in pairs}))
-        ))
-        apprentices = set(session.scalars(
-            select(Apprentice.id).join(Unit).where(Unit.alliance_id == alliance.id, Apprentice.id.in_({p[1] for p in pairs}))
-        ))
+        craftsmen = set(
+            session.scalars(
+                select(Craftsman.id)
+                .join(Unit)
+                .where(Unit.alliance_id == alliance.id, Craftsman.id.in_({p[0] for p in pairs}))
+            )
+        )
+        apprentices = set(
+            session.scalars(
+                select(Apprentice.id)
+                .join(Unit)
+                .where(Unit.alliance_id == alliance.id, Apprentice.id.in_({p[1] for p in pairs}))
+            )
+        )
         bad = {
             str(i): [f"No craftsman {c} or no apprentice {a} in this alliance."]
             for i, (c, a) in enumerate(pairs)
@@ -249,7 +283,9 @@ def validate_params(session: Session, *, alliance: Alliance, params: Mapping[str
         if bad:
             errors[name] = bad
     if errors:
-        raise ValidationFailed("Some match parameters do not fit this alliance.", errors={"params": errors})
+        raise ValidationFailed(
+            "Some match parameters do not fit this alliance.", errors={"params": errors}
+        )
     return merged
 
 
@@ -258,12 +294,22 @@ def estimate_cells(session: Session, *, alliance: Alliance, params: Mapping[str,
     units = select(Unit.id).where(Unit.alliance_id == alliance.id)
     if params["unit_ids"]:
         units = units.where(Unit.id.in_(params["unit_ids"]))
-    slots = session.scalar(
-        select(func.coalesce(func.sum(Craftsman.capacity), 0)).where(Craftsman.unit_id.in_(units), Craftsman.active.is_(True))
-    ) or 0
-    apprentices = session.scalar(
-        select(func.count()).select_from(Apprentice).where(Apprentice.unit_id.in_(units), Apprentice.active.is_(True))
-    ) or 0
+    slots = (
+        session.scalar(
+            select(func.coalesce(func.sum(Craftsman.capacity), 0)).where(
+                Craftsman.unit_id.in_(units), Craftsman.active.is_(True)
+            )
+        )
+        or 0
+    )
+    apprentices = (
+        session.scalar(
+            select(func.count())
+            .select_from(Apprentice)
+            .where(Apprentice.unit_id.in_(units), Apprentice.active.is_(True))
+        )
+        or 0
+    )
     return int(slots) * int(apprentices)
 
 
@@ -308,8 +354,14 @@ def claim_queued_run(session: Session, *, stale_after_seconds: int = 1800) -> Ma
             continue
         claimed = session.execute(
             update(MatchRun)
-            .where(MatchRun.id == run_id, MatchRun.status == status, MatchRun.updated_at == updated_at)
-            .values(status="running", updated_at=utcnow(), progress={"stage": "loading", "fraction": 0.0})
+            .where(
+                MatchRun.id == run_id, MatchRun.status == status, MatchRun.updated_at == updated_at
+            )
+            .values(
+                status="running",
+                updated_at=utcnow(),
+                progress={"stage": "loading", "fraction": 0.0},
+            )
         )
         session.commit()
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
@@ -317,7 +369,9 @@ def claim_queued_run(session: Session, *, stale_after_seconds: int = 1800) -> Ma
     return None
 
 
-def execute_match_run(session: Session, *, run: MatchRun, progress: Progress | None = None) -> MatchRun:
+def execute_match_run(
+    session: Session, *, run: MatchRun, progress: Progress | None = None
+) -> MatchRun:
     """Solve a run and store its proposals and unmatched; a failure is recorded on the run."""
     alliance = session.get(Alliance, run.alliance_id)
     assert alliance is not None
@@ -326,23 +380,40 @@ def execute_match_run(session: Session, *, run: MatchRun, progress: Progress | N
     try:
         report("loading", 0.05)
         loaded = load_problem(session, alliance=alliance, params=params)
+    except PinnedPairFailure as exc:
+        return _fail(session, run, str(exc))
+    try:
         report("solving", 0.3)
         result = solve_match(
-            loaded.problem, _match_params(params), progress=lambda stage, f: report(stage, 0.3 + 0.6 * f)
+            loaded.problem,
+            _match_params(params),
+            progress=lambda stage, f: report(stage, 0.3 + 0.6 * f),
         )
     except PinnedPairError as exc:
-        run.status = "failed"
-        run.error = str(exc)
-        run.progress = {"stage": "failed", "fraction": 1.0}
-        run.updated_at = utcnow()
-        session.flush()
-        return run
+        return _fail(
+            session,
+            run,
+            f"Pinned pair [{int(loaded.craftsman_ids[exc.craftsman])}, "
+            f"{int(loaded.apprentice_ids[exc.apprentice])}]: {exc.reason}",
+        )
     report("storing", 0.9)
     _store_result(session, run=run, loaded=loaded, result=result, params=params)
     run.status = "proposed"
     run.objective = float(result.objective)
-    run.stats = {**result.stats, "build_seconds": round(loaded.build_seconds + result.stats.get("build_seconds", 0.0), 4)}
+    run.stats = {
+        **result.stats,
+        "build_seconds": round(loaded.build_seconds + result.stats.get("build_seconds", 0.0), 4),
+    }
     run.progress = {"stage": "done", "fraction": 1.0}
+    run.updated_at = utcnow()
+    session.flush()
+    return run
+
+
+def _fail(session: Session, run: MatchRun, error: str) -> MatchRun:
+    run.status = "failed"
+    run.error = error
+    run.progress = {"stage": "failed", "fraction": 1.0}
     run.updated_at = utcnow()
     session.flush()
     return run
@@ -376,11 +447,18 @@ def _explanation_rows(loaded: LoadedProblem, explanation: Any, index: int) -> li
 
 
 def _store_result(
-    session: Session, *, run: MatchRun, loaded: LoadedProblem, result: Any, params: Mapping[str, Any]
+    session: Session,
+    *,
+    run: MatchRun,
+    loaded: LoadedProblem,
+    result: Any,
+    params: Mapping[str, Any],
 ) -> None:
     """Proposals and unmatched rows of a solved run, in two bulk inserts."""
     now = utcnow()
-    explanation = explain_pairs(loaded.problem, _match_params(params), result.craftsman, result.apprentice)
+    explanation = explain_pairs(
+        loaded.problem, _match_params(params), result.craftsman, result.apprentice
+    )
     proposals = [
         {
             "match_run_id": run.id,
@@ -399,13 +477,19 @@ def _store_result(
     if proposals:
         session.execute(insert(Proposal), proposals)
     messages = {
-        "no_eligible_craftsman": "No craftsman of another unit reaches min_fit {min_fit} for the wanted skills.",
-        "capacity_exhausted": "Eligible craftsmen exist, but their slots went to better overall pairs.",
+        "no_eligible_craftsman": "No craftsman of another unit reaches min_fit {min_fit} "
+        "for the wanted skills.",
+        "capacity_exhausted": "Eligible craftsmen exist, but their slots went to better "
+        "overall pairs.",
         "excluded": "Every eligible pair was rejected before or excluded by the run's parameters.",
     }
     unmatched = []
-    for position, (a, reason) in enumerate(zip(result.unmatched, result.unmatched_reason, strict=True)):
-        detail: dict[str, Any] = {"message": messages[str(reason)].format(min_fit=params["min_fit"])}
+    for position, (a, reason) in enumerate(
+        zip(result.unmatched, result.unmatched_reason, strict=True)
+    ):
+        detail: dict[str, Any] = {
+            "message": messages[str(reason)].format(min_fit=params["min_fit"])
+        }
         if str(reason) == "capacity_exhausted":
             blockers = result.unmatched_blockers[position]
             detail["craftsman_ids"] = sorted(int(loaded.craftsman_ids[m]) for m in blockers)
@@ -437,7 +521,9 @@ def pair_score(session: Session, *, craftsman: Craftsman, apprentice: Apprentice
         return _sparse(np.zeros(len(entries), dtype=np.int64), cols, values, (1, n))
 
     rejected = session.scalar(
-        select(func.count()).select_from(RejectedPair).where(
+        select(func.count())
+        .select_from(RejectedPair)
+        .where(
             RejectedPair.craftsman_id == craftsman.id,
             RejectedPair.apprentice_id == apprentice.id,
             RejectedPair.cleared_at.is_(None),
@@ -451,13 +537,21 @@ def pair_score(session: Session, *, craftsman: Craftsman, apprentice: Apprentice
         craftsman_skills=row(c_skills, 1),
         apprentice_unit=np.array([apprentice.unit_id], dtype=np.int64),
         apprentice_region=np.array(
-            [0 if apprentice.region and apprentice.region == craftsman.region else (1 if apprentice.region else -1)],
+            [
+                0
+                if apprentice.region and apprentice.region == craftsman.region
+                else (1 if apprentice.region else -1)
+            ],
             dtype=np.int64,
         ),
         apprentice_wants=row(wants, 1),
         apprentice_weights=row(wants, 2),
-        skill_parent=np.where(parent_ids >= 0, _positions(skill_ids, np.maximum(parent_ids, 0)), -1).astype(np.int64),
-        excluded=np.array([[0, 0]], dtype=np.int64) if rejected else np.zeros((0, 2), dtype=np.int64),
+        skill_parent=np.where(
+            parent_ids >= 0, _positions(skill_ids, np.maximum(parent_ids, 0)), -1
+        ).astype(np.int64),
+        excluded=np.array([[0, 0]], dtype=np.int64)
+        if rejected
+        else np.zeros((0, 2), dtype=np.int64),
         pinned=np.zeros((0, 2), dtype=np.int64),
     )
     verdict = pair_verdict(problem, _match_params(params), 0, 0)

@@ -64,7 +64,9 @@ def _require_open_run(session: Session, run_id: int) -> MatchRun:
     return run
 
 
-def _compare_and_set(session: Session, proposal: Proposal, expected_etag: str, **values: Any) -> None:
+def _compare_and_set(
+    session: Session, proposal: Proposal, expected_etag: str, **values: Any
+) -> None:
     """Write only if nobody changed the proposal since ``expected_etag`` was read (else 412)."""
     if expected_etag not in (etag(proposal), "*"):
         raise PreconditionFailed("The proposal changed since you read it; reload and decide again.")
@@ -226,18 +228,28 @@ def decide_many(
     stmt = select(Proposal).where(Proposal.match_run_id == run.id, Proposal.status != status)
     if ids is not None:
         unknown = set(ids) - set(
-            session.scalars(select(Proposal.id).where(Proposal.match_run_id == run.id, Proposal.id.in_(ids)))
+            session.scalars(
+                select(Proposal.id).where(Proposal.match_run_id == run.id, Proposal.id.in_(ids))
+            )
         )
         if unknown:
             raise ValidationFailed(
-                "Some ids are not proposals of this run.", errors={"ids": [f"Unknown: {sorted(unknown)}."]}
+                "Some ids are not proposals of this run.",
+                errors={"ids": [f"Unknown: {sorted(unknown)}."]},
             )
         stmt = stmt.where(Proposal.id.in_(ids))
     if min_score is not None:
         stmt = stmt.where(Proposal.score >= min_score)
     proposals = list(session.scalars(stmt.order_by(Proposal.id)))
     for proposal in proposals:
-        decide(session, proposal=proposal, status=status, comment=comment, actor=actor, expected_etag="*")
+        decide(
+            session,
+            proposal=proposal,
+            status=status,
+            comment=comment,
+            actor=actor,
+            expected_etag="*",
+        )
     return len(proposals)
 
 
@@ -307,17 +319,25 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
     return CommitResult(run=run, mentorships_created=len(approved), already_committed=False)
 
 
-def _commit_conflicts(session: Session, *, run: MatchRun, approved: Sequence[Proposal]) -> list[str]:
+def _commit_conflicts(
+    session: Session, *, run: MatchRun, approved: Sequence[Proposal]
+) -> list[str]:
     """Every reason the approved proposals can no longer become mentorships."""
     if not approved:
         return []
     craftsman_ids = {p.craftsman_id for p in approved}
     apprentice_ids = {p.apprentice_id for p in approved}
     inactive_craftsmen = set(
-        session.scalars(select(Craftsman.id).where(Craftsman.id.in_(craftsman_ids), Craftsman.active.is_(False)))
+        session.scalars(
+            select(Craftsman.id).where(Craftsman.id.in_(craftsman_ids), Craftsman.active.is_(False))
+        )
     )
     inactive_apprentices = set(
-        session.scalars(select(Apprentice.id).where(Apprentice.id.in_(apprentice_ids), Apprentice.active.is_(False)))
+        session.scalars(
+            select(Apprentice.id).where(
+                Apprentice.id.in_(apprentice_ids), Apprentice.active.is_(False)
+            )
+        )
     )
     mentored = set(
         session.scalars(
@@ -333,7 +353,11 @@ def _commit_conflicts(session: Session, *, run: MatchRun, approved: Sequence[Pro
             .group_by(Mentorship.craftsman_id)
         ).all()
     )
-    capacity = dict(session.execute(select(Craftsman.id, Craftsman.capacity).where(Craftsman.id.in_(craftsman_ids))).all())
+    capacity = dict(
+        session.execute(
+            select(Craftsman.id, Craftsman.capacity).where(Craftsman.id.in_(craftsman_ids))
+        ).all()
+    )
     wanted: dict[int, int] = {}
     for proposal in approved:
         wanted[proposal.craftsman_id] = wanted.get(proposal.craftsman_id, 0) + 1
@@ -349,7 +373,9 @@ def _commit_conflicts(session: Session, *, run: MatchRun, approved: Sequence[Pro
     return problems
 
 
-def clear_rejection(session: Session, *, rejected: RejectedPair, actor: str, alliance_id: int) -> None:
+def clear_rejection(
+    session: Session, *, rejected: RejectedPair, actor: str, alliance_id: int
+) -> None:
     """Allow a rejected pair to be proposed again."""
     rejected.cleared_at = utcnow()
     audit(

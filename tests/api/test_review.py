@@ -1,4 +1,4 @@
-"""Review over the API: decisions guarded by ETag / If-Match, swaps re-validated, bulk, CSV, commit."""
+"""Review over the API: ETag / If-Match decisions, re-validated swaps, bulk, CSV, commit."""
 
 from __future__ import annotations
 
@@ -22,14 +22,28 @@ API = "/api/v1"
 def run(session: Session, world: World) -> MatchRun:
     """A proposed run of the home alliance: two craftsmen per unit, four apprentices per unit."""
     for unit in (world.unit, world.sibling_unit):
-        upsert_people(session, kind=CRAFTSMAN, unit=unit, items=[
-            factories.craftsman_item(f"M-{unit.code}-{i}", skills=[{"name": "氩弧焊", "level": 5 - i}], capacity=1)
-            for i in range(2)
-        ])
-        upsert_people(session, kind=APPRENTICE, unit=unit, items=[
-            factories.apprentice_item(f"L-{unit.code}-{i}", wants=[{"name": "氩弧焊", "level": 3, "weight": 1.0}])
-            for i in range(4)
-        ])
+        upsert_people(
+            session,
+            kind=CRAFTSMAN,
+            unit=unit,
+            items=[
+                factories.craftsman_item(
+                    f"M-{unit.code}-{i}", skills=[{"name": "氩弧焊", "level": 5 - i}], capacity=1
+                )
+                for i in range(2)
+            ],
+        )
+        upsert_people(
+            session,
+            kind=APPRENTICE,
+            unit=unit,
+            items=[
+                factories.apprentice_item(
+                    f"L-{unit.code}-{i}", wants=[{"name": "氩弧焊", "level": 3, "weight": 1.0}]
+                )
+                for i in range(4)
+            ],
+        )
     run = create_match_run(session, alliance=world.alliance, params={}, created_by="test")
     execute_match_run(session, run=run)
     session.commit()
@@ -53,7 +67,9 @@ def patch(client: FlaskClient, world: World, proposal_id: int, body: Any, etag: 
     return client.patch(f"{API}/proposals/{proposal_id}", json=body, headers=headers)
 
 
-def test_a_decision_needs_if_match_and_a_stale_etag_is_refused(client: FlaskClient, world: World, run: MatchRun) -> None:
+def test_a_decision_needs_if_match_and_a_stale_etag_is_refused(
+    client: FlaskClient, world: World, run: MatchRun
+) -> None:
     first = proposals(client, world, run)[0]
     assert patch(client, world, first["id"], {"status": "approved"}, None).status_code == 428
     _, etag = read(client, world, first["id"])
@@ -72,41 +88,76 @@ def test_rejection_is_remembered_and_audited(
 ) -> None:
     first = proposals(client, world, run)[0]
     _, etag = read(client, world, first["id"])
-    assert patch(client, world, first["id"], {"status": "rejected", "comment": "技能不对口"}, etag).status_code == 200
+    assert (
+        patch(
+            client, world, first["id"], {"status": "rejected", "comment": "技能不对口"}, etag
+        ).status_code
+        == 200
+    )
     rejected = session.scalars(select(RejectedPair)).one()
-    assert (rejected.craftsman_id, rejected.apprentice_id) == (first["craftsman"]["id"], first["apprentice"]["id"])
-    listed = client.get(f"{API}/alliances/{world.alliance.id}/rejected-pairs", headers=world.auth("coordinator"))
+    assert (rejected.craftsman_id, rejected.apprentice_id) == (
+        first["craftsman"]["id"],
+        first["apprentice"]["id"],
+    )
+    listed = client.get(
+        f"{API}/alliances/{world.alliance.id}/rejected-pairs", headers=world.auth("coordinator")
+    )
     assert [r["id"] for r in listed.get_json()] == [rejected.id]
-    events = client.get(f"{API}/alliances/{world.alliance.id}/audit-events?object_type=proposal",
-                        headers=world.auth("coordinator")).get_json()
-    assert events[0]["action"] == "proposal.rejected" and events[0]["data"]["comment"] == "技能不对口"
+    events = client.get(
+        f"{API}/alliances/{world.alliance.id}/audit-events?object_type=proposal",
+        headers=world.auth("coordinator"),
+    ).get_json()
+    assert (
+        events[0]["action"] == "proposal.rejected" and events[0]["data"]["comment"] == "技能不对口"
+    )
     assert events[0]["actor"].startswith("coordinator")
 
     # The next run never proposes the rejected pair; clearing it allows it again.
     second = create_match_run(session, alliance=world.alliance, params={}, created_by="test")
     execute_match_run(session, run=second)
     session.commit()
-    pairs = {(p["craftsman"]["id"], p["apprentice"]["id"]) for p in proposals(client, world, second)}
+    pairs = {
+        (p["craftsman"]["id"], p["apprentice"]["id"]) for p in proposals(client, world, second)
+    }
     assert (rejected.craftsman_id, rejected.apprentice_id) not in pairs
-    cleared = client.delete(f"{API}/rejected-pairs/{rejected.id}", headers=world.auth("coordinator"))
+    cleared = client.delete(
+        f"{API}/rejected-pairs/{rejected.id}", headers=world.auth("coordinator")
+    )
     assert cleared.status_code == 204
-    assert client.get(f"{API}/alliances/{world.alliance.id}/rejected-pairs",
-                      headers=world.auth("coordinator")).get_json() == []
+    assert (
+        client.get(
+            f"{API}/alliances/{world.alliance.id}/rejected-pairs", headers=world.auth("coordinator")
+        ).get_json()
+        == []
+    )
 
 
-def test_swap_is_revalidated(client: FlaskClient, session: Session, world: World, run: MatchRun) -> None:
+def test_swap_is_revalidated(
+    client: FlaskClient, session: Session, world: World, run: MatchRun
+) -> None:
     listed = proposals(client, world, run)
     target = listed[0]
     apprentice_unit = target["apprentice"]["unit_id"]
-    own_unit = next(p["craftsman"]["id"] for p in listed if p["craftsman"]["unit_id"] == apprentice_unit)
-    busy = next(p["craftsman"]["id"] for p in listed
-                if p["craftsman"]["unit_id"] != apprentice_unit and p["craftsman"]["id"] != target["craftsman"]["id"])
+    own_unit = next(
+        p["craftsman"]["id"] for p in listed if p["craftsman"]["unit_id"] == apprentice_unit
+    )
+    busy = next(
+        p["craftsman"]["id"]
+        for p in listed
+        if p["craftsman"]["unit_id"] != apprentice_unit
+        and p["craftsman"]["id"] != target["craftsman"]["id"]
+    )
     _, etag = read(client, world, target["id"])
     same_unit = patch(client, world, target["id"], {"craftsman_id": own_unit}, etag)
-    assert same_unit.status_code == 422 and "own unit" in same_unit.get_json()["errors"]["craftsman_id"][0]
+    assert (
+        same_unit.status_code == 422
+        and "own unit" in same_unit.get_json()["errors"]["craftsman_id"][0]
+    )
     full = patch(client, world, target["id"], {"craftsman_id": busy}, etag)
     assert full.status_code == 422 and "capacity" in full.get_json()["errors"]["craftsman_id"][0]
-    foreign = patch(client, world, target["id"], {"craftsman_id": world.craftsman_ids["FRGN"]}, etag)
+    foreign = patch(
+        client, world, target["id"], {"craftsman_id": world.craftsman_ids["FRGN"]}, etag
+    )
     assert foreign.status_code == 422
 
     free = factories.craftsman_item("FREE", skills=[{"name": "焊接", "level": 4}], capacity=1)
@@ -117,27 +168,50 @@ def test_swap_is_revalidated(client: FlaskClient, session: Session, world: World
     assert swapped.status_code == 200, swapped.get_json()
     body = swapped.get_json()
     assert body["craftsman"]["id"] == free_id and body["status"] == "pending"
-    assert body["fit"] == pytest.approx(0.5)  # 焊接 is the parent of the wanted 氩弧焊: related credit
+    assert body["fit"] == pytest.approx(
+        0.5
+    )  # 焊接 is the parent of the wanted 氩弧焊: related credit
     assert body["explanation"][0]["craftsman_skill"] == "焊接"
-    assert patch(client, world, target["id"], {"craftsman_id": free_id, "comment": "x"}, "*").status_code == 422
+    assert (
+        patch(
+            client, world, target["id"], {"craftsman_id": free_id, "comment": "x"}, "*"
+        ).status_code
+        == 422
+    )
 
 
-def test_bulk_decisions_by_ids_and_by_min_score(client: FlaskClient, world: World, run: MatchRun) -> None:
+def test_bulk_decisions_by_ids_and_by_min_score(
+    client: FlaskClient, world: World, run: MatchRun
+) -> None:
     listed = proposals(client, world, run)
     url = f"{API}/match-runs/{run.id}/proposals/bulk"
-    response = client.post(url, json={"ids": [listed[0]["id"]], "status": "rejected"}, headers=world.auth("coordinator"))
+    response = client.post(
+        url,
+        json={"ids": [listed[0]["id"]], "status": "rejected"},
+        headers=world.auth("coordinator"),
+    )
     assert response.get_json() == {"changed": 1}
-    response = client.post(url, json={"min_score": 0.0, "status": "approved"}, headers=world.auth("coordinator"))
+    response = client.post(
+        url, json={"min_score": 0.0, "status": "approved"}, headers=world.auth("coordinator")
+    )
     assert response.get_json() == {"changed": len(listed)}
     assert {p["status"] for p in proposals(client, world, run)} == {"approved"}
-    both = client.post(url, json={"ids": [1], "min_score": 1, "status": "approved"}, headers=world.auth("coordinator"))
+    both = client.post(
+        url,
+        json={"ids": [1], "min_score": 1, "status": "approved"},
+        headers=world.auth("coordinator"),
+    )
     assert both.status_code == 422
-    unknown = client.post(url, json={"ids": [999999], "status": "approved"}, headers=world.auth("coordinator"))
+    unknown = client.post(
+        url, json={"ids": [999999], "status": "approved"}, headers=world.auth("coordinator")
+    )
     assert unknown.status_code == 422
 
 
 def test_csv_export_opens_in_excel(client: FlaskClient, world: World, run: MatchRun) -> None:
-    response = client.get(f"{API}/match-runs/{run.id}/proposals.csv", headers=world.auth("coordinator"))
+    response = client.get(
+        f"{API}/match-runs/{run.id}/proposals.csv", headers=world.auth("coordinator")
+    )
     assert response.status_code == 200 and response.mimetype == "text/csv"
     raw = response.get_data()
     assert raw.startswith("\ufeff".encode())
@@ -156,17 +230,31 @@ def test_commit_turns_approved_proposals_into_mentorships_once(
 ) -> None:
     listed = proposals(client, world, run)
     url = f"{API}/match-runs/{run.id}/proposals/bulk"
-    client.post(url, json={"ids": [p["id"] for p in listed[:2]], "status": "approved"}, headers=world.auth("coordinator"))
+    client.post(
+        url,
+        json={"ids": [p["id"] for p in listed[:2]], "status": "approved"},
+        headers=world.auth("coordinator"),
+    )
     first = commit(client, world, run)
     assert first.status_code == 200
-    assert first.get_json()["mentorships_created"] == 2 and first.get_json()["run"]["status"] == "committed"
+    assert (
+        first.get_json()["mentorships_created"] == 2
+        and first.get_json()["run"]["status"] == "committed"
+    )
     again = commit(client, world, run)
     assert again.status_code == 200 and again.get_json()["already_committed"] is True
     assert session.scalar(select(func.count()).select_from(Mentorship)) == 2
     # A committed run's proposals no longer change.
     _, etag = read(client, world, listed[2]["id"])
     assert patch(client, world, listed[2]["id"], {"status": "approved"}, etag).status_code == 409
-    assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "match_run.commit")) == 1
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "match_run.commit")
+        )
+        == 1
+    )
 
 
 def test_commit_refuses_when_the_data_moved(
@@ -174,9 +262,14 @@ def test_commit_refuses_when_the_data_moved(
 ) -> None:
     listed = proposals(client, world, run)
     approve = {"ids": [listed[0]["id"]], "status": "approved"}
-    client.post(f"{API}/match-runs/{run.id}/proposals/bulk", json=approve, headers=world.auth("coordinator"))
+    client.post(
+        f"{API}/match-runs/{run.id}/proposals/bulk", json=approve, headers=world.auth("coordinator")
+    )
     craftsman_id = listed[0]["craftsman"]["id"]
-    assert client.delete(f"{API}/craftsmen/{craftsman_id}", headers=world.auth("admin")).status_code == 204
+    assert (
+        client.delete(f"{API}/craftsmen/{craftsman_id}", headers=world.auth("admin")).status_code
+        == 204
+    )
     refused = commit(client, world, run)
     assert refused.status_code == 409
     assert f"Craftsman {craftsman_id} is inactive" in refused.get_json()["detail"]
@@ -191,9 +284,15 @@ def test_commit_refuses_when_another_run_took_the_capacity(
     execute_match_run(session, run=rival)
     session.commit()
     for r in (run, rival):
-        client.post(f"{API}/match-runs/{r.id}/proposals/bulk", json={"min_score": 0, "status": "approved"},
-                    headers=world.auth("coordinator"))
+        client.post(
+            f"{API}/match-runs/{r.id}/proposals/bulk",
+            json={"min_score": 0, "status": "approved"},
+            headers=world.auth("coordinator"),
+        )
     assert commit(client, world, rival).status_code == 200
     refused = commit(client, world, run)
     assert refused.status_code == 409
-    assert "free slots" in refused.get_json()["detail"] or "already has an active mentorship" in refused.get_json()["detail"]
+    assert (
+        "free slots" in refused.get_json()["detail"]
+        or "already has an active mentorship" in refused.get_json()["detail"]
+    )

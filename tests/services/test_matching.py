@@ -10,7 +10,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from matcher.models import Alliance, MatchRun, Mentorship, Proposal, RejectedPair, UnmatchedApprentice, Unit
+from matcher.models import (
+    Alliance,
+    MatchRun,
+    Mentorship,
+    Proposal,
+    RejectedPair,
+    Unit,
+    UnmatchedApprentice,
+)
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
 from tests import factories
@@ -27,17 +35,31 @@ def _alliance(session: Session) -> tuple[Alliance, list[Unit]]:
     return alliance, units
 
 
-def _craftsman(session: Session, unit: Unit, ext: str, skills: list[tuple[str, int]], capacity: int = 1,
-               region: str | None = None) -> int:
-    item = factories.craftsman_item(ext, skills=[{"name": n, "level": lv} for n, lv in skills],
-                                    capacity=capacity, region=region or unit.region)
+def _craftsman(
+    session: Session,
+    unit: Unit,
+    ext: str,
+    skills: list[tuple[str, int]],
+    capacity: int = 1,
+    region: str | None = None,
+) -> int:
+    item = factories.craftsman_item(
+        ext,
+        skills=[{"name": n, "level": lv} for n, lv in skills],
+        capacity=capacity,
+        region=region or unit.region,
+    )
     return upsert_people(session, kind=CRAFTSMAN, unit=unit, items=[item]).ids[0]
 
 
-def _apprentice(session: Session, unit: Unit, ext: str, wants: list[tuple[str, int]],
-                region: str | None = None) -> int:
-    item = factories.apprentice_item(ext, wants=[{"name": n, "level": lv, "weight": 1.0} for n, lv in wants],
-                                     region=region or unit.region)
+def _apprentice(
+    session: Session, unit: Unit, ext: str, wants: list[tuple[str, int]], region: str | None = None
+) -> int:
+    item = factories.apprentice_item(
+        ext,
+        wants=[{"name": n, "level": lv, "weight": 1.0} for n, lv in wants],
+        region=region or unit.region,
+    )
     return upsert_people(session, kind=APPRENTICE, unit=unit, items=[item]).ids[0]
 
 
@@ -56,8 +78,12 @@ def _pairs(session: Session, run: MatchRun) -> set[tuple[int, int]]:
 
 
 def _reasons(session: Session, run: MatchRun) -> dict[int, UnmatchedApprentice]:
-    return {u.apprentice_id: u for u in session.scalars(
-        select(UnmatchedApprentice).where(UnmatchedApprentice.match_run_id == run.id))}
+    return {
+        u.apprentice_id: u
+        for u in session.scalars(
+            select(UnmatchedApprentice).where(UnmatchedApprentice.match_run_id == run.id)
+        )
+    }
 
 
 def test_a_run_pairs_across_units_and_explains_every_pair(session: Session) -> None:
@@ -74,10 +100,16 @@ def test_a_run_pairs_across_units_and_explains_every_pair(session: Session) -> N
     assert _pairs(session, run) == {(welder, a_weld), (turner, a_turn)}
     proposal = session.scalars(select(Proposal).where(Proposal.apprentice_id == a_weld)).one()
     assert proposal.fit == pytest.approx(1.0)
-    assert proposal.explanation == [{
-        "skill": "氩弧焊", "wanted_level": 4, "weight": 1.0, "craftsman_skill": "氩弧焊",
-        "craftsman_level": 5, "credit": pytest.approx(1.0),
-    }]
+    assert proposal.explanation == [
+        {
+            "skill": "氩弧焊",
+            "wanted_level": 4,
+            "weight": 1.0,
+            "craftsman_skill": "氩弧焊",
+            "craftsman_level": 5,
+            "credit": pytest.approx(1.0),
+        }
+    ]
     unmatched = _reasons(session, run)
     assert set(unmatched) == {a_own_unit_only}
     assert unmatched[a_own_unit_only].reason_code == "no_eligible_craftsman"
@@ -85,7 +117,9 @@ def test_a_run_pairs_across_units_and_explains_every_pair(session: Session) -> N
     assert run.stats["matched"] == 2 and run.stats["unmatched"] == 1 and run.stats["method"]
 
 
-def test_capacity_exhausted_names_the_craftsmen_whose_slots_went_elsewhere(session: Session) -> None:
+def test_capacity_exhausted_names_the_craftsmen_whose_slots_went_elsewhere(
+    session: Session,
+) -> None:
     alliance, (u1, u2, _) = _alliance(session)
     master = _craftsman(session, u1, "C1", [("氩弧焊", 5)], capacity=1)
     best = _apprentice(session, u2, "A1", [("氩弧焊", 3)])
@@ -104,8 +138,15 @@ def test_active_mentorships_use_up_capacity_and_mentored_apprentices_wait(sessio
     mentored = _apprentice(session, u2, "A1", [("氩弧焊", 3)])
     waiting = _apprentice(session, u2, "A2", [("氩弧焊", 3)])
     third = _apprentice(session, u2, "A3", [("氩弧焊", 3)])
-    session.add(Mentorship(alliance_id=alliance.id, craftsman_id=master, apprentice_id=mentored,
-                           started_on=date(2026, 1, 1), summary_every_days=30))
+    session.add(
+        Mentorship(
+            alliance_id=alliance.id,
+            craftsman_id=master,
+            apprentice_id=mentored,
+            started_on=date(2026, 1, 1),
+            summary_every_days=30,
+        )
+    )
     session.commit()
     run = _run(session, alliance)
     pairs = _pairs(session, run)
@@ -152,7 +193,9 @@ def test_unit_subset_and_region_bonus(session: Session) -> None:
     session.commit()
     run = _run(session, alliance)
     assert _pairs(session, run) == {(near, apprentice)}
-    assert session.scalars(select(Proposal.score).where(Proposal.match_run_id == run.id)).one() == pytest.approx(1.05)
+    assert session.scalars(
+        select(Proposal.score).where(Proposal.match_run_id == run.id)
+    ).one() == pytest.approx(1.05)
     subset = _run(session, alliance, unit_ids=[u1.id, u2.id])
     assert _pairs(session, subset) == {(far, apprentice)}
 
@@ -161,7 +204,9 @@ def test_same_data_gives_the_same_pairs_whatever_the_insertion_order(session: Se
     alliance, units = _alliance(session)
     rng = random.Random(11)
     skills = ["氩弧焊", "钎焊", "数控车削", "数控铣削", "电机绕组嵌线"]
-    people = [("C", i, rng.choice(units), rng.sample(skills, 2), rng.randint(1, 2)) for i in range(8)]
+    people = [
+        ("C", i, rng.choice(units), rng.sample(skills, 2), rng.randint(1, 2)) for i in range(8)
+    ]
     people += [("A", i, rng.choice(units), rng.sample(skills, 2), 0) for i in range(20)]
     results = []
     for attempt in range(2):
@@ -173,13 +218,16 @@ def test_same_data_gives_the_same_pairs_whatever_the_insertion_order(session: Se
                 _apprentice(session, unit, f"A{i}", [(n, 3) for n in names])
         session.commit()
         run = _run(session, alliance)
-        ids = {p.id: (p.craftsman.external_id, p.apprentice.external_id)
-               for p in session.scalars(select(Proposal).where(Proposal.match_run_id == run.id))}
+        ids = {
+            p.id: (p.craftsman.external_id, p.apprentice.external_id)
+            for p in session.scalars(select(Proposal).where(Proposal.match_run_id == run.id))
+        }
         results.append((sorted(ids.values()), run.objective))
         for model in (Proposal, UnmatchedApprentice, MatchRun):
             for row in session.scalars(select(model)):
                 session.delete(row)
         from matcher.models import Apprentice, Craftsman
+
         for model in (Craftsman, Apprentice):
             for row in session.scalars(select(model)):
                 session.delete(row)

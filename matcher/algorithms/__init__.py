@@ -1,0 +1,27 @@
+"""The matching engine: numpy/scipy only, arrays in and arrays out (no database, no I/O)."""
+
+from matcher.algorithms.problem import (
+    REASONS,
+    MatchParams,
+    MatchProblem,
+    MatchResult,
+    PinnedPairError,
+)
+from matcher.algorithms.scoring import Explanation, candidate_pairs, explain_pairs, relation_matrix
+from matcher.algorithms.solver import PairVerdict, eligible_pairs, pair_verdict, solve_match
+
+__all__ = [
+    "REASONS",
+    "Explanation",
+    "MatchParams",
+    "MatchProblem",
+    "MatchResult",
+    "PairVerdict",
+    "PinnedPairError",
+    "candidate_pairs",
+    "eligible_pairs",
+    "explain_pairs",
+    "pair_verdict",
+    "relation_matrix",
+    "solve_match",
+]

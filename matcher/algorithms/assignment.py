@@ -1,0 +1,133 @@
+"""Exact maximum-score assignment of apprentices to craftsman slots.
+
+Every method reaches the optimum of the same problem: maximise the total gain over pairs, each
+apprentice at most once, each craftsman at most ``free`` times, only eligible pairs. The gain is
+the score (objective "score") or ``COVERAGE_BONUS + score`` (objective "coverage": the bonus,
+larger than any total of scores, makes the count of matched apprentices come first).
+
+- ``dense``: ``scipy.optimize.linear_sum_assignment`` on slots × apprentices, forbidden cells at a
+  large negative value (the reference the tests compare against).
+- ``components``: the eligibility graph split into connected components, each solved on its own
+  (an optimum of the whole is the union of optima of the parts).
+- ``sparse``: ``scipy.sparse.csgraph.min_weight_full_bipartite_matching`` on eligible edges only,
+  with one zero-gain dummy column per apprentice so that a full matching always exists and
+  "unmatched" costs nothing; weights ``offset - gain`` keep every edge positive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
+
+FORBIDDEN = -1e9
+DENSE_MAX_CELLS = 3_000_000  # slots × apprentices solved densely at once (24 MB of float64)
+
+
+@dataclass(frozen=True)
+class Edges:
+    """Eligible pairs with their gains, as parallel arrays (E,)."""
+
+    craftsman: NDArray[np.int64]
+    apprentice: NDArray[np.int64]
+    gain: NDArray[np.float64]
+
+
+def solve_dense(edges: Edges, free: NDArray[np.int64], n_apprentices: int) -> NDArray[np.int64]:
+    """Indices into ``edges`` of an optimal assignment, by LSA on the full slot matrix."""
+    slot_owner = np.repeat(np.arange(free.size), free)
+    if slot_owner.size == 0 or n_apprentices == 0 or edges.gain.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    first_slot = np.cumsum(free) - free
+    matrix = np.full((slot_owner.size, n_apprentices), FORBIDDEN)
+    edge_of = np.full((free.size, n_apprentices), -1, dtype=np.int64)
+    edge_of[edges.craftsman, edges.apprentice] = np.arange(edges.gain.size)
+    for offset in range(int(free.max())):
+        has_slot = free[edges.craftsman] > offset
+        rows = first_slot[edges.craftsman[has_slot]] + offset
+        matrix[rows, edges.apprentice[has_slot]] = edges.gain[has_slot]
+    rows, cols = linear_sum_assignment(matrix, maximize=True)
+    chosen = matrix[rows, cols] > FORBIDDEN / 2  # drop forbidden cells LSA had to fill in
+    picked: NDArray[np.int64] = edge_of[slot_owner[rows[chosen]], cols[chosen]]
+    return picked
+
+
+def solve_sparse(edges: Edges, free: NDArray[np.int64], n_apprentices: int) -> NDArray[np.int64]:
+    """Indices into ``edges`` of an optimal assignment, on the sparse graph of eligible slots."""
+    if edges.gain.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    first_slot = np.cumsum(free) - free
+    n_slots = int(free.sum())
+    repeat = free[edges.craftsman]
+    edge_index = np.repeat(np.arange(edges.gain.size), repeat)
+    slot = first_slot[edges.craftsman[edge_index]] + _within(repeat)
+    offset = float(edges.gain.max()) + 1.0
+    rows = np.concatenate([edges.apprentice[edge_index], np.arange(n_apprentices)])
+    cols = np.concatenate([slot, n_slots + np.arange(n_apprentices)])
+    weights = np.concatenate([offset - edges.gain[edge_index], np.full(n_apprentices, offset)])
+    graph = sp.csr_array((weights, (rows, cols)), shape=(n_apprentices, n_slots + n_apprentices))
+    row_of, col_of = min_weight_full_bipartite_matching(graph)
+    real = col_of < n_slots
+    apprentice = row_of[real]
+    owner = np.searchsorted(first_slot + free, col_of[real], side="right")
+    # Map (craftsman, apprentice) back to the edge index.
+    keys = edges.craftsman * n_apprentices + edges.apprentice
+    order = np.argsort(keys)
+    found = order[np.searchsorted(keys[order], owner * n_apprentices + apprentice)]
+    result: NDArray[np.int64] = found.astype(np.int64)
+    return result
+
+
+def solve_components(
+    edges: Edges,
+    free: NDArray[np.int64],
+    n_apprentices: int,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[NDArray[np.int64], int, set[str]]:
+    """Solve each connected component of the eligibility graph on its own."""
+    n_craftsmen = free.size
+    if edges.gain.size == 0:
+        return np.zeros(0, dtype=np.int64), 0, set()
+    graph = sp.coo_array(
+        (np.ones(edges.gain.size), (edges.craftsman, n_craftsmen + edges.apprentice)),
+        shape=(n_craftsmen + n_apprentices,) * 2,
+    )
+    count, labels = connected_components(graph, directed=False)
+    edge_label = labels[edges.craftsman]
+    order = np.argsort(edge_label, kind="stable")
+    bounds = np.searchsorted(edge_label[order], np.arange(count + 1))
+    chosen: list[NDArray[np.int64]] = []
+    used: set[str] = set()
+    solved_components = 0
+    for label in range(count):
+        part = order[bounds[label] : bounds[label + 1]]
+        if part.size == 0:
+            continue
+        solved_components += 1
+        craftsmen, local_c = np.unique(edges.craftsman[part], return_inverse=True)
+        apprentices, local_a = np.unique(edges.apprentice[part], return_inverse=True)
+        local = Edges(local_c.astype(np.int64), local_a.astype(np.int64), edges.gain[part])
+        local_free = free[craftsmen]
+        if int(local_free.sum()) * apprentices.size <= DENSE_MAX_CELLS:
+            picked = solve_dense(local, local_free, apprentices.size)
+            used.add("dense")
+        else:
+            picked = solve_sparse(local, local_free, apprentices.size)
+            used.add("sparse")
+        chosen.append(part[picked])
+        if progress is not None:
+            progress(label / count)
+    result = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    return result, solved_components, used
+
+
+def _within(counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """0..count-1 for each count, concatenated."""
+    total = int(counts.sum())
+    offsets = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.arange(total, dtype=np.int64) - offsets

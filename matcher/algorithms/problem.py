@@ -1,0 +1,88 @@
+"""The matching problem and its result, as arrays (shapes and dtypes documented per field)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+Objective = Literal["score", "coverage"]
+Method = Literal["auto", "dense", "components", "sparse"]
+REASONS = ("no_eligible_craftsman", "capacity_exhausted", "excluded")
+
+
+def _no_pairs() -> NDArray[np.int64]:
+    return np.zeros((0, 2), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """The scoring and objective parameters of matching.md."""
+
+    objective: Objective = "score"
+    min_fit: float = 0.25
+    related_credit: float = 0.5
+    region_bonus: float = 0.05
+
+
+@dataclass(frozen=True)
+class MatchProblem:
+    """M craftsmen, A apprentices and S skill tags; every index is a 0-based array position."""
+
+    craftsman_unit: NDArray[np.int64]  # (M,)
+    craftsman_region: NDArray[np.int64]  # (M,) -1 = not set
+    craftsman_free: NDArray[np.int64]  # (M,) free slots >= 0
+    craftsman_skills: sp.csr_array  # (M, S) float64 level 1..5 (absent = no entry)
+    apprentice_unit: NDArray[np.int64]  # (A,)
+    apprentice_region: NDArray[np.int64]  # (A,) -1 = not set
+    apprentice_wants: sp.csr_array  # (A, S) float64 target level 1..5
+    apprentice_weights: sp.csr_array  # (A, S) float64 > 0, same sparsity as apprentice_wants
+    skill_parent: NDArray[np.int64]  # (S,) parent position or -1
+    excluded: NDArray[np.int64] = field(default_factory=_no_pairs)  # (K, 2) [craftsman, apprentice]
+    pinned: NDArray[np.int64] = field(default_factory=_no_pairs)  # (P, 2) [craftsman, apprentice]
+
+    @property
+    def n_craftsmen(self) -> int:
+        """M."""
+        return int(self.craftsman_unit.shape[0])
+
+    @property
+    def n_apprentices(self) -> int:
+        """A."""
+        return int(self.apprentice_unit.shape[0])
+
+    @property
+    def n_skills(self) -> int:
+        """S."""
+        return int(self.skill_parent.shape[0])
+
+
+class PinnedPairError(ValueError):
+    """A pinned pair breaks a hard constraint (same unit, or more pins than capacity).
+
+    ``craftsman`` and ``apprentice`` are positions, so callers can name the pair in their terms.
+    """
+
+    def __init__(self, reason: str, *, craftsman: int, apprentice: int) -> None:
+        super().__init__(f"Pinned pair [{craftsman}, {apprentice}]: {reason}")
+        self.reason = reason
+        self.craftsman = craftsman
+        self.apprentice = apprentice
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """The chosen pairs (sorted by apprentice) and the unmatched apprentices with reasons."""
+
+    craftsman: NDArray[np.int64]  # (n,)
+    apprentice: NDArray[np.int64]  # (n,) ascending
+    score: NDArray[np.float64]  # (n,)
+    fit: NDArray[np.float64]  # (n,)
+    objective: float  # sum of score
+    unmatched: NDArray[np.int64]  # (u,) apprentice positions, ascending
+    unmatched_reason: list[str]  # (u,) one of REASONS
+    unmatched_blockers: list[NDArray[np.int64]]  # (u,) craftsmen whose slots went elsewhere
+    stats: dict[str, Any]

@@ -1,0 +1,230 @@
+"""Fit and score of every craftsman × apprentice pair, as sparse matrix products.
+
+For a wanted skill ``t`` at target level ``L`` the credit of a craftsman is
+``max(exact, related_credit * related)`` with ``exact = min(1, l_t / L)`` and
+``related = max over skills s related to t of min(1, l_s / L)``. Levels are integers 1..5, so
+the related maximum is a sum of nested thresholds: ``sum_k (min(1, k/L) - min(1, (k-1)/L)) *
+[some related skill at level >= k]``, and every "some related skill at level >= k" is one
+sparse product with the relation matrix. The fit numerator is then one product per target level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from matcher.algorithms.problem import MatchParams, MatchProblem
+
+LEVELS = (1, 2, 3, 4, 5)
+FIT_TOLERANCE = 1e-9  # float sums must not flip a fit of exactly min_fit to ineligible
+
+
+def relation_matrix(skill_parent: NDArray[np.int64]) -> sp.csr_array:
+    """(S, S) 0/1: skills that share a parent, or where one is the other's parent (no diagonal)."""
+    n = skill_parent.shape[0]
+    child = np.flatnonzero(skill_parent >= 0)
+    parent_of = sp.csr_array(
+        (np.ones(child.size), (child, skill_parent[child])), shape=(n, n), dtype=np.float64
+    )
+    related = parent_of @ parent_of.T + parent_of + parent_of.T
+    related = sp.csr_array(related)
+    related.setdiag(0)
+    related.eliminate_zeros()
+    related.data[:] = 1.0
+    return related
+
+
+@dataclass(frozen=True)
+class CreditTables:
+    """Per target level L: the (M, S) credit a craftsman gives for each wanted skill."""
+
+    by_level: dict[int, sp.csr_array]
+
+
+def credit_tables(problem: MatchProblem, related_credit: float) -> CreditTables:
+    """Credits of every craftsman for every skill tag, one sparse (M, S) matrix per level."""
+    skills = sp.csr_array(problem.craftsman_skills, dtype=np.float64)
+    skills.sum_duplicates()
+    related = relation_matrix(problem.skill_parent)
+    # reach[k][m, t] = 1 when craftsman m has a skill related to t at level >= k.
+    reach = {}
+    for k in LEVELS:
+        at_least = skills.copy()
+        at_least.data = (at_least.data >= k).astype(np.float64)
+        at_least.eliminate_zeros()
+        product = sp.csr_array(at_least @ related)
+        product.data[:] = 1.0
+        reach[k] = product
+    tables = {}
+    for level in LEVELS:
+        exact = skills.copy()
+        exact.data = np.minimum(1.0, exact.data / level)
+        near = sp.csr_array(skills.shape, dtype=np.float64)
+        for k in range(1, level + 1):
+            step = min(1.0, k / level) - min(1.0, (k - 1) / level)
+            near = near + reach[k] * step
+        tables[level] = sp.csr_array(exact.maximum(near * related_credit))
+    return CreditTables(by_level=tables)
+
+
+@dataclass(frozen=True)
+class CandidatePairs:
+    """Pairs with a positive fit, as parallel arrays (P,), sorted by (apprentice, craftsman)."""
+
+    craftsman: NDArray[np.int64]
+    apprentice: NDArray[np.int64]
+    fit: NDArray[np.float64]
+    score: NDArray[np.float64]
+
+
+def candidate_pairs(problem: MatchProblem, params: MatchParams) -> CandidatePairs:
+    """Fit and score of every pair sharing an exact or related skill (any unit)."""
+    tables = credit_tables(problem, params.related_credit)
+    wants = sp.csr_array(problem.apprentice_wants, dtype=np.float64)
+    weights = sp.csr_array(problem.apprentice_weights, dtype=np.float64)
+    total_weight = np.asarray(weights.sum(axis=1)).ravel()
+    numerator = sp.csr_array((problem.n_apprentices, problem.n_craftsmen), dtype=np.float64)
+    for level, table in tables.by_level.items():
+        at_level = weights.copy()
+        at_level.data = np.where(wants.data == level, at_level.data, 0.0)
+        at_level.eliminate_zeros()
+        if at_level.nnz:
+            numerator = numerator + at_level @ table.T
+    coo = sp.coo_array(numerator)
+    apprentice = coo.row.astype(np.int64)
+    craftsman = coo.col.astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fit = np.where(total_weight[apprentice] > 0, coo.data / total_weight[apprentice], 0.0)
+    order = np.lexsort((craftsman, apprentice))
+    apprentice, craftsman, fit = apprentice[order], craftsman[order], np.minimum(fit[order], 1.0)
+    return CandidatePairs(
+        craftsman=craftsman,
+        apprentice=apprentice,
+        fit=fit,
+        score=fit + region_bonus(problem, params, craftsman, apprentice),
+    )
+
+
+def region_bonus(
+    problem: MatchProblem,
+    params: MatchParams,
+    craftsman: NDArray[np.int64],
+    apprentice: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """The region bonus of each pair: both regions set and equal."""
+    mine = problem.craftsman_region[craftsman]
+    theirs = problem.apprentice_region[apprentice]
+    return np.where((mine >= 0) & (mine == theirs), params.region_bonus, 0.0)
+
+
+def pair_keys(
+    craftsman: NDArray[np.int64], apprentice: NDArray[np.int64], n_apprentices: int
+) -> NDArray[np.int64]:
+    """One integer per pair, for set operations on pairs."""
+    return craftsman.astype(np.int64) * max(n_apprentices, 1) + apprentice.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Per pair and wanted skill: which craftsman skill gave the credit. Flat arrays (R,)."""
+
+    pair: NDArray[np.int64]  # which input pair the row belongs to, ascending
+    skill: NDArray[np.int64]
+    wanted_level: NDArray[np.int64]
+    weight: NDArray[np.float64]
+    given_skill: NDArray[np.int64]  # -1 when no skill of the craftsman gives credit
+    given_level: NDArray[np.int64]  # 0 when none
+    credit: NDArray[np.float64]
+    fit: NDArray[np.float64]  # (pairs,)
+    score: NDArray[np.float64]  # (pairs,)
+
+    def rows(self, index: int) -> list[tuple[int, int, float, int, int, float]]:
+        """The rows of pair ``index``: (skill, wanted level, weight, given skill, level, credit)."""
+        lo, hi = np.searchsorted(self.pair, [index, index + 1])
+        return [
+            (
+                int(self.skill[r]),
+                int(self.wanted_level[r]),
+                float(self.weight[r]),
+                int(self.given_skill[r]),
+                int(self.given_level[r]),
+                float(self.credit[r]),
+            )
+            for r in range(lo, hi)
+        ]
+
+
+def explain_pairs(
+    problem: MatchProblem,
+    params: MatchParams,
+    craftsman: NDArray[np.int64],
+    apprentice: NDArray[np.int64],
+) -> Explanation:
+    """The per-skill credit of each given pair, vectorised over pairs × wants × skills."""
+    craftsman = np.asarray(craftsman, dtype=np.int64)
+    apprentice = np.asarray(apprentice, dtype=np.int64)
+    wants = sp.csr_array(problem.apprentice_wants)
+    weights = sp.csr_array(problem.apprentice_weights)
+    skills = sp.csr_array(problem.craftsman_skills)
+    # Expand each pair into its apprentice's wanted skills.
+    n_wants = np.diff(wants.indptr)[apprentice]
+    want_pair = np.repeat(np.arange(craftsman.size), n_wants)
+    want_index = _ranges(wants.indptr[apprentice], n_wants)
+    want_skill = wants.indices[want_index].astype(np.int64)
+    want_level = wants.data[want_index]
+    want_weight = weights.data[want_index]
+    # Expand each (pair, want) into the craftsman's skills.
+    owner = craftsman[want_pair]
+    n_skills = np.diff(skills.indptr)[owner]
+    row = np.repeat(np.arange(want_pair.size), n_skills)
+    skill_index = _ranges(skills.indptr[owner], n_skills)
+    given = skills.indices[skill_index].astype(np.int64)
+    level = skills.data[skill_index]
+    target = want_skill[row]
+    related = relation_matrix(problem.skill_parent)
+    related_keys = np.sort(
+        related.tocoo().row.astype(np.int64) * max(problem.n_skills, 1) + related.tocoo().col
+    )
+    keys = target * max(problem.n_skills, 1) + given
+    is_related = np.isin(keys, related_keys, assume_unique=False)
+    sim = np.where(given == target, 1.0, np.where(is_related, params.related_credit, 0.0))
+    value = sim * np.minimum(1.0, level / want_level[row])
+    # Best skill per (pair, want): sort by row then value descending, take the first.
+    order = np.lexsort((given, -value, row))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = row[order][1:] != row[order][:-1]
+    best = order[first & (value[order] > 0)]
+    given_skill = np.full(want_pair.size, -1, dtype=np.int64)
+    given_level = np.zeros(want_pair.size, dtype=np.int64)
+    credit = np.zeros(want_pair.size, dtype=np.float64)
+    given_skill[row[best]] = given[best]
+    given_level[row[best]] = level[best].astype(np.int64)
+    credit[row[best]] = value[best]
+    total = np.bincount(want_pair, weights=want_weight, minlength=craftsman.size)
+    earned = np.bincount(want_pair, weights=want_weight * credit, minlength=craftsman.size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fit = np.where(total > 0, earned / total, 0.0)
+    return Explanation(
+        pair=want_pair,
+        skill=want_skill,
+        wanted_level=want_level.astype(np.int64),
+        weight=want_weight,
+        given_skill=given_skill,
+        given_level=given_level,
+        credit=credit,
+        fit=fit,
+        score=fit + region_bonus(problem, params, craftsman, apprentice),
+    )
+
+
+def _ranges(starts: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Concatenated ``arange(start, start + count)`` for each pair, without a Python loop."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(np.asarray(starts, dtype=np.int64), counts) + np.arange(total) - offsets

@@ -1,0 +1,237 @@
+"""``solve_match``: hard constraints, objective, method, and the reasons for the unmatched."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from matcher.algorithms.assignment import (
+    DENSE_MAX_CELLS,
+    Edges,
+    solve_components,
+    solve_dense,
+    solve_sparse,
+)
+from matcher.algorithms.problem import (
+    MatchParams,
+    MatchProblem,
+    MatchResult,
+    Method,
+    PinnedPairError,
+)
+from matcher.algorithms.scoring import (
+    FIT_TOLERANCE,
+    Explanation,
+    candidate_pairs,
+    explain_pairs,
+    pair_keys,
+)
+
+Progress = Callable[[str, float], None]
+
+
+def coverage_bonus(problem: MatchProblem, params: MatchParams) -> float:
+    """A gain per matched pair larger than any possible total of scores."""
+    return float(
+        min(problem.n_apprentices, int(problem.craftsman_free.sum())) * (1.0 + params.region_bonus)
+        + 1.0
+    )
+
+
+@dataclass(frozen=True)
+class Eligible:
+    """Candidate pairs split by the hard constraints."""
+
+    craftsman: NDArray[np.int64]
+    apprentice: NDArray[np.int64]
+    fit: NDArray[np.float64]
+    score: NDArray[np.float64]
+    excluded_any: NDArray[np.bool_]  # (A,) some eligible-but-excluded pair exists
+    fit_any: NDArray[np.bool_]  # (A,) some craftsman of another unit reaches min_fit
+
+
+def eligible_pairs(problem: MatchProblem, params: MatchParams) -> Eligible:
+    """Pairs of different units with fit >= min_fit that are not excluded."""
+    pairs = candidate_pairs(problem, params)
+    other_unit = (
+        problem.craftsman_unit[pairs.craftsman] != problem.apprentice_unit[pairs.apprentice]
+    )
+    fits = other_unit & (pairs.fit >= params.min_fit - FIT_TOLERANCE)
+    keys = pair_keys(pairs.craftsman, pairs.apprentice, problem.n_apprentices)
+    excluded_keys = pair_keys(problem.excluded[:, 0], problem.excluded[:, 1], problem.n_apprentices)
+    excluded = np.isin(keys, excluded_keys)
+    fit_any = np.zeros(problem.n_apprentices, dtype=bool)
+    fit_any[pairs.apprentice[fits]] = True
+    excluded_any = np.zeros(problem.n_apprentices, dtype=bool)
+    excluded_any[pairs.apprentice[fits & excluded]] = True
+    keep = fits & ~excluded
+    return Eligible(
+        craftsman=pairs.craftsman[keep],
+        apprentice=pairs.apprentice[keep],
+        fit=pairs.fit[keep],
+        score=pairs.score[keep],
+        excluded_any=excluded_any,
+        fit_any=fit_any,
+    )
+
+
+def _check_pins(problem: MatchProblem) -> None:
+    seen_apprentices: set[int] = set()
+    pins_left = problem.craftsman_free.astype(np.int64).copy()
+    for craftsman, apprentice in problem.pinned.tolist():
+        reason = None
+        if problem.craftsman_unit[craftsman] == problem.apprentice_unit[apprentice]:
+            reason = "craftsman and apprentice are of the same unit."
+        elif apprentice in seen_apprentices:
+            reason = "the apprentice is pinned more than once."
+        elif pins_left[craftsman] < 1:
+            reason = "the craftsman has no free slot left for it."
+        if reason:
+            raise PinnedPairError(reason, craftsman=craftsman, apprentice=apprentice)
+        seen_apprentices.add(apprentice)
+        pins_left[craftsman] -= 1
+
+
+def choose_method(cells: int, requested: Method) -> Method:
+    """The method for a problem of ``cells`` slot × apprentice cells."""
+    if requested != "auto":
+        return requested
+    return "dense" if cells <= DENSE_MAX_CELLS else "components"
+
+
+def solve_match(
+    problem: MatchProblem,
+    params: MatchParams,
+    *,
+    method: Method = "auto",
+    progress: Progress | None = None,
+) -> MatchResult:
+    """The exact optimum of matching.md's objective under its hard constraints."""
+    report = progress or (lambda _stage, _fraction: None)
+    started = time.perf_counter()
+    _check_pins(problem)
+    report("scoring", 0.0)
+    eligible = eligible_pairs(problem, params)
+    free = problem.craftsman_free.astype(np.int64).copy()
+    np.subtract.at(free, problem.pinned[:, 0], 1)
+    free = np.maximum(free, 0)
+    pinned_apprentice = np.zeros(problem.n_apprentices, dtype=bool)
+    pinned_apprentice[problem.pinned[:, 1]] = True
+    open_edge = ~pinned_apprentice[eligible.apprentice] & (free[eligible.craftsman] > 0)
+    gain = eligible.score[open_edge]
+    if params.objective == "coverage":
+        gain = gain + coverage_bonus(problem, params)
+    edges = Edges(eligible.craftsman[open_edge], eligible.apprentice[open_edge], gain)
+    build_seconds = time.perf_counter() - started
+
+    report("solving", 0.2)
+    started = time.perf_counter()
+    cells = int(free.sum()) * problem.n_apprentices
+    used = choose_method(cells, method)
+    components = 1
+    if used == "dense":
+        picked = solve_dense(edges, free, problem.n_apprentices)
+    elif used == "sparse":
+        picked = solve_sparse(edges, free, problem.n_apprentices)
+    else:
+        picked, components, inner = solve_components(
+            edges, free, problem.n_apprentices, lambda f: report("solving", 0.2 + 0.7 * f)
+        )
+        used = "components+" + "+".join(sorted(inner)) if inner else "components"  # type: ignore[assignment]
+    solve_seconds = time.perf_counter() - started
+
+    craftsman = np.concatenate([edges.craftsman[picked], problem.pinned[:, 0]]).astype(np.int64)
+    apprentice = np.concatenate([edges.apprentice[picked], problem.pinned[:, 1]]).astype(np.int64)
+    order = np.argsort(apprentice, kind="stable")
+    craftsman, apprentice = craftsman[order], apprentice[order]
+    explained = explain_pairs(problem, params, craftsman, apprentice)
+    report("reasons", 0.95)
+    unmatched, reasons, blockers = _unmatched(problem, eligible, apprentice)
+    result = MatchResult(
+        craftsman=craftsman,
+        apprentice=apprentice,
+        score=explained.score,
+        fit=explained.fit,
+        objective=float(explained.score.sum()),
+        unmatched=unmatched,
+        unmatched_reason=reasons,
+        unmatched_blockers=blockers,
+        stats={
+            "apprentices": problem.n_apprentices,
+            "craftsmen": problem.n_craftsmen,
+            "slots": int(problem.craftsman_free.sum()),
+            "eligible_pairs": int(eligible.craftsman.size),
+            "matched": int(apprentice.size),
+            "unmatched": int(unmatched.size),
+            "pinned": int(problem.pinned.shape[0]),
+            "build_seconds": round(build_seconds, 4),
+            "solve_seconds": round(solve_seconds, 4),
+            "method": used,
+            "components": components,
+        },
+    )
+    report("done", 1.0)
+    return result
+
+
+def _unmatched(
+    problem: MatchProblem, eligible: Eligible, matched: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], list[str], list[NDArray[np.int64]]]:
+    """Every unmatched apprentice with a reason (only those with wanted skills take part)."""
+    taking_part = np.diff(sp.csr_array(problem.apprentice_wants).indptr) > 0
+    is_matched = np.zeros(problem.n_apprentices, dtype=bool)
+    is_matched[matched] = True
+    unmatched = np.flatnonzero(taking_part & ~is_matched).astype(np.int64)
+    has_edge = np.zeros(problem.n_apprentices, dtype=bool)
+    has_edge[eligible.apprentice] = True
+    order = np.argsort(eligible.apprentice, kind="stable")
+    bounds = np.searchsorted(eligible.apprentice[order], np.arange(problem.n_apprentices + 1))
+    reasons: list[str] = []
+    blockers: list[NDArray[np.int64]] = []
+    for a in unmatched:
+        if has_edge[a]:
+            reasons.append("capacity_exhausted")
+            blockers.append(np.unique(eligible.craftsman[order[bounds[a] : bounds[a + 1]]]))
+        elif eligible.excluded_any[a]:
+            reasons.append("excluded")
+            blockers.append(np.zeros(0, dtype=np.int64))
+        else:
+            reasons.append("no_eligible_craftsman")
+            blockers.append(np.zeros(0, dtype=np.int64))
+    return unmatched, reasons, blockers
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    """What matching says of one pair."""
+
+    fit: float
+    score: float
+    explanation: Explanation
+    forbidden_by: str | None  # same_unit, below_min_fit, excluded, or None
+
+
+def pair_verdict(
+    problem: MatchProblem, params: MatchParams, craftsman: int, apprentice: int
+) -> PairVerdict:
+    """Fit, score and explanation of one pair, and the hard constraint that forbids it, if any."""
+    explained = explain_pairs(problem, params, np.array([craftsman]), np.array([apprentice]))
+    fit = float(explained.fit[0])
+    excluded = bool(
+        ((problem.excluded[:, 0] == craftsman) & (problem.excluded[:, 1] == apprentice)).any()
+    )
+    forbidden = None
+    if problem.craftsman_unit[craftsman] == problem.apprentice_unit[apprentice]:
+        forbidden = "same_unit"
+    elif fit < params.min_fit - FIT_TOLERANCE:
+        forbidden = "below_min_fit"
+    elif excluded:
+        forbidden = "excluded"
+    return PairVerdict(
+        fit=fit, score=float(explained.score[0]), explanation=explained, forbidden_by=forbidden
+    )
