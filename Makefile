@@ -18,7 +18,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed
 
-## run: install, migrate the SQLite database, load the demo alliance, print a key, serve
+## run: install, migrate the SQLite database, load the demo alliance, print a key, serve + scheduler
 run: $(VENV)/.installed
 	$(BIN)/matcher db upgrade
 	$(BIN)/matcher demo
@@ -27,7 +27,10 @@ run: $(VENV)/.installed
 	@echo "API:      http://$(BIND)/api/v1/  (try: curl -H 'Authorization: Bearer <key>' http://$(BIND)/api/v1/alliances)"
 	@echo "API docs: http://$(BIND)/docs"
 	@echo "Health:   http://$(BIND)/readyz   Metrics: http://$(BIND)/metrics"
+	@echo "Scheduler: runs beside the API (queued match runs, reminders, outbox); Ctrl-C stops both"
 	@echo
+	@trap 'kill $$scheduler 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/matcher scheduler & scheduler=$$!; \
 	$(BIN)/matcher serve --bind $(BIND)
 
 ## test: install the test extras and run the whole suite (SQLite and PostgreSQL)
@@ -47,6 +50,7 @@ fmt: $(VENV)/.installed-test
 ## bench: the hot-path benchmarks (see bench/)
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bulk_upsert.py
+	$(BIN)/python bench/matching.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,58 @@
+"""Scheduled jobs: module-level functions that call services, declared once as data.
+
+The scheduler process (``matcher scheduler``) runs them under APScheduler; ``matcher jobs run NAME
+--now ISO`` runs one of them once, as if it were that time. Each job takes a :class:`JobContext`
+and returns a small summary that is logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from matcher.config import Settings
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a job run needs: the database, the settings and the time it runs as."""
+
+    session_factory: sessionmaker[Session]
+    settings: Settings
+    now: datetime  # aware, UTC
+    instance_path: Path
+
+
+JobFunc = Callable[[JobContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job and its schedule (APScheduler trigger name and arguments)."""
+
+    name: str
+    func: JobFunc
+    trigger: str
+    trigger_args: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+def registry() -> dict[str, Job]:
+    """Every job by its stable name."""
+    from jobs import match_runs
+
+    declared = [
+        Job(
+            "match_runs",
+            match_runs.solve_queued_runs,
+            "interval",
+            {"seconds": 5},
+            "Solve match runs queued by the API (too large to solve in a web request).",
+        ),
+    ]
+    return {job.name: job for job in declared}

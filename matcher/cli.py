@@ -35,6 +35,8 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(serve)
     app.cli.add_command(match)
     app.cli.add_command(import_people)
+    app.cli.add_command(scheduler)
+    app.cli.add_command(jobs_group)
 
 
 @click.group("db", help="Database schema.")
@@ -288,3 +290,78 @@ def _row_errors(
             row = int(index) + 2 if str(index).isdigit() else index
             lines.append(f"  row {row}: {json.dumps(problem, ensure_ascii=False)}")
     return click.ClickException("\n".join(lines))
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler() -> None:
+    """Run the scheduled jobs until stopped (SIGTERM or Ctrl-C); never inside web workers."""
+    import signal
+    import threading
+
+    from flask import current_app
+
+    from jobs.scheduler import serve_forever
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    matcher_state = state()
+    serve_forever(
+        engine=matcher_state.engine,
+        session_factory=matcher_state.session_factory,
+        settings=matcher_state.settings,
+        instance_path=Path(current_app.instance_path),
+        stop=stop,
+    )
+
+
+@click.group("jobs", help="Scheduled jobs.")
+def jobs_group() -> None:
+    """Scheduled job commands."""
+
+
+@jobs_group.command("list")
+def jobs_list() -> None:
+    """The jobs and their schedules."""
+    from jobs import registry
+
+    for job in registry().values():
+        schedule = ", ".join(f"{k}={v}" for k, v in job.trigger_args.items())
+        click.echo(f"{job.name:12} {job.trigger}({schedule})  {job.description}")
+
+
+@jobs_group.command("run")
+@click.argument("name")
+@click.option("--now", "now_text", metavar="ISO-TIME", help="Run as if it were this time.")
+@with_appcontext
+def jobs_run(name: str, now_text: str | None) -> None:
+    """Run one job once, as if it were --now (default: the current time)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from flask import current_app
+
+    from jobs import registry
+    from jobs.scheduler import run_job
+
+    jobs = registry()
+    if name not in jobs:
+        raise click.BadParameter(f"unknown job '{name}'; one of: {', '.join(jobs)}")
+    now = None
+    if now_text:
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError as exc:
+            raise click.BadParameter(f"not an ISO time: {now_text}") from exc
+    matcher_state = state()
+    if now is not None and now.tzinfo is None:
+        now = now.replace(tzinfo=ZoneInfo(matcher_state.settings.timezone))  # the operator's clock
+    outcome = run_job(
+        jobs[name],
+        session_factory=matcher_state.session_factory,
+        settings=matcher_state.settings,
+        instance_path=Path(current_app.instance_path),
+        now=now,
+    )
+    click.echo(json.dumps(outcome, ensure_ascii=False, default=str))

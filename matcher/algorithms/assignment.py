@@ -5,8 +5,10 @@ apprentice at most once, each craftsman at most ``free`` times, only eligible pa
 the score (objective "score") or ``COVERAGE_BONUS + score`` (objective "coverage": the bonus,
 larger than any total of scores, makes the count of matched apprentices come first).
 
-- ``dense``: ``scipy.optimize.linear_sum_assignment`` on slots × apprentices, forbidden cells at a
-  large negative value (the reference the tests compare against).
+- ``dense``: ``scipy.optimize.linear_sum_assignment`` on slots × apprentices, forbidden cells at
+  gain 0 (the reference the tests compare against). Not a large negative value: a rectangular LSA
+  must fill min(slots, apprentices) cells, and a penalty would make it maximise the count of real
+  pairs before their gain, which is the "coverage" objective, not "score".
 - ``components``: the eligibility graph split into connected components, each solved on its own
   (an optimum of the whole is the union of optima of the parts).
 - ``sparse``: ``scipy.sparse.csgraph.min_weight_full_bipartite_matching`` on eligible edges only,
@@ -25,7 +27,6 @@ from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 
-FORBIDDEN = -1e9
 DENSE_MAX_CELLS = 3_000_000  # slots × apprentices solved densely at once (24 MB of float64)
 
 
@@ -44,7 +45,7 @@ def solve_dense(edges: Edges, free: NDArray[np.int64], n_apprentices: int) -> ND
     if slot_owner.size == 0 or n_apprentices == 0 or edges.gain.size == 0:
         return np.zeros(0, dtype=np.int64)
     first_slot = np.cumsum(free) - free
-    matrix = np.full((slot_owner.size, n_apprentices), FORBIDDEN)
+    matrix = np.zeros((slot_owner.size, n_apprentices))
     edge_of = np.full((free.size, n_apprentices), -1, dtype=np.int64)
     edge_of[edges.craftsman, edges.apprentice] = np.arange(edges.gain.size)
     for offset in range(int(free.max())):
@@ -52,8 +53,8 @@ def solve_dense(edges: Edges, free: NDArray[np.int64], n_apprentices: int) -> ND
         rows = first_slot[edges.craftsman[has_slot]] + offset
         matrix[rows, edges.apprentice[has_slot]] = edges.gain[has_slot]
     rows, cols = linear_sum_assignment(matrix, maximize=True)
-    chosen = matrix[rows, cols] > FORBIDDEN / 2  # drop forbidden cells LSA had to fill in
-    picked: NDArray[np.int64] = edge_of[slot_owner[rows[chosen]], cols[chosen]]
+    found = edge_of[slot_owner[rows], cols]
+    picked: NDArray[np.int64] = found[found >= 0]  # drop the non-edges LSA had to fill in
     return picked
 
 

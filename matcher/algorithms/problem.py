@@ -23,7 +23,7 @@ class MatchParams:
     """The scoring and objective parameters of matching.md."""
 
     objective: Objective = "score"
-    min_fit: float = 0.25
+    min_fit: float = 0.25  # > 0 (the API refuses 0): zero-fit pairs are never candidates
     related_credit: float = 0.5
     region_bonus: float = 0.05
 

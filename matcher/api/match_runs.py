@@ -36,7 +36,13 @@ class MatchParamsSchema(BaseSchema):
     """Parameters of a run (matching.md); every one optional, unknown ones rejected."""
 
     objective = ma.fields.String(validate=ma.validate.OneOf(["score", "coverage"]))
-    min_fit = StrictFloat(validate=_SHARE)
+    # Above 0: a pair with no skill in common is never a proposal (and the candidate graph stays
+    # sparse instead of holding every cross-unit pair).
+    min_fit = StrictFloat(
+        validate=ma.validate.Range(
+            min=0, max=1, min_inclusive=False, error="Must be greater than 0 and at most 1."
+        )
+    )
     related_credit = StrictFloat(validate=_SHARE)
     region_bonus = StrictFloat(validate=_SHARE)
     include_mentored = StrictBoolean()

@@ -1,0 +1,191 @@
+"""The scheduler process: APScheduler 3.x running the jobs of :func:`jobs.registry`.
+
+APScheduler 3 cannot share a job store between processes, so jobs are declared in code and only
+one scheduler is active at a time: it holds a leader lock (``pg_try_advisory_lock`` on a dedicated
+PostgreSQL connection, released by the server if the process dies; an ``flock`` on a file beside
+the SQLite database). A standby process waits for the lock. Correctness never rests on the lock
+alone: jobs claim their rows with compare-and-set updates and unique keys.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import Connection, Engine, text
+
+from jobs import Job, JobContext, registry
+from matcher.config import Settings
+
+log = logging.getLogger(__name__)
+LOCK_KEY = 0x6D61_7463  # "matc": the advisory lock id of the active scheduler
+STANDBY_RETRY_SECONDS = 15.0
+
+
+class LeaderLock:
+    """Held by the one active scheduler; released when the process or its connection dies."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._connection: Connection | None = None
+        self._file: IO[str] | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it."""
+        if self.engine.dialect.name == "postgresql":
+            connection = self.engine.connect()
+            held = bool(
+                connection.execute(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}
+                ).scalar()
+            )
+            connection.commit()
+            if held:
+                self._connection = connection
+            else:
+                connection.close()
+            return held
+        handle = open(self._lock_path(), "a+", encoding="utf-8")  # noqa: SIM115 - held while leading
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._file = handle
+        return True
+
+    def still_held(self) -> bool:
+        """False when the lock connection was lost (the server then released the lock)."""
+        if self._file is not None:
+            return True
+        if self._connection is None:
+            return False
+        try:
+            self._connection.execute(text("SELECT 1"))
+            self._connection.commit()
+        except Exception:
+            log.warning("leader lock connection lost")
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        """Give the lock up."""
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            try:
+                # The connection goes back to the pool, where a session lock would outlive it.
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+                connection.commit()
+                connection.close()
+            except Exception:
+                connection.invalidate()  # closing the DBAPI connection releases the lock
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _lock_path(self) -> str:
+        database = self.engine.url.database
+        if database and database != ":memory:":
+            return f"{database}.scheduler.lock"
+        return str(Path(os.environ.get("TMPDIR", "/tmp")) / "matcher-scheduler.lock")
+
+
+def run_job(
+    job: Job,
+    *,
+    session_factory: Any,
+    settings: Settings,
+    instance_path: Path,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Run one job once as if it were ``now`` (default: the current time)."""
+    context = JobContext(
+        session_factory=session_factory,
+        settings=settings,
+        now=(now or datetime.now(UTC)).astimezone(UTC),
+        instance_path=instance_path,
+    )
+    outcome = job.func(context)
+    log.info("job %s: %s", job.name, outcome)
+    return outcome
+
+
+def build_scheduler(
+    *, session_factory: Any, settings: Settings, instance_path: Path, lock: LeaderLock
+) -> BlockingScheduler:
+    """A scheduler with every job, each one skipped when this process lost the leader lock."""
+    scheduler = BlockingScheduler(
+        timezone=settings.timezone,
+        job_defaults={
+            "coalesce": True,  # a stalled scheduler runs a missed job once, not once per miss
+            "max_instances": 1,
+            "misfire_grace_time": 3600,  # the default (1 s) silently skips runs after a stall
+        },
+    )
+
+    def guarded(job: Job) -> None:
+        if not lock.still_held():
+            log.error("leader lock lost; stopping so that a standby can take over")
+            scheduler.shutdown(wait=False)
+            return
+        try:
+            run_job(
+                job, session_factory=session_factory, settings=settings, instance_path=instance_path
+            )
+        except Exception:
+            log.exception("job %s failed; it runs again at its next time", job.name)
+
+    for job in registry().values():
+        scheduler.add_job(
+            guarded,
+            job.trigger,
+            args=[job],
+            id=job.name,
+            name=job.description or job.name,
+            replace_existing=True,
+            **job.trigger_args,
+        )
+    return scheduler
+
+
+def serve_forever(
+    *,
+    engine: Engine,
+    session_factory: Any,
+    settings: Settings,
+    instance_path: Path,
+    stop: threading.Event | None = None,
+) -> None:
+    """Wait to become the active scheduler, then run the jobs until stopped or the lock is lost."""
+    stop = stop or threading.Event()
+    lock = LeaderLock(engine)
+    while not stop.is_set():
+        if not lock.try_acquire():
+            log.info("another scheduler is active; standing by")
+            stop.wait(STANDBY_RETRY_SECONDS)
+            continue
+        log.info("scheduler active (pid %s): %s", os.getpid(), ", ".join(registry()))
+        scheduler = build_scheduler(
+            session_factory=session_factory,
+            settings=settings,
+            instance_path=instance_path,
+            lock=lock,
+        )
+
+        def stop_when_asked(scheduler: BlockingScheduler = scheduler) -> None:
+            stop.wait()
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+
+        threading.Thread(target=stop_when_asked, daemon=True).start()
+        try:
+            scheduler.start()
+        finally:
+            lock.release()

@@ -1,0 +1,152 @@
+"""Every method reaches the exact optimum of dense LSA; all hard constraints hold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from matcher.algorithms import MatchParams, MatchProblem, PinnedPairError, solve_match
+from tests.algorithms.strategies import Reference, params_strategy, problems
+
+METHODS = ("dense", "components", "sparse")
+
+
+def check_constraints(problem: MatchProblem, params: MatchParams, result: object) -> None:
+    craftsman, apprentice = result.craftsman, result.apprentice  # type: ignore[attr-defined]
+    assert len(set(apprentice.tolist())) == apprentice.size  # each apprentice at most once
+    used = np.bincount(craftsman, minlength=problem.n_craftsmen)
+    assert (used <= problem.craftsman_free).all()  # capacity
+    reference = Reference(problem, params)
+    pinned = {(int(c), int(a)) for c, a in problem.pinned}
+    for c, a, s in zip(craftsman, apprentice, result.score, strict=True):  # type: ignore[attr-defined]
+        if (int(c), int(a)) not in pinned:
+            assert reference.eligible(int(c), int(a))
+        assert s == pytest.approx(reference.score(int(c), int(a)), abs=1e-9)
+    assert pinned <= set(zip(craftsman.tolist(), apprentice.tolist(), strict=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(problems(), params_strategy)
+def test_every_method_reaches_the_dense_optimum(problem: MatchProblem, params: MatchParams) -> None:
+    results = {method: solve_match(problem, params, method=method) for method in METHODS}
+    reference = results["dense"]
+    for method, result in results.items():
+        check_constraints(problem, params, result)
+        assert result.objective == pytest.approx(reference.objective, abs=1e-9), method
+        if params.objective == "coverage":
+            assert result.apprentice.size == reference.apprentice.size, method
+
+
+@settings(max_examples=120, deadline=None)
+@given(problems(max_craftsmen=3, max_apprentices=5, max_skills=5), params_strategy)
+def test_the_optimum_matches_brute_force(problem: MatchProblem, params: MatchParams) -> None:
+    matched, total = Reference(problem, params).brute_force()
+    for method in METHODS:
+        result = solve_match(problem, params, method=method)
+        assert result.objective == pytest.approx(total, abs=1e-9), method
+        if params.objective == "coverage":
+            assert result.apprentice.size == matched, method
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(), st.data())
+def test_pinned_pairs_are_kept_and_the_rest_optimised(
+    problem: MatchProblem, data: st.DataObject
+) -> None:
+    candidates = [
+        (c, a)
+        for c in range(problem.n_craftsmen)
+        for a in range(problem.n_apprentices)
+        if problem.craftsman_unit[c] != problem.apprentice_unit[a] and problem.craftsman_free[c] > 0
+    ]
+    if not candidates:
+        return
+    pin = data.draw(st.sampled_from(candidates))
+    pinned = MatchProblem(**{**problem.__dict__, "pinned": np.array([pin], dtype=np.int64)})
+    params = MatchParams()
+    results = [solve_match(pinned, params, method=m) for m in METHODS]
+    for result in results:
+        check_constraints(pinned, params, result)
+        assert result.objective == pytest.approx(results[0].objective, abs=1e-9)
+
+
+def tiny(**overrides: object) -> MatchProblem:
+    base: dict[str, object] = {
+        "craftsman_unit": np.array([0, 1]),
+        "craftsman_region": np.array([-1, -1]),
+        "craftsman_free": np.array([1, 1]),
+        "craftsman_skills": sp.csr_array(np.array([[5.0, 0.0], [0.0, 5.0]])),
+        "apprentice_unit": np.array([1, 0, 1]),
+        "apprentice_region": np.array([-1, -1, -1]),
+        "apprentice_wants": sp.csr_array(np.array([[3.0, 0.0], [3.0, 0.0], [0.0, 3.0]])),
+        "apprentice_weights": sp.csr_array(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])),
+        "skill_parent": np.array([-1, -1]),
+    }
+    base.update(overrides)
+    return MatchProblem(**base)  # type: ignore[arg-type]
+
+
+def test_reason_codes() -> None:
+    # Apprentice 1 wants skill 0, taught only by craftsman 0 of its own unit; apprentice 2 wants
+    # skill 1, taught only by craftsman 1 of its own unit.
+    result = solve_match(tiny(), MatchParams())
+    assert result.apprentice.tolist() == [0] and result.craftsman.tolist() == [0]
+    assert dict(zip(result.unmatched.tolist(), result.unmatched_reason, strict=True)) == {
+        1: "no_eligible_craftsman",
+        2: "no_eligible_craftsman",
+    }
+    excluded = solve_match(tiny(excluded=np.array([[0, 0]])), MatchParams())
+    assert (
+        dict(zip(excluded.unmatched.tolist(), excluded.unmatched_reason, strict=True))[0]
+        == "excluded"
+    )
+    # Two apprentices of unit 1 want skill 0; craftsman 0 has one slot.
+    crowded = tiny(
+        apprentice_unit=np.array([1, 1, 1]),
+        apprentice_wants=sp.csr_array(np.array([[3.0, 0], [4.0, 0], [0, 3.0]])),
+    )
+    result = solve_match(crowded, MatchParams())
+    reasons = dict(zip(result.unmatched.tolist(), result.unmatched_reason, strict=True))
+    assert "capacity_exhausted" in reasons.values()
+    loser = next(a for a, r in reasons.items() if r == "capacity_exhausted")
+    assert result.unmatched_blockers[result.unmatched.tolist().index(loser)].tolist() == [0]
+
+
+def test_coverage_places_more_apprentices_than_score() -> None:
+    # Craftsman 0 teaches both skills; craftsman 1 only skill 1 at a low level. "score" gives
+    # craftsman 0 to the best pair; "coverage" places both apprentices.
+    problem = tiny(
+        craftsman_unit=np.array([0, 0]),
+        craftsman_skills=sp.csr_array(np.array([[5.0, 5.0], [0.0, 2.0]])),
+        apprentice_unit=np.array([1, 1, 1]),
+        apprentice_wants=sp.csr_array(np.array([[5.0, 5.0], [0.0, 0.0], [0.0, 5.0]])),
+        apprentice_weights=sp.csr_array(np.array([[1.0, 1.0], [0.0, 0.0], [0.0, 1.0]])),
+    )
+    by_score = solve_match(problem, MatchParams(objective="score", min_fit=0.2))
+    by_coverage = solve_match(problem, MatchParams(objective="coverage", min_fit=0.2))
+    assert by_coverage.apprentice.size >= by_score.apprentice.size
+    assert by_coverage.apprentice.size == 2
+
+
+def test_impossible_pins_raise_naming_the_pair() -> None:
+    with pytest.raises(PinnedPairError, match=r"\[0, 1\].*same unit") as caught:
+        solve_match(tiny(pinned=np.array([[0, 1]])), MatchParams())
+    assert (caught.value.craftsman, caught.value.apprentice) == (0, 1)
+    with pytest.raises(PinnedPairError, match="no free slot"):
+        solve_match(tiny(pinned=np.array([[0, 0], [0, 2]])), MatchParams())
+    with pytest.raises(PinnedPairError, match="more than once"):
+        solve_match(
+            tiny(craftsman_unit=np.array([0, 2]), pinned=np.array([[0, 0], [1, 0]])), MatchParams()
+        )
+
+
+@settings(max_examples=30, deadline=None)
+@given(problems(), params_strategy)
+def test_same_input_same_pairs(problem: MatchProblem, params: MatchParams) -> None:
+    first = solve_match(problem, params)
+    second = solve_match(problem, params)
+    assert first.craftsman.tolist() == second.craftsman.tolist()
+    assert first.apprentice.tolist() == second.apprentice.tolist()
