@@ -16,7 +16,7 @@ Every measurement runs in a fresh subprocess (this script with the hidden ``--on
 flags), so timings and peak memory do not leak between runs.
 
     .venv/bin/python bench/matching.py [--sizes 200x50,2000x500,20000x5000,50000x10000]
-        [--seed 7] [--timeout 1800] [--method auto]
+        [--seed 7] [--timeout 1800] [--method auto] [--memory-limit GIB]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import ctypes
 import gc
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -260,6 +261,13 @@ def ours_match(problem: MatchProblem, params: MatchParams, method: str) -> dict[
 # --- One measurement in a fresh process ---------------------------------------------------------
 
 
+def total_memory_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    except (ValueError, OSError):
+        return 16.0
+
+
 def max_rss_kib() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
@@ -278,9 +286,22 @@ def reset_peak() -> bool:
     return True
 
 
-def measure_one(size: Size, way: str, seed: int, method: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Options:
+    """How each measurement runs."""
+
+    seed: int
+    method: str
+    timeout: float  # seconds per measurement
+    memory_limit_gib: float  # address-space limit of each measurement process, 0 = none
+
+
+def measure_one(size: Size, way: str, options: Options) -> dict[str, Any]:
+    if options.memory_limit_gib > 0:
+        limit = int(options.memory_limit_gib * 1024**3)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     started = time.perf_counter()
-    problem = generate(size, seed)
+    problem = generate(size, options.seed)
     generate_seconds = time.perf_counter() - started
     params = MatchParams()
     peak_was_reset = reset_peak()
@@ -289,7 +310,7 @@ def measure_one(size: Size, way: str, seed: int, method: str) -> dict[str, Any]:
     if way == "naive":
         measured = naive_match(problem, params)
     else:
-        measured = ours_match(problem, params, method)
+        measured = ours_match(problem, params, options.method)
     total_seconds = time.perf_counter() - started
     peak = max_rss_kib()
     return {
@@ -305,33 +326,38 @@ def measure_one(size: Size, way: str, seed: int, method: str) -> dict[str, Any]:
     }
 
 
-def run_one(size: Size, way: str, seed: int, method: str, timeout: float) -> dict[str, Any]:
+def run_one(size: Size, way: str, options: Options) -> dict[str, Any]:
     """One measurement in a subprocess; ``{"error": ...}`` when it fails or times out."""
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
-        "--one",
-        size.key,
-        "--way",
-        way,
-        "--seed",
-        str(seed),
-        "--method",
-        method,
+        *("--one", size.key, "--way", way, "--seed", str(options.seed)),
+        *("--method", options.method, "--memory-limit", str(options.memory_limit_gib)),
     ]
     started = time.perf_counter()
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=options.timeout)
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
+        return {"error": f"timed out after {options.timeout:.0f} s"}
     wall = time.perf_counter() - started
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
-        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        return {"error": f"exit code {done.returncode}: {tail or 'no output'}"}
+        return {"error": f"exit code {done.returncode} after {wall:.0f} s: {failure(done.stderr)}"}
     result: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
     result["process_seconds"] = wall
     return result
+
+
+def failure(stderr: str) -> str:
+    """The error line of a traceback and the innermost frame in this project, if any."""
+    lines = [line.strip() for line in stderr.strip().splitlines()]
+    if not lines:
+        return "no output"
+    frames = [line for line in lines if line.startswith("File ") and "/matcher/" in line]
+    if not frames:
+        return lines[-1]
+    where = frames[-1].split("/matcher/", 1)[1].replace('"', "")
+    return f"{lines[-1]} (in matcher/{where})"
 
 
 # --- Report -------------------------------------------------------------------------------------
@@ -341,14 +367,14 @@ def fmt(value: float | None, spec: str = ".2f") -> str:
     return "—" if value is None else format(value, spec)
 
 
-def bench(size: Size, seed: int, method: str, timeout: float) -> dict[str, Any]:
-    print(f"\n## {size.label} (apprentices × craftsmen), {size.units} units, seed {seed}")
+def bench(size: Size, options: Options) -> dict[str, Any]:
+    print(f"\n## {size.label} (apprentices × craftsmen), {size.units} units, seed {options.seed}")
     skip = size.naive_skip_reason()
     naive: dict[str, Any] | None = None
     if skip:
         print(f"  naive: skipped — {skip}")
     else:
-        naive = run_one(size, "naive", seed, method, timeout)
+        naive = run_one(size, "naive", options)
         if "error" in naive:
             print(f"  naive: failed — {naive['error']}")
         else:
@@ -358,7 +384,7 @@ def bench(size: Size, seed: int, method: str, timeout: float) -> dict[str, Any]:
                 f" peak +{naive['peak_mib']:.0f} MiB; eligible {naive['eligible_pairs']:,},"
                 f" matched {naive['matched']:,}, objective {naive['objective']:.6f}"
             )
-    ours = run_one(size, "ours", seed, method, timeout)
+    ours = run_one(size, "ours", options)
     if "error" in ours:
         print(f"  ours:  failed — {ours['error']}")
     else:
@@ -420,17 +446,28 @@ def main() -> None:
     parser.add_argument(
         "--method", default="auto", choices=["auto", "dense", "components", "sparse"]
     )
+    parser.add_argument(
+        "--memory-limit",
+        type=float,
+        default=round(0.75 * total_memory_gib(), 1),
+        help="GiB of address space per measurement (RLIMIT_AS; 0 = none); default 75%% of RAM",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--way", choices=["naive", "ours"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    options = Options(args.seed, args.method, args.timeout, args.memory_limit)
     if args.one:
-        result = measure_one(Size.parse(args.one), args.way or "ours", args.seed, args.method)
+        result = measure_one(Size.parse(args.one), args.way or "ours", options)
         print("RESULT " + json.dumps(result))
         return
     sizes = [Size.parse(text) for text in args.sizes.split(",") if text.strip()]
-    print(f"Matching engine benchmark: default MatchParams(), method {args.method!r}.")
+    print(
+        f"Matching engine benchmark: default MatchParams(), method {args.method!r}; each"
+        f" measurement in a fresh process, timeout {args.timeout:.0f} s, address space limit"
+        f" {args.memory_limit:g} GiB."
+    )
     print(f"Memory: {MEMORY_NOTE}.")
-    rows = [bench(size, args.seed, args.method, args.timeout) for size in sizes]
+    rows = [bench(size, options) for size in sizes]
     if any(not row["ours"].get("peak_was_reset", True) for row in rows):
         print("\nNote: /proc/self/clear_refs was not writable; peaks may include generation.")
     table(rows)

@@ -44,7 +44,7 @@ class Job:
 
 def registry() -> dict[str, Job]:
     """Every job by its stable name."""
-    from jobs import match_runs
+    from jobs import match_runs, reminders
 
     declared = [
         Job(
@@ -53,6 +53,27 @@ def registry() -> dict[str, Job]:
             "interval",
             {"seconds": 5},
             "Solve match runs queued by the API (too large to solve in a web request).",
+        ),
+        Job(
+            "reminders",
+            reminders.reminders,
+            "cron",
+            {"minute": 5},
+            "Queue upcoming / overdue / escalation emails (hourly; catches up after downtime).",
+        ),
+        Job(
+            "outbox",
+            reminders.outbox,
+            "interval",
+            {"minutes": 1},
+            "Send queued emails over SMTP; retry temporary failures with growing delay.",
+        ),
+        Job(
+            "digest",
+            reminders.digest,
+            "cron",
+            {"day_of_week": "mon", "hour": 8},
+            "Queue the weekly digest for every coordinator (Monday 08:00, MATCHER_TIMEZONE).",
         ),
     ]
     return {job.name: job for job in declared}

@@ -65,12 +65,14 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Mount the API resources, the docs and the health endpoints."""
+    """Mount the API resources, the docs, the health endpoints and the web pages."""
     from matcher.api import register_api
     from matcher.api.health import blp as health_blp
+    from matcher.web import register_web
 
     register_api(app)
     app.register_blueprint(health_blp)
+    register_web(app)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -36,6 +36,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(match)
     app.cli.add_command(import_people)
     app.cli.add_command(scheduler)
+    app.cli.add_command(users_group)
     app.cli.add_command(jobs_group)
 
 
@@ -365,3 +366,39 @@ def jobs_run(name: str, now_text: str | None) -> None:
         now=now,
     )
     click.echo(json.dumps(outcome, ensure_ascii=False, default=str))
+
+
+@click.group("users", help="Coordinators who sign in to the web pages.")
+def users_group() -> None:
+    """User commands."""
+
+
+@users_group.command("create")
+@click.option("--email", required=True)
+@click.option("--alliance", "alliance_code", required=True, help="Alliance code.")
+@click.option("--locale", type=click.Choice(["zh-CN", "en"]), default="zh-CN", show_default=True)
+@click.option(
+    "--password",
+    envvar="MATCHER_USER_PASSWORD",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Asked for when not given (or read from MATCHER_USER_PASSWORD).",
+)
+@with_appcontext
+def users_create(email: str, alliance_code: str, locale: str, password: str) -> None:
+    """Create a coordinator who signs in with email and password."""
+    from matcher.errors import DomainError
+    from matcher.services.alliances import alliance_by_code
+    from matcher.services.users import create_user
+
+    try:
+        with session_scope(state().session_factory) as session:
+            alliance = alliance_by_code(session, alliance_code)
+            user = create_user(
+                session, email=email, password=password, alliance=alliance, locale=locale
+            )
+            click.echo(f"user {user.email} can sign in to {alliance.code}", err=True)
+    except DomainError as exc:
+        detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in (exc.errors or {}).items())
+        raise click.ClickException(detail or exc.detail) from exc

@@ -28,6 +28,10 @@ RUN_STATUSES = ("queued", "running", "proposed", "committed", "failed")
 PROPOSAL_STATUSES = ("pending", "approved", "rejected")
 UNMATCHED_REASONS = ("no_eligible_craftsman", "capacity_exhausted", "excluded")
 MENTORSHIP_STATUSES = ("active", "ended")
+AUTHORS = ("craftsman", "apprentice")
+REMINDER_KINDS = ("upcoming", "overdue", "escalation", "digest")
+REMINDER_STATUSES = ("pending", "sent", "failed")
+RECIPIENT_ROLES = ("craftsman", "apprentice", "coordinator", "unit")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -314,6 +318,7 @@ class Mentorship(TimestampMixin, Base):
         CheckConstraint(_one_of("status", MENTORSHIP_STATUSES), name="status"),
         CheckConstraint("summary_every_days BETWEEN 1 AND 366", name="cadence"),
         Index("ix_mentorships_status_started_on", "status", "started_on"),
+        Index("ix_mentorships_status_next_due_on", "status", "next_due_on"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -325,9 +330,71 @@ class Mentorship(TimestampMixin, Base):
     summary_every_days: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="active")
     ended_on: Mapped[date | None] = mapped_column(Date)
+    # The summary cycle, kept by the service so that the reminder scan is one indexed query:
+    # periods 1..periods_filled hold a summary; next_due_on is the due date of the oldest open one
+    # (started_on + (periods_filled + 1) * summary_every_days), NULL once ended.
+    periods_filled: Mapped[int] = mapped_column(Integer, default=0)
+    next_due_on: Mapped[date | None] = mapped_column(Date)
+    last_summary_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     craftsman: Mapped[Craftsman] = relationship()
     apprentice: Mapped[Apprentice] = relationship()
+
+
+class TrainingSummary(Base):
+    """What a pair hands in for one period (培训总结); each fills the oldest open period."""
+
+    __tablename__ = "training_summaries"
+    __table_args__ = (
+        UniqueConstraint("mentorship_id", "period_index"),
+        CheckConstraint(_one_of("author", AUTHORS), name="author"),
+        CheckConstraint("hours >= 0 AND hours <= 1000", name="hours"),
+        CheckConstraint("period_index >= 1", name="period"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mentorship_id: Mapped[int] = mapped_column(ForeignKey("mentorships.id"), index=True)
+    period_index: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    hours: Mapped[float] = mapped_column(Float)
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    submitted_by: Mapped[str] = mapped_column(String(200))  # a key's label, or "form"
+
+
+class Reminder(Base):
+    """The email outbox: one row per email, queued at most once, sent by the ``outbox`` job."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        # At most once, ever, per (mentorship, period, kind, recipient): a database rule.
+        UniqueConstraint("mentorship_id", "period_index", "kind", "recipient"),
+        CheckConstraint(_one_of("kind", REMINDER_KINDS), name="kind"),
+        CheckConstraint(_one_of("status", REMINDER_STATUSES), name="status"),
+        CheckConstraint(_one_of("recipient_role", RECIPIENT_ROLES), name="recipient_role"),
+        Index("ix_reminders_sendable", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"), index=True)
+    mentorship_id: Mapped[int | None] = mapped_column(ForeignKey("mentorships.id"), index=True)
+    period_index: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(254))
+    recipient_role: Mapped[str] = mapped_column(String(16))
+    locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    due_on: Mapped[date | None] = mapped_column(Date)
+    # Digests have no mentorship: this key (unique) makes them once-only too.
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class User(Base):
@@ -376,6 +443,8 @@ __all__ = [
     "Mentorship",
     "Proposal",
     "RejectedPair",
+    "Reminder",
+    "TrainingSummary",
     "UnmatchedApprentice",
     "ROLES",
     "Skill",

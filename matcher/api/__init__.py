@@ -31,7 +31,16 @@ class NameConverter(BaseConverter):
 
 def register_api(app: Flask) -> Api:
     """Create the Api, mount every resource and the self-hosted docs page."""
-    from matcher.api import alliances, match_runs, people, proposals, skills, units
+    from matcher.api import (
+        alliances,
+        match_runs,
+        mentorships,
+        people,
+        proposals,
+        reminders,
+        skills,
+        units,
+    )
 
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["name"] = NameConverter
@@ -52,7 +61,7 @@ def register_api(app: Flask) -> Api:
         "bearerAuth",
         {"type": "http", "scheme": "bearer", "description": "A key from `matcher keys create`"},
     )
-    for module in (alliances, units, people, skills, match_runs, proposals):
+    for module in (alliances, units, people, skills, match_runs, proposals, mentorships, reminders):
         for blueprint in module.BLUEPRINTS:
             api.register_blueprint(blueprint, url_prefix=API_PREFIX)
     app.register_blueprint(_docs_blueprint())

@@ -1,12 +1,53 @@
-"""Mentorships (师徒关系): committed pairs and their training-summary cadence."""
+"""Mentorships (师徒关系) and their training-summary cycle (reminders.md, "Periods").
+
+A mentorship started on day S with cadence E has periods k = 1, 2, ...; period k is due on S + k*E.
+Each summary fills the oldest open period. The service keeps ``periods_filled`` and ``next_due_on``
+on the row so that reminders and overdue lists are single indexed queries.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased, selectinload
 
-from matcher.models import Alliance, Apprentice, Craftsman, Mentorship
+from matcher.db import utcnow
+from matcher.errors import Conflict, NotFound
+from matcher.models import (
+    Alliance,
+    Apprentice,
+    Craftsman,
+    Mentorship,
+    Skill,
+    TrainingSummary,
+)
+from matcher.services.access import Principal
+from matcher.services.skills import resolve_skill_keys
+from matcher.text import skill_display, skill_key
+
+
+def local_today(timezone: str, now: datetime | None = None) -> date:
+    """The calendar date in ``timezone`` at ``now`` (default: the current time)."""
+    return (now or utcnow()).astimezone(ZoneInfo(timezone)).date()
+
+
+def due_on(mentorship: Mentorship, period: int) -> date:
+    """The due date of ``period`` (1-based)."""
+    return mentorship.started_on + timedelta(days=period * mentorship.summary_every_days)
+
+
+def overdue_periods(mentorship: Mentorship, today: date) -> int:
+    """Open periods whose due date has passed (0 once ended: ending stops the cycle)."""
+    if mentorship.status != "active" or today <= mentorship.started_on:
+        return 0
+    past_due = (today - mentorship.started_on).days - 1
+    due_before_today = past_due // mentorship.summary_every_days
+    return max(0, due_before_today - mentorship.periods_filled)
 
 
 def create_mentorship(
@@ -31,7 +72,182 @@ def create_mentorship(
         started_on=started_on,
         summary_every_days=summary_every_days,
         status="active",
+        periods_filled=0,
+        next_due_on=started_on + timedelta(days=summary_every_days),
     )
     session.add(mentorship)
     session.flush()
     return mentorship
+
+
+def can_see_mentorship(principal: Principal, mentorship: Mentorship) -> bool:
+    """Coordinators see their alliance's; an hr key sees those of its own unit's people."""
+    if principal.role == "admin":
+        return True
+    if principal.role == "coordinator":
+        return principal.alliance_id == mentorship.alliance_id
+    return principal.unit_id in (mentorship.craftsman.unit_id, mentorship.apprentice.unit_id)
+
+
+def get_mentorship(session: Session, principal: Principal, mentorship_id: int) -> Mentorship:
+    """A mentorship in the caller's scope, or 404."""
+    mentorship = session.get(
+        Mentorship,
+        mentorship_id,
+        options=[selectinload(Mentorship.craftsman), selectinload(Mentorship.apprentice)],
+    )
+    if mentorship is None or not can_see_mentorship(principal, mentorship):
+        raise NotFound(f"No mentorship {mentorship_id}.")
+    return mentorship
+
+
+def mentorships_query(
+    principal: Principal,
+    *,
+    status: str | None = None,
+    unit_id: int | None = None,
+    alliance_id: int | None = None,
+    overdue_on: date | None = None,
+) -> Select[Mentorship]:
+    """The caller's mentorships, filtered; ``overdue_on``: only those with a period due before."""
+    craftsman, apprentice = aliased(Craftsman), aliased(Apprentice)
+    stmt = (
+        select(Mentorship)
+        .join(craftsman, Mentorship.craftsman_id == craftsman.id)
+        .join(apprentice, Mentorship.apprentice_id == apprentice.id)
+        .options(selectinload(Mentorship.craftsman), selectinload(Mentorship.apprentice))
+        .order_by(Mentorship.id)
+    )
+    if principal.role == "coordinator":
+        stmt = stmt.where(Mentorship.alliance_id == principal.alliance_id)
+    elif principal.role == "hr":
+        stmt = stmt.where(
+            or_(craftsman.unit_id == principal.unit_id, apprentice.unit_id == principal.unit_id)
+        )
+    if alliance_id is not None:
+        stmt = stmt.where(Mentorship.alliance_id == alliance_id)
+    if status is not None:
+        stmt = stmt.where(Mentorship.status == status)
+    if unit_id is not None:
+        stmt = stmt.where(or_(craftsman.unit_id == unit_id, apprentice.unit_id == unit_id))
+    if overdue_on is not None:
+        stmt = stmt.where(Mentorship.status == "active", Mentorship.next_due_on < overdue_on)
+    return stmt
+
+
+def end_mentorship(session: Session, *, mentorship: Mentorship, today: date) -> Mentorship:
+    """End a mentorship (idempotent): its summary cycle and reminders stop."""
+    if mentorship.status == "ended":
+        return mentorship
+    mentorship.status = "ended"
+    mentorship.ended_on = today
+    mentorship.next_due_on = None
+    mentorship.updated_at = utcnow()
+    session.flush()
+    return mentorship
+
+
+@dataclass(frozen=True)
+class SummaryInput:
+    """A training summary as handed in."""
+
+    author: str
+    content: str
+    hours: float
+    skills: list[str]
+
+
+def add_summary(
+    session: Session,
+    *,
+    mentorship: Mentorship,
+    summary: SummaryInput,
+    submitted_by: str,
+    period: int | None = None,
+) -> TrainingSummary:
+    """Fill the oldest open period; ``period`` (from a signed link) must be that one or filled.
+
+    Two hand-ins racing for one period meet the unique (mentorship, period) key: the loser gets 409.
+    """
+    if mentorship.status != "active":
+        raise Conflict(f"Mentorship {mentorship.id} has ended; its summary cycle stopped.")
+    oldest_open = mentorship.periods_filled + 1
+    if period is not None and period < oldest_open:
+        raise Conflict(f"The summary of period {period} was already handed in.")
+    skills = _normalised_skills(session, summary.skills)
+    row = TrainingSummary(
+        mentorship_id=mentorship.id,
+        period_index=oldest_open,
+        author=summary.author,
+        content=summary.content,
+        hours=summary.hours,
+        skills=skills,
+        submitted_at=utcnow(),
+        submitted_by=submitted_by,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+            moved = session.execute(
+                update(Mentorship)
+                .where(
+                    Mentorship.id == mentorship.id,
+                    Mentorship.periods_filled == mentorship.periods_filled,
+                )
+                .values(
+                    periods_filled=oldest_open,
+                    next_due_on=due_on(mentorship, oldest_open + 1),
+                    last_summary_at=row.submitted_at,
+                    updated_at=utcnow(),
+                )
+            )
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict("Another summary was handed in at the same time; reload and retry.")
+    except IntegrityError as exc:
+        raise Conflict(f"The summary of period {oldest_open} was already handed in.") from exc
+    session.refresh(mentorship)
+    return row
+
+
+def _normalised_skills(session: Session, names: list[str]) -> list[str]:
+    """Skill names practised, normalised like tags: aliases resolve, unknown names stay as given."""
+    keys = [skill_key(name) for name in names]
+    known = resolve_skill_keys(session, keys)
+    canonical: dict[int, str] = dict(
+        session.execute(select(Skill.id, Skill.name).where(Skill.id.in_(known.values()))).all()
+    )
+    result: list[str] = []
+    for name, key in zip(names, keys, strict=True):
+        value = canonical[known[key]] if key in known else skill_display(name)
+        if value and value not in result:
+            result.append(value)
+    return result
+
+
+def summaries_query(mentorship: Mentorship) -> Select[TrainingSummary]:
+    """A mentorship's summaries, oldest period first."""
+    return (
+        select(TrainingSummary)
+        .where(TrainingSummary.mentorship_id == mentorship.id)
+        .order_by(TrainingSummary.period_index)
+    )
+
+
+def mentorship_view(mentorship: Mentorship, today: date) -> dict[str, Any]:
+    """The API's representation with the derived cycle fields."""
+    return {
+        "id": mentorship.id,
+        "alliance_id": mentorship.alliance_id,
+        "craftsman": mentorship.craftsman,
+        "apprentice": mentorship.apprentice,
+        "started_on": mentorship.started_on,
+        "summary_every_days": mentorship.summary_every_days,
+        "status": mentorship.status,
+        "ended_on": mentorship.ended_on,
+        "next_due_on": mentorship.next_due_on,
+        "periods_filled": mentorship.periods_filled,
+        "overdue_periods": overdue_periods(mentorship, today),
+        "last_summary_at": mentorship.last_summary_at,
+        "proposal_id": mentorship.proposal_id,
+    }

@@ -4,6 +4,7 @@ not revealed), 403 for what the key may see but not change. Walks every endpoint
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from matcher.models import Apprentice, Craftsman, Proposal, RejectedPair
 from matcher.services.matching import create_match_run, execute_match_run
+from matcher.services.mentorships import create_mentorship
 from tests.factories import World
 
 CRAFTSMAN_BODY = {"name": "新工匠", "skills": [{"name": "焊接", "level": 4}]}
@@ -218,6 +220,53 @@ RULES += [
     ),
     ("GET", "/alliances/{alliance}/audit-events", None, COORDINATION),
 ]
+# The mentorship pairs the sibling unit's craftsman with the home unit's apprentice: both units'
+# hr keys see it; a foreign unit's does not.
+PAIR_SCOPE = {
+    "admin": 200,
+    "coordinator": 200,
+    "foreign_coordinator": 404,
+    "hr": 200,
+    "sibling_hr": 200,
+    "foreign_hr": 404,
+}
+SUMMARY = {"author": "apprentice", "content": "学习了氩弧焊打底焊 🔥", "hours": 4}
+RULES += [
+    (
+        "GET",
+        "/mentorships",
+        None,
+        {
+            "admin": 200,
+            "coordinator": 200,
+            "foreign_coordinator": 200,
+            "hr": 200,
+            "foreign_hr": 200,
+        },
+    ),
+    ("GET", "/mentorships/{mentorship}", None, PAIR_SCOPE),
+    ("POST", "/mentorships/{mentorship}/end", None, PAIR_SCOPE),
+    ("GET", "/mentorships/{mentorship}/summaries", None, PAIR_SCOPE),
+    (
+        "POST",
+        "/mentorships/{mentorship}/summaries",
+        SUMMARY,
+        # The sibling unit's hr may not hand in for the home unit's apprentice.
+        {**PAIR_SCOPE, "admin": 201, "coordinator": 201, "hr": 201, "sibling_hr": 403},
+    ),
+    (
+        "GET",
+        "/reminders",
+        None,
+        {
+            "admin": 200,
+            "coordinator": 200,
+            "foreign_coordinator": 200,
+            "hr": 403,
+            "foreign_hr": 403,
+        },
+    ),
+]
 
 CASES = [
     pytest.param(method, path, body, who, status, id=f"{method} {path} as {who}")
@@ -239,6 +288,15 @@ def _url(world: World, path: str, session: Session | None = None) -> str:
         session.add(rejected)
         session.commit()
         ids = {"run": run.id, "proposal": proposal.id, "rejected": rejected.id}
+    if session is not None and "{mentorship}" in path:
+        mentorship = create_mentorship(
+            session,
+            craftsman=session.get_one(Craftsman, world.craftsman_ids[world.sibling_unit.code]),
+            apprentice=session.get_one(Apprentice, world.apprentice_ids[world.unit.code]),
+            started_on=date(2026, 1, 1),
+        )
+        session.commit()
+        ids["mentorship"] = mentorship.id
     return "/api/v1" + path.format(
         alliance=world.alliance.id,
         unit=world.unit.id,
@@ -249,6 +307,7 @@ def _url(world: World, path: str, session: Session | None = None) -> str:
         run=ids.get("run", 1),
         proposal=ids.get("proposal", 1),
         rejected=ids.get("rejected", 1),
+        mentorship=ids.get("mentorship", 1),
     )
 
 

@@ -1,0 +1,86 @@
+"""Jobs of reminders.md: queue reminders and digests (set-based), and send the outbox."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from jobs import JobContext
+from matcher.db import session_scope
+from matcher.mail import PermanentFailure, TemporaryFailure, mailer_for
+from matcher.models import Reminder
+from matcher.services.emails import build_message, render
+from matcher.services.reminders import (
+    claim_batch,
+    mark_failed_attempt,
+    mark_sent,
+    new_claim_token,
+    queue_digests,
+    queue_reminders,
+)
+
+log = logging.getLogger(__name__)
+BATCH = 50
+
+
+def reminders(ctx: JobContext) -> dict[str, Any]:
+    """Queue the upcoming / overdue / escalation emails due at ``ctx.now``, each at most once."""
+    with session_scope(ctx.session_factory) as session:
+        return queue_reminders(session, now=ctx.now)
+
+
+def digest(ctx: JobContext) -> dict[str, Any]:
+    """Queue this week's digest for every coordinator, at most once per week."""
+    with session_scope(ctx.session_factory) as session:
+        return {"digest": queue_digests(session, now=ctx.now)}
+
+
+def outbox(ctx: JobContext) -> dict[str, Any]:
+    """Send what is queued: claim a batch (a lease), send each, record each outcome at once."""
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    token = new_claim_token()
+    folder = ctx.instance_path / "outbox"
+    with mailer_for(ctx.settings.smtp_url, folder) as mailer, ctx.session_factory() as session:
+        while True:
+            ids = claim_batch(session, now=ctx.now, token=token, limit=BATCH)
+            if not ids:
+                break
+            batch = session.scalars(
+                select(Reminder).where(Reminder.id.in_(ids)).order_by(Reminder.id)
+            ).all()
+            for reminder in batch:
+                try:
+                    message = build_message(
+                        reminder, render(session, reminder, ctx.settings), ctx.settings, ctx.now
+                    )
+                    mailer.send(message)
+                except Exception as exc:
+                    # Only a 5xx is permanent; anything else (a dropped connection, or a bug
+                    # while rendering) is retried later, and fails the row after MAX_ATTEMPTS.
+                    permanent = isinstance(exc, PermanentFailure)
+                    if not isinstance(exc, TemporaryFailure | PermanentFailure):
+                        log.exception("reminder %s could not be sent", reminder.id)
+                    status = mark_failed_attempt(
+                        session,
+                        reminder=reminder,
+                        token=token,
+                        now=ctx.now,
+                        error=str(exc),
+                        permanent=permanent,
+                    )
+                    counts["failed" if status == "failed" else "retry"] += 1
+                    level = logging.ERROR if status == "failed" else logging.WARNING
+                    log.log(
+                        level,
+                        "reminder %s to %s: %s (%s)",
+                        reminder.id,
+                        reminder.recipient,
+                        status,
+                        exc,
+                    )
+                    continue
+                mark_sent(session, reminder_id=reminder.id, token=token, now=ctx.now)
+                counts["sent"] += 1
+    return counts

@@ -1,0 +1,169 @@
+"""``/mentorships``: committed pairs, their summary cycle, and the training summaries handed in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+
+from matcher.api.base import Blueprint, PageArgsSchema, paginate
+from matcher.api.fields import StrictFloat, text
+from matcher.api.match_runs import PersonRefSchema
+from matcher.api.schemas import BaseSchema
+from matcher.errors import Forbidden
+from matcher.extensions import db, principal, state
+from matcher.models import AUTHORS, MENTORSHIP_STATUSES, Alliance, Mentorship
+from matcher.services.access import Principal
+from matcher.services.mentorships import (
+    SummaryInput,
+    add_summary,
+    end_mentorship,
+    get_mentorship,
+    local_today,
+    mentorship_view,
+    mentorships_query,
+    summaries_query,
+)
+
+blp = Blueprint("mentorships", __name__, description="Mentorships and training summaries")
+BLUEPRINTS = [blp]
+
+
+class MentorshipSchema(ma.Schema):
+    """A committed pair and where its summary cycle stands."""
+
+    id = ma.fields.Integer()
+    alliance_id = ma.fields.Integer()
+    craftsman = ma.fields.Nested(PersonRefSchema)
+    apprentice = ma.fields.Nested(PersonRefSchema)
+    started_on = ma.fields.Date()
+    summary_every_days = ma.fields.Integer()
+    status = ma.fields.String(metadata={"enum": list(MENTORSHIP_STATUSES)})
+    ended_on = ma.fields.Date(allow_none=True)
+    next_due_on = ma.fields.Date(
+        allow_none=True, metadata={"description": "Due date of the oldest open period"}
+    )
+    periods_filled = ma.fields.Integer()
+    overdue_periods = ma.fields.Integer(
+        metadata={"description": "Open periods whose due date has passed (alliance's local date)"}
+    )
+    last_summary_at = ma.fields.AwareDateTime(allow_none=True)
+    proposal_id = ma.fields.Integer(allow_none=True)
+
+
+class MentorshipQueryArgsSchema(PageArgsSchema):
+    """Filters of the mentorship list."""
+
+    status = ma.fields.String(validate=ma.validate.OneOf(MENTORSHIP_STATUSES))
+    unit_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
+    alliance_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
+    overdue = ma.fields.Boolean(metadata={"description": "Only active pairs with a period overdue"})
+
+
+class SummaryInputSchema(BaseSchema):
+    """A training summary handed in over the API."""
+
+    author = ma.fields.String(required=True, validate=ma.validate.OneOf(AUTHORS))
+    content = text(min_length=1, max_length=20_000, required=True)
+    hours = StrictFloat(
+        required=True,
+        validate=ma.validate.Range(min=0, max=1000, min_inclusive=False),
+        metadata={"description": "Training hours in the period"},
+    )
+    skills = ma.fields.List(
+        text(max_length=100),
+        load_default=list,
+        validate=ma.validate.Length(max=50),
+        metadata={"description": "Skills practised; normalised like skill tags"},
+    )
+
+
+class SummarySchema(ma.Schema):
+    """A training summary as stored."""
+
+    id = ma.fields.Integer()
+    mentorship_id = ma.fields.Integer()
+    period_index = ma.fields.Integer()
+    submitted_at = ma.fields.AwareDateTime()
+    author = ma.fields.String(metadata={"enum": list(AUTHORS)})
+    content = ma.fields.String()
+    hours = ma.fields.Float()
+    skills = ma.fields.List(ma.fields.String())
+
+
+def _timezone(caller: Principal, mentorship: Mentorship | None = None) -> str:
+    """The alliance's timezone: dates of the cycle are its local dates."""
+    alliance_id = mentorship.alliance_id if mentorship else caller.alliance_id
+    alliance = db().get(Alliance, alliance_id) if alliance_id else None
+    return alliance.timezone if alliance else state().settings.timezone
+
+
+@blp.route("/mentorships")
+class Mentorships(MethodView):
+    @blp.query(MentorshipQueryArgsSchema)
+    @blp.response(200, MentorshipSchema(many=True))
+    def get(self, args: dict[str, Any]) -> Any:
+        """List the mentorships the key can see (hr: those of its own unit's people)."""
+        caller = principal()
+        timezone = _timezone(caller)
+        today = local_today(timezone)
+        stmt = mentorships_query(
+            caller,
+            status=args.get("status"),
+            unit_id=args.get("unit_id"),
+            alliance_id=args.get("alliance_id"),
+            overdue_on=today if args.get("overdue") else None,
+        )
+        items, status, headers = paginate(db(), stmt, args)
+        return [mentorship_view(m, today) for m in items], status, headers
+
+
+@blp.route("/mentorships/<id:mentorship_id>")
+class MentorshipById(MethodView):
+    @blp.response(200, MentorshipSchema)
+    def get(self, mentorship_id: int) -> Any:
+        """Read a mentorship with its next due date and overdue periods."""
+        mentorship = get_mentorship(db(), principal(), mentorship_id)
+        return mentorship_view(mentorship, local_today(_timezone(principal(), mentorship)))
+
+
+@blp.route("/mentorships/<id:mentorship_id>/end")
+class EndMentorship(MethodView):
+    @blp.response(200, MentorshipSchema)
+    def post(self, mentorship_id: int) -> Any:
+        """End a mentorship (idempotent): its summary cycle and reminders stop."""
+        caller = principal()
+        mentorship = get_mentorship(db(), caller, mentorship_id)
+        today = local_today(_timezone(caller, mentorship))
+        end_mentorship(db(), mentorship=mentorship, today=today)
+        db().commit()
+        return mentorship_view(mentorship, today)
+
+
+@blp.route("/mentorships/<id:mentorship_id>/summaries")
+class Summaries(MethodView):
+    @blp.query(PageArgsSchema)
+    @blp.response(200, SummarySchema(many=True))
+    def get(self, args: dict[str, Any], mentorship_id: int) -> Any:
+        """The summaries handed in, oldest period first."""
+        mentorship = get_mentorship(db(), principal(), mentorship_id)
+        return paginate(db(), summaries_query(mentorship), args)
+
+    @blp.arguments(SummaryInputSchema)
+    @blp.response(201, SummarySchema)
+    def post(self, body: dict[str, Any], mentorship_id: int) -> Any:
+        """Hand in a summary: it fills the oldest open period (409 once the pair has ended)."""
+        caller = principal()
+        mentorship = get_mentorship(db(), caller, mentorship_id)
+        author = mentorship.craftsman if body["author"] == "craftsman" else mentorship.apprentice
+        if caller.role == "hr" and author.unit_id != caller.unit_id:
+            raise Forbidden("An hr key hands in summaries for its own unit's person only.")
+        summary = add_summary(
+            db(),
+            mentorship=mentorship,
+            summary=SummaryInput(**body),
+            submitted_by=caller.label,
+        )
+        db().commit()
+        return summary

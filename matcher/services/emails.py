@@ -1,0 +1,182 @@
+"""The reminder and digest emails: plain text plus HTML, in the recipient's locale (zh-CN, en)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from matcher.config import Settings
+from matcher.models import (
+    Alliance,
+    MatchRun,
+    Mentorship,
+    Proposal,
+    Reminder,
+    TrainingSummary,
+    Unit,
+)
+from matcher.services.mentorships import local_today, overdue_periods
+from matcher.services.reminders import ESCALATE_AFTER_DAYS
+from matcher.services.summary_links import SummaryLink, make_token
+
+SUBJECTS = {
+    "zh-CN": {
+        "upcoming": "【{alliance}】师徒培训总结将于 {due} 到期",
+        "overdue": "【{alliance}】师徒培训总结已逾期（应于 {due} 提交）",
+        "escalation": "【{alliance}】师徒结对长期未提交培训总结：{craftsman} / {apprentice}",
+        "digest": "【{alliance}】本周师徒结对简报",
+    },
+    "en": {
+        "upcoming": "[{alliance}] Training summary due on {due}",
+        "overdue": "[{alliance}] Training summary overdue (was due on {due})",
+        "escalation": "[{alliance}] Training summary long overdue: {craftsman} / {apprentice}",
+        "digest": "[{alliance}] Weekly mentorship digest",
+    },
+}
+
+
+@cache
+def _templates() -> Environment:
+    return Environment(
+        loader=PackageLoader("matcher", "templates/email"),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def message_id(reminder: Reminder, mail_from: str) -> str:
+    """Stable per outbox row: a resend after a crash carries the same id, so it can be deduped."""
+    domain = mail_from.rpartition("@")[2] or "localhost"
+    digest = hashlib.sha256(reminder.dedupe_key.encode("utf-8")).hexdigest()[:12]
+    return f"<reminder-{reminder.id}.{digest}@{domain}>"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Subject and both bodies."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def render(session: Session, reminder: Reminder, settings: Settings) -> Rendered:
+    """The email of one outbox row, from the data as it is now."""
+    alliance = session.get(Alliance, reminder.alliance_id)
+    assert alliance is not None
+    locale = reminder.locale if reminder.locale in SUBJECTS else "zh-CN"
+    if reminder.kind == "digest":
+        context = _digest_context(session, alliance, reminder)
+    else:
+        context = _pair_context(session, alliance, reminder, settings)
+    subject = SUBJECTS[locale][reminder.kind].format(alliance=alliance.name, **context["subject"])
+    name = "digest" if reminder.kind == "digest" else "reminder"
+    variables = {"locale": locale, "kind": reminder.kind, "alliance": alliance, **context}
+    return Rendered(
+        subject=subject,
+        text=_templates().get_template(f"{name}.txt").render(variables),
+        html=_templates().get_template(f"{name}.html").render(variables),
+    )
+
+
+def _pair_context(
+    session: Session, alliance: Alliance, reminder: Reminder, settings: Settings
+) -> dict[str, Any]:
+    mentorship = session.get(Mentorship, reminder.mentorship_id)
+    assert mentorship is not None
+    craftsman, apprentice = mentorship.craftsman, mentorship.apprentice
+    units = {
+        u.id: u
+        for u in session.scalars(
+            select(Unit).where(Unit.id.in_([craftsman.unit_id, apprentice.unit_id]))
+        )
+    }
+    link = None
+    if reminder.recipient_role in ("craftsman", "apprentice"):
+        token = make_token(
+            settings.secret_key,
+            SummaryLink(mentorship.id, reminder.period_index or 1, reminder.recipient_role),
+        )
+        link = f"{settings.base_url.rstrip('/')}/summary/{token}"
+    due = reminder.due_on.isoformat() if reminder.due_on else ""
+    return {
+        "subject": {"due": due, "craftsman": craftsman.name, "apprentice": apprentice.name},
+        "craftsman": craftsman,
+        "apprentice": apprentice,
+        "craftsman_unit": units[craftsman.unit_id],
+        "apprentice_unit": units[apprentice.unit_id],
+        "period": reminder.period_index,
+        "due": due,
+        "timezone": alliance.timezone,
+        "link": link,
+        "overview": f"{settings.base_url.rstrip('/')}/",
+        "overdue_periods": overdue_periods(mentorship, local_today(alliance.timezone)),
+    }
+
+
+def _digest_context(session: Session, alliance: Alliance, reminder: Reminder) -> dict[str, Any]:
+    today = reminder.due_on or local_today(alliance.timezone)
+    week_start = datetime.combine(
+        today - timedelta(days=7), datetime.min.time(), ZoneInfo(alliance.timezone)
+    )
+    pending = session.scalar(
+        select(func.count())
+        .select_from(Proposal)
+        .join(MatchRun, MatchRun.id == Proposal.match_run_id)
+        .where(
+            MatchRun.alliance_id == alliance.id,
+            MatchRun.status == "proposed",
+            Proposal.status == "pending",
+        )
+    )
+    active = (Mentorship.alliance_id == alliance.id, Mentorship.status == "active")
+    overdue = session.scalar(
+        select(func.count()).select_from(Mentorship).where(*active, Mentorship.next_due_on < today)
+    )
+    escalated = session.scalar(
+        select(func.count())
+        .select_from(Mentorship)
+        .where(*active, Mentorship.next_due_on <= today - timedelta(days=ESCALATE_AFTER_DAYS))
+    )
+    summaries = session.scalar(
+        select(func.count())
+        .select_from(TrainingSummary)
+        .join(Mentorship, Mentorship.id == TrainingSummary.mentorship_id)
+        .where(Mentorship.alliance_id == alliance.id, TrainingSummary.submitted_at >= week_start)
+    )
+    return {
+        "subject": {},
+        "today": today.isoformat(),
+        "pending_proposals": pending or 0,
+        "overdue_pairs": overdue or 0,
+        "escalated_pairs": escalated or 0,
+        "summaries_this_week": summaries or 0,
+    }
+
+
+def build_message(
+    reminder: Reminder, rendered: Rendered, settings: Settings, now: datetime
+) -> EmailMessage:
+    """The MIME message: text and HTML alternatives, a stable Message-ID."""
+    message = EmailMessage()
+    message["Subject"] = rendered.subject
+    message["From"] = settings.mail_from
+    message["To"] = reminder.recipient
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id(reminder, settings.mail_from)
+    message["X-Matcher-Reminder"] = str(reminder.id)
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message

@@ -1,0 +1,329 @@
+"""Reminder emails (reminders.md): queued set-based, at most once, sent through a claimed outbox.
+
+Queueing is one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` per (timezone, kind, recipient
+source): the database computes what is due from ``mentorships.next_due_on`` and its unique keys
+make every ``(mentorship, period, kind, recipient)`` once-only, whoever runs the job and however
+late. Reminders concern the oldest open period, the one the next summary fills; once it is filled
+the next period's reminders follow. A job that ran late queues what still applies: an "upcoming"
+notice whose due date has passed is superseded by "overdue".
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Insert,
+    Select,
+    String,
+    and_,
+    cast,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
+
+from matcher.models import (
+    Alliance,
+    Apprentice,
+    Craftsman,
+    Mentorship,
+    Reminder,
+    Unit,
+    User,
+)
+from matcher.services.mentorships import local_today
+
+REMIND_DAYS_BEFORE = 3
+ESCALATE_AFTER_DAYS = 14
+LEASE = timedelta(minutes=5)  # a claim by a sender that died is free again after this
+MAX_ATTEMPTS = 10
+FIRST_RETRY = timedelta(minutes=1)
+LONGEST_RETRY = timedelta(hours=6)
+REMINDER_COLUMNS = (
+    "alliance_id",
+    "mentorship_id",
+    "period_index",
+    "kind",
+    "recipient",
+    "recipient_role",
+    "locale",
+    "due_on",
+    "dedupe_key",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+)
+
+
+def _insert_new(session: Session, source: Select[Any]) -> int:
+    """``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; how many rows were new.
+
+    Counted through RETURNING: psycopg reports no rowcount for this statement.
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt: Insert = dialect.insert(Reminder).on_conflict_do_nothing()
+    inserted = session.execute(stmt.from_select(REMINDER_COLUMNS, source).returning(Reminder.id))
+    return len(inserted.all())
+
+
+def _key(*parts: Any) -> ColumnElement[str]:
+    """A ':'-joined text built by the database (``||`` on both dialects)."""
+    pieces = [literal(p, String) if isinstance(p, str) else cast(p, String) for p in parts]
+    expression: ColumnElement[str] = pieces[0]
+    for piece in pieces[1:]:
+        expression = expression + literal(":", String) + piece
+    return expression
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which open periods a kind of reminder covers on one local date."""
+
+    kind: str
+    condition: ColumnElement[bool]
+
+
+def _windows(today: date) -> list[Window]:
+    due = Mentorship.next_due_on
+    return [
+        Window("upcoming", and_(due >= today, due <= today + timedelta(days=REMIND_DAYS_BEFORE))),
+        Window("overdue", due <= today - timedelta(days=1)),
+        Window("escalation", due <= today - timedelta(days=ESCALATE_AFTER_DAYS)),
+    ]
+
+
+def _due_for_pair(window: Window, timezone: str, now: datetime, role: str) -> Select[Any]:
+    """Rows for the craftsman or the apprentice of every mentorship in the window."""
+    person: Any = aliased(Craftsman) if role == "craftsman" else aliased(Apprentice)
+    person_id = Mentorship.craftsman_id if role == "craftsman" else Mentorship.apprentice_id
+    return _due_select(
+        window,
+        timezone,
+        now,
+        recipient=person.email,
+        recipient_role=literal(role, String),
+        locale=person.locale,
+        joins=[(person, person.id == person_id)],
+        where=[person.email.is_not(None)],
+    )
+
+
+def _due_select(
+    window: Window,
+    timezone: str,
+    now: datetime,
+    *,
+    recipient: Any,
+    recipient_role: Any,
+    locale: Any,
+    joins: list[tuple[Any, Any]],
+    where: list[Any],
+) -> Select[Any]:
+    period = Mentorship.periods_filled + 1
+    stmt = select(
+        Mentorship.alliance_id,
+        Mentorship.id,
+        period,
+        literal(window.kind, String),
+        recipient,
+        recipient_role,
+        locale,
+        Mentorship.next_due_on,
+        _key("m", Mentorship.id, period, window.kind, recipient),
+        literal("pending", String),
+        literal(0),
+        literal(now),
+        literal(now),
+    ).join(Alliance, Alliance.id == Mentorship.alliance_id)
+    for target, on in joins:
+        stmt = stmt.join(target, on)
+    return stmt.where(
+        Mentorship.status == "active",
+        Alliance.timezone == timezone,
+        window.condition,
+        *where,
+    )
+
+
+def _escalation_sources(window: Window, timezone: str, now: datetime) -> list[Select[Any]]:
+    """The alliance's coordinators and both units' contact addresses."""
+    coordinators = _due_select(
+        window,
+        timezone,
+        now,
+        recipient=User.email,
+        recipient_role=literal("coordinator", String),
+        locale=User.locale,
+        joins=[(User, and_(User.alliance_id == Mentorship.alliance_id, User.active.is_(True)))],
+        where=[],
+    )
+    sources = [coordinators]
+    for role_model, person_id in (
+        (Craftsman, Mentorship.craftsman_id),
+        (Apprentice, Mentorship.apprentice_id),
+    ):
+        person: Any = aliased(role_model)
+        unit = aliased(Unit)
+        sources.append(
+            _due_select(
+                window,
+                timezone,
+                now,
+                recipient=unit.contact_email,
+                recipient_role=literal("unit", String),
+                locale=literal("zh-CN", String),
+                joins=[(person, person.id == person_id), (unit, unit.id == person.unit_id)],
+                where=[unit.contact_email.is_not(None)],
+            )
+        )
+    return sources
+
+
+def queue_reminders(session: Session, *, now: datetime) -> dict[str, int]:
+    """Queue every reminder due at ``now`` (each alliance's local date); counts by kind."""
+    queued = {"upcoming": 0, "overdue": 0, "escalation": 0}
+    timezones = session.scalars(
+        select(Alliance.timezone)
+        .join(Mentorship, Mentorship.alliance_id == Alliance.id)
+        .where(Mentorship.status == "active")
+        .distinct()
+    ).all()
+    for timezone in timezones:
+        today = local_today(timezone, now)
+        for window in _windows(today):
+            if window.kind == "escalation":
+                sources = _escalation_sources(window, timezone, now)
+            else:
+                sources = [
+                    _due_for_pair(window, timezone, now, r) for r in ("craftsman", "apprentice")
+                ]
+            for source in sources:
+                queued[window.kind] += _insert_new(session, source)
+    return queued
+
+
+def queue_digests(session: Session, *, now: datetime) -> int:
+    """One digest per active coordinator per ISO week (of the alliance's local date)."""
+    queued = 0
+    for timezone in session.scalars(select(Alliance.timezone).distinct()).all():
+        today = local_today(timezone, now)
+        year, week, _ = today.isocalendar()
+        source: Select[Any] = (
+            select(
+                User.alliance_id,
+                literal(None).label("mentorship_id"),
+                literal(None).label("period_index"),
+                literal("digest", String),
+                User.email,
+                literal("coordinator", String),
+                User.locale,
+                literal(today, Date),
+                _key("digest", User.alliance_id, f"{year}-W{week:02d}", User.email),
+                literal("pending", String),
+                literal(0),
+                literal(now),
+                literal(now),
+            )
+            .join(Alliance, Alliance.id == User.alliance_id)
+            .where(User.active.is_(True), Alliance.timezone == timezone)
+        )
+        queued += _insert_new(session, source)
+    return queued
+
+
+def new_claim_token() -> str:
+    """Names one claim by one sender (host, process, random)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def claim_batch(session: Session, *, now: datetime, token: str, limit: int = 50) -> list[int]:
+    """Lease up to ``limit`` sendable rows to ``token`` and commit the lease.
+
+    PostgreSQL skips rows another sender holds (``FOR UPDATE SKIP LOCKED``); on SQLite the
+    UPDATE takes the database's single write lock. Either way the UPDATE re-checks that the row is
+    still free, so two senders never hold one row.
+    """
+    free = and_(
+        Reminder.status == "pending",
+        Reminder.next_attempt_at <= now,
+        or_(Reminder.locked_until.is_(None), Reminder.locked_until < now),
+    )
+    candidates = (
+        select(Reminder.id)
+        .where(free)
+        .order_by(Reminder.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = session.scalars(candidates).all()
+    if not ids:
+        session.commit()
+        return []
+    session.execute(
+        update(Reminder)
+        .where(Reminder.id.in_(ids), free)
+        .values(locked_until=now + LEASE, claimed_by=token)
+    )
+    session.commit()
+    return list(
+        session.scalars(
+            select(Reminder.id)
+            .where(Reminder.id.in_(ids), Reminder.claimed_by == token, Reminder.status == "pending")
+            .order_by(Reminder.id)
+        )
+    )
+
+
+def mark_sent(session: Session, *, reminder_id: int, token: str, now: datetime) -> None:
+    """Delivered: never sent again."""
+    session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder_id, Reminder.claimed_by == token)
+        .values(
+            status="sent",
+            sent_at=now,
+            attempts=Reminder.attempts + 1,
+            locked_until=None,
+            last_error=None,
+        )
+    )
+    session.commit()
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """1, 2, 4, ... minutes after each failed attempt, at most 6 hours."""
+    delay: timedelta = min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LONGEST_RETRY)
+    return delay
+
+
+def mark_failed_attempt(
+    session: Session, *, reminder: Reminder, token: str, now: datetime, error: str, permanent: bool
+) -> str:
+    """A temporary failure waits longer each time; a permanent one (or too many) fails the row."""
+    attempts = reminder.attempts + 1
+    status = "failed" if permanent or attempts >= MAX_ATTEMPTS else "pending"
+    session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder.id, Reminder.claimed_by == token)
+        .values(
+            status=status,
+            attempts=attempts,
+            next_attempt_at=now + retry_delay(attempts),
+            locked_until=None,
+            last_error=error[:2000],
+        )
+    )
+    session.commit()
+    return status

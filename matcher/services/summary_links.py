@@ -1,0 +1,39 @@
+"""Signed, expiring links to the summary form ``/summary/{token}``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from matcher.errors import NotFound
+
+SALT = "training-summary-link"
+MAX_AGE_SECONDS = 90 * 24 * 3600  # a reminder link works for 90 days
+
+
+@dataclass(frozen=True)
+class SummaryLink:
+    """What a link lets its holder do: hand in one period's summary as one of the pair."""
+
+    mentorship_id: int
+    period: int
+    author: str  # craftsman | apprentice
+
+
+def make_token(secret_key: str, link: SummaryLink) -> str:
+    """A URL-safe token signed with the service's secret."""
+    serializer = URLSafeTimedSerializer(secret_key, salt=SALT)
+    return serializer.dumps([link.mentorship_id, link.period, link.author])
+
+
+def read_token(secret_key: str, token: str, max_age: int = MAX_AGE_SECONDS) -> SummaryLink:
+    """The link a token stands for; a forged or expired one is ``NotFound``, saying which."""
+    serializer = URLSafeTimedSerializer(secret_key, salt=SALT)
+    try:
+        mentorship_id, period, author = serializer.loads(token, max_age=max_age)
+    except SignatureExpired as exc:
+        raise NotFound("This link has expired; ask your coordinator for a new one.") from exc
+    except (BadSignature, ValueError, TypeError) as exc:
+        raise NotFound("This link is not valid.") from exc
+    return SummaryLink(mentorship_id=int(mentorship_id), period=int(period), author=str(author))

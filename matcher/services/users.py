@@ -1,0 +1,50 @@
+"""Coordinators who sign in to the web pages: created by the operator, passwords stored hashed."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from matcher.db import utcnow
+from matcher.errors import Conflict, ValidationFailed
+from matcher.models import LOCALES, Alliance, User
+
+MIN_PASSWORD_LENGTH = 10
+
+
+def create_user(
+    session: Session, *, email: str, password: str, alliance: Alliance, locale: str = "zh-CN"
+) -> User:
+    """A coordinator of ``alliance``; the password is kept only as a salted scrypt hash."""
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 254:
+        raise ValidationFailed("Invalid email.", errors={"email": ["Not a valid email address."]})
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            "Password too short.",
+            errors={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]},
+        )
+    if locale not in LOCALES:
+        raise ValidationFailed("Unknown locale.", errors={"locale": [f"One of {list(LOCALES)}."]})
+    if session.scalar(select(func.count()).select_from(User).where(User.email == email)):
+        raise Conflict(f"A user {email} exists already.")
+    user = User(
+        email=email,
+        password_hash=generate_password_hash(password),
+        alliance_id=alliance.id,
+        locale=locale,
+        active=True,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate_user(session: Session, *, email: str, password: str) -> User | None:
+    """The active user with this email and password, or ``None`` (same answer for either miss)."""
+    user = session.scalars(select(User).where(User.email == email.strip().lower())).one_or_none()
+    if user is None or not user.active or not check_password_hash(user.password_hash, password):
+        return None
+    user.last_sign_in_at = utcnow()
+    return user

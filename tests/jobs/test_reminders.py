@@ -1,0 +1,287 @@
+"""Summary-cycle emails: queued at the right local dates, at most once, sent over real SMTP."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from jobs import registry
+from jobs.scheduler import run_job
+from matcher.extensions import state
+from matcher.models import Apprentice, Craftsman, Mentorship, Reminder, TrainingSummary
+from matcher.services.mentorships import create_mentorship
+from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
+from matcher.services.reminders import LEASE
+from matcher.services.users import create_user
+from tests import factories
+from tests.factories import World
+from tests.jobs.conftest import Sink, free_port
+
+API = "/api/v1"
+# Asia/Shanghai is UTC+8 all year: local midnight is 16:00 UTC the day before.
+STARTED = date(2026, 1, 31)  # + 30 days = 2026-03-02 (across the end of February)
+DUE = date(2026, 3, 2)
+
+
+def at_local(day: date, hour: int = 0, minute: int = 0) -> datetime:
+    """The UTC instant of ``day hour:minute`` in Asia/Shanghai."""
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC) - timedelta(hours=8)
+
+
+def run(app: Flask, name: str, now: datetime, **settings: Any) -> dict[str, Any]:
+    matcher_state = state(app)
+    return run_job(
+        registry()[name],
+        session_factory=matcher_state.session_factory,
+        settings=dataclasses.replace(matcher_state.settings, **settings),
+        instance_path=Path(app.instance_path),
+        now=now,
+    )
+
+
+def make_pairs(session: Session, world: World, count: int = 1) -> list[Mentorship]:
+    """``count`` mentorships: sibling-unit craftsmen (en) with home-unit apprentices (zh-CN)."""
+    craftsmen = upsert_people(
+        session,
+        kind=CRAFTSMAN,
+        unit=world.sibling_unit,
+        items=[
+            factories.craftsman_item(
+                f"RC-{i}", name=f"Master Li {i}", email=f"master{i}@xtdj.example.cn", locale="en"
+            )
+            for i in range(count)
+        ],
+    ).ids
+    apprentices = upsert_people(
+        session,
+        kind=APPRENTICE,
+        unit=world.unit,
+        items=[
+            factories.apprentice_item(f"RA-{i}", name=f"王小明{i}", email=f"xm{i}@hzdj.example.cn")
+            for i in range(count)
+        ],
+    ).ids
+    pairs = [
+        create_mentorship(
+            session,
+            craftsman=session.get_one(Craftsman, c),
+            apprentice=session.get_one(Apprentice, a),
+            started_on=STARTED,
+        )
+        for c, a in zip(craftsmen, apprentices, strict=True)
+    ]
+    create_user(
+        session,
+        email="coordinator@emca.example.cn",
+        password="s3cret-password",
+        alliance=world.alliance,
+    )
+    session.commit()
+    return pairs
+
+
+def queued(session: Session) -> list[tuple[str, str, int | None]]:
+    session.expire_all()
+    rows = session.execute(
+        select(Reminder.kind, Reminder.recipient_role, Reminder.period_index).order_by(Reminder.id)
+    ).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_upcoming_overdue_and_escalation_go_out_on_the_alliances_local_dates(
+    app: Flask, session: Session, world: World
+) -> None:
+    make_pairs(session, world)
+    window_opens = DUE - timedelta(days=3)
+    assert (
+        run(app, "reminders", at_local(window_opens - timedelta(days=1), 23, 59))["upcoming"] == 0
+    )
+    assert run(app, "reminders", at_local(window_opens))["upcoming"] == 2
+    assert run(app, "reminders", at_local(window_opens, 9))["upcoming"] == 0  # once, ever
+    assert run(app, "reminders", at_local(DUE, 23, 59)) == {
+        "upcoming": 0,
+        "overdue": 0,
+        "escalation": 0,
+    }
+    assert run(app, "reminders", at_local(DUE + timedelta(days=1)))["overdue"] == 2
+    escalate_on = DUE + timedelta(days=14)
+    assert (
+        run(app, "reminders", at_local(escalate_on - timedelta(days=1), 23, 59))["escalation"] == 0
+    )
+    # The coordinator and both units' contact addresses.
+    assert run(app, "reminders", at_local(escalate_on))["escalation"] == 3
+    assert sorted(queued(session)) == sorted(
+        [
+            ("upcoming", "craftsman", 1),
+            ("upcoming", "apprentice", 1),
+            ("overdue", "craftsman", 1),
+            ("overdue", "apprentice", 1),
+            ("escalation", "coordinator", 1),
+            ("escalation", "unit", 1),
+            ("escalation", "unit", 1),
+        ]
+    )
+
+
+def test_a_late_job_catches_up_once_with_what_still_applies(
+    app: Flask, session: Session, world: World
+) -> None:
+    make_pairs(session, world)
+    late = at_local(DUE + timedelta(days=20))
+    assert run(app, "reminders", late) == {"upcoming": 0, "overdue": 2, "escalation": 3}
+    assert run(app, "reminders", late + timedelta(hours=1)) == {
+        "upcoming": 0,
+        "overdue": 0,
+        "escalation": 0,
+    }
+
+
+def test_a_summary_stops_the_reminders_of_its_period(
+    app: Flask, client: FlaskClient, session: Session, world: World
+) -> None:
+    (pair,) = make_pairs(session, world)
+    run(app, "reminders", at_local(DUE - timedelta(days=1)))
+    response = client.post(
+        f"{API}/mentorships/{pair.id}/summaries",
+        json={"author": "apprentice", "content": "练习了氩弧焊打底", "hours": 6, "skills": ["TIG"]},
+        headers=world.auth("hr"),
+    )
+    assert response.status_code == 201
+    assert response.get_json()["period_index"] == 1
+    assert response.get_json()["skills"] == ["氩弧焊"]  # the alias resolved
+    assert run(app, "reminders", at_local(DUE + timedelta(days=20)))["overdue"] == 0
+    read = client.get(f"{API}/mentorships/{pair.id}", headers=world.auth("coordinator")).get_json()
+    assert read["next_due_on"] == (DUE + timedelta(days=30)).isoformat()
+    assert read["periods_filled"] == 1
+
+
+def test_emails_go_over_smtp_in_each_recipients_language_with_a_working_link(
+    app: Flask, client: FlaskClient, session: Session, world: World, smtp_sink: Sink
+) -> None:
+    (pair,) = make_pairs(session, world)
+    run(app, "reminders", at_local(DUE - timedelta(days=2)))
+    assert (
+        run(app, "outbox", at_local(DUE - timedelta(days=2)), smtp_url=smtp_sink.url)["sent"] == 2
+    )
+    by_to = {str(m["To"]): m for m in smtp_sink.messages}
+    english, chinese = by_to["master0@xtdj.example.cn"], by_to["xm0@hzdj.example.cn"]
+    assert "due on 2026-03-02" in str(english["Subject"])
+    assert "2026-03-02 到期" in str(chinese["Subject"])
+    for message in (english, chinese):
+        text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert "Master Li 0" in text and "王小明0" in text and "HZDJ 电机有限公司" in text
+        assert "2026-03-02" in html and "Asia/Shanghai" in text
+    link = re.search(r"http://testserver(/summary/\S+)", chinese.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert link is not None
+    page = client.get(link.group(1))
+    assert page.status_code == 200 and "提交培训总结" in page.get_data(as_text=True)
+    form = {"content": "学会了仰焊 👍", "hours": "3.5", "skills": "TIG, 钎焊"}
+    assert client.post(link.group(1), data=form).status_code == 400  # no CSRF token
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    assert token is not None
+    done = client.post(link.group(1), data={**form, "csrf_token": token.group(1)})
+    assert done.status_code == 200 and "第 1 期" in done.get_data(as_text=True)
+    summary = session.scalars(select(TrainingSummary)).one()
+    assert (summary.author, summary.content, summary.hours) == ("apprentice", "学会了仰焊 👍", 3.5)
+    assert summary.skills == ["氩弧焊", "钎焊"]
+    again = client.post(link.group(1), data={**form, "csrf_token": token.group(1)})
+    assert again.status_code == 409  # the period the link names is filled
+    assert client.get("/summary/forged-token").status_code == 404
+
+
+def test_smtp_refused_is_retried_later_and_nothing_is_lost(
+    app: Flask, session: Session, world: World, smtp_sink: Sink
+) -> None:
+    make_pairs(session, world)
+    now = at_local(DUE - timedelta(days=1))
+    run(app, "reminders", now)
+    closed = f"smtp://127.0.0.1:{free_port()}"
+    assert run(app, "outbox", now, smtp_url=closed) == {"sent": 0, "retry": 2, "failed": 0}
+    session.expire_all()
+    rows = session.scalars(select(Reminder)).all()
+    assert all(r.status == "pending" and r.attempts == 1 and r.last_error for r in rows)
+    # Not due again yet: the delay grows with each attempt.
+    assert run(app, "outbox", now + timedelta(seconds=30), smtp_url=smtp_sink.url)["sent"] == 0
+    assert run(app, "outbox", now + timedelta(minutes=1), smtp_url=smtp_sink.url)["sent"] == 2
+    assert len(smtp_sink.message_ids()) == 2
+
+
+def test_smtp_5xx_fails_the_email_and_shows_it(
+    app: Flask, client: FlaskClient, session: Session, world: World, smtp_sink: Sink
+) -> None:
+    make_pairs(session, world)
+    now = at_local(DUE - timedelta(days=1))
+    run(app, "reminders", now)
+    smtp_sink.refuse["xm0@hzdj.example.cn"] = "550 5.1.1 No such mailbox"
+    assert run(app, "outbox", now, smtp_url=smtp_sink.url) == {"sent": 1, "retry": 0, "failed": 1}
+    failed = client.get(f"{API}/reminders?status=failed", headers=world.auth("coordinator"))
+    (row,) = failed.get_json()
+    assert row["recipient"] == "xm0@hzdj.example.cn" and "550" in row["last_error"]
+    assert run(app, "outbox", now + timedelta(days=1), smtp_url=smtp_sink.url)["sent"] == 0
+
+
+def _outbox_process(
+    database_url: str, sink: Sink, now: datetime | None = None
+) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "MATCHER_DATABASE_URL": database_url,
+        "MATCHER_SMTP_URL": sink.url,
+        "MATCHER_SECRET_KEY": "test-secret-key-" + "x" * 32,
+        "MATCHER_BASE_URL": "http://testserver",
+    }
+    argv = [str(Path(sys.executable).parent / "matcher"), "jobs", "run", "outbox"]
+    if now is not None:
+        argv += ["--now", now.isoformat()]
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_two_outbox_processes_at_once_deliver_every_email_exactly_once(
+    app: Flask, session: Session, world: World, smtp_sink: Sink, database_url: str
+) -> None:
+    make_pairs(session, world, count=60)
+    run(app, "reminders", at_local(DUE - timedelta(days=1)))
+    processes = [_outbox_process(database_url, smtp_sink) for _ in range(2)]
+    for process in processes:
+        _, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors
+    ids = smtp_sink.message_ids()
+    assert len(ids) == 120 and len(set(ids)) == 120
+    assert (
+        session.scalar(select(func.count()).select_from(Reminder).where(Reminder.status == "sent"))
+        == 120
+    )
+
+
+def test_a_sender_killed_mid_send_loses_nothing_and_sends_nothing_twice(
+    app: Flask, session: Session, world: World, smtp_sink: Sink, database_url: str
+) -> None:
+    make_pairs(session, world, count=3)
+    run(app, "reminders", at_local(DUE - timedelta(days=1)))
+    smtp_sink.stall_first_recipient.set()
+    sender = _outbox_process(database_url, smtp_sink)
+    assert smtp_sink.stalled.wait(timeout=60), "the sender never reached the SMTP server"
+    sender.send_signal(signal.SIGKILL)
+    sender.communicate(timeout=30)
+    smtp_sink.stall_first_recipient.clear()
+    assert smtp_sink.message_ids() == []
+    # The dead sender's lease runs out; the next run sends everything, once.
+    later = datetime.now(UTC) + LEASE + timedelta(seconds=1)
+    assert run(app, "outbox", later, smtp_url=smtp_sink.url)["sent"] == 6
+    ids = smtp_sink.message_ids()
+    assert len(ids) == 6 and len(set(ids)) == 6
