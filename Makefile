@@ -51,6 +51,7 @@ fmt: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bulk_upsert.py
 	$(BIN)/python bench/matching.py
+	$(BIN)/python bench/reminders.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -13,6 +13,7 @@ from matcher.mail import PermanentFailure, TemporaryFailure, mailer_for
 from matcher.models import Reminder
 from matcher.services.emails import build_message, render
 from matcher.services.reminders import (
+    cancel_if_obsolete,
     claim_batch,
     mark_failed_attempt,
     mark_sent,
@@ -39,7 +40,7 @@ def digest(ctx: JobContext) -> dict[str, Any]:
 
 def outbox(ctx: JobContext) -> dict[str, Any]:
     """Send what is queued: claim a batch (a lease), send each, record each outcome at once."""
-    counts = {"sent": 0, "retry": 0, "failed": 0}
+    counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0}
     token = new_claim_token()
     folder = ctx.instance_path / "outbox"
     with mailer_for(ctx.settings.smtp_url, folder) as mailer, ctx.session_factory() as session:
@@ -51,10 +52,12 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
                 select(Reminder).where(Reminder.id.in_(ids)).order_by(Reminder.id)
             ).all()
             for reminder in batch:
+                if cancel_if_obsolete(session, reminder=reminder, token=token):
+                    counts["cancelled"] += 1
+                    continue
                 try:
-                    message = build_message(
-                        reminder, render(session, reminder, ctx.settings), ctx.settings, ctx.now
-                    )
+                    rendered = render(session, reminder, ctx.settings, ctx.now)
+                    message = build_message(reminder, rendered, ctx.settings, ctx.now)
                     mailer.send(message)
                 except Exception as exc:
                     # Only a 5xx is permanent; anything else (a dropped connection, or a bug

@@ -30,7 +30,7 @@ UNMATCHED_REASONS = ("no_eligible_craftsman", "capacity_exhausted", "excluded")
 MENTORSHIP_STATUSES = ("active", "ended")
 AUTHORS = ("craftsman", "apprentice")
 REMINDER_KINDS = ("upcoming", "overdue", "escalation", "digest")
-REMINDER_STATUSES = ("pending", "sent", "failed")
+REMINDER_STATUSES = ("pending", "sent", "failed", "cancelled")
 RECIPIENT_ROLES = ("craftsman", "apprentice", "coordinator", "unit")
 
 

@@ -59,7 +59,12 @@ def solve_dense(edges: Edges, free: NDArray[np.int64], n_apprentices: int) -> ND
 
 
 def solve_sparse(edges: Edges, free: NDArray[np.int64], n_apprentices: int) -> NDArray[np.int64]:
-    """Indices into ``edges`` of an optimal assignment, on the sparse graph of eligible slots."""
+    """Indices into ``edges`` of an optimal assignment, on the sparse graph of eligible slots.
+
+    The smaller side are the rows (LAPJVsp augments once per row: with fewer slots than
+    apprentices, slot rows are several times faster); the other side gets one zero-gain dummy
+    column per row, so that a full matching always exists and "unmatched" costs nothing.
+    """
     if edges.gain.size == 0:
         return np.zeros(0, dtype=np.int64)
     first_slot = np.cumsum(free) - free
@@ -67,19 +72,32 @@ def solve_sparse(edges: Edges, free: NDArray[np.int64], n_apprentices: int) -> N
     repeat = free[edges.craftsman]
     edge_index = np.repeat(np.arange(edges.gain.size), repeat)
     slot = first_slot[edges.craftsman[edge_index]] + _within(repeat)
+    apprentice = edges.apprentice[edge_index]
     offset = float(edges.gain.max()) + 1.0
-    rows = np.concatenate([edges.apprentice[edge_index], np.arange(n_apprentices)])
-    cols = np.concatenate([slot, n_slots + np.arange(n_apprentices)])
-    weights = np.concatenate([offset - edges.gain[edge_index], np.full(n_apprentices, offset)])
-    graph = sp.csr_array((weights, (rows, cols)), shape=(n_apprentices, n_slots + n_apprentices))
+    weights = offset - edges.gain[edge_index]
+    slot_rows = n_slots <= n_apprentices
+    n_rows, n_cols = (n_slots, n_apprentices) if slot_rows else (n_apprentices, n_slots)
+    rows, cols = (slot, apprentice) if slot_rows else (apprentice, slot)
+    graph = sp.csr_array(
+        (
+            np.concatenate([weights, np.full(n_rows, offset)]),
+            (
+                np.concatenate([rows, np.arange(n_rows)]),
+                np.concatenate([cols, n_cols + np.arange(n_rows)]),
+            ),
+        ),
+        shape=(n_rows, n_cols + n_rows),
+    )
     row_of, col_of = min_weight_full_bipartite_matching(graph)
-    real = col_of < n_slots
-    apprentice = row_of[real]
-    owner = np.searchsorted(first_slot + free, col_of[real], side="right")
+    real = col_of < n_cols
+    chosen_slot, chosen_apprentice = (
+        (row_of[real], col_of[real]) if slot_rows else (col_of[real], row_of[real])
+    )
+    owner = np.searchsorted(first_slot + free, chosen_slot, side="right")
     # Map (craftsman, apprentice) back to the edge index.
     keys = edges.craftsman * n_apprentices + edges.apprentice
     order = np.argsort(keys)
-    found = order[np.searchsorted(keys[order], owner * n_apprentices + apprentice)]
+    found = order[np.searchsorted(keys[order], owner * n_apprentices + chosen_apprentice)]
     result: NDArray[np.int64] = found.astype(np.int64)
     return result
 

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 Objective = Literal["score", "coverage"]
-Method = Literal["auto", "dense", "components", "sparse"]
+Method = Literal["auto", "dense", "components", "sparse", "pruned"]
 REASONS = ("no_eligible_craftsman", "capacity_exhausted", "excluded")
 
 

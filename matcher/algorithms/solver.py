@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,6 +25,7 @@ from matcher.algorithms.problem import (
     Method,
     PinnedPairError,
 )
+from matcher.algorithms.pruned import solve_pruned
 from matcher.algorithms.scoring import (
     FIT_TOLERANCE,
     Explanation,
@@ -101,7 +103,10 @@ def choose_method(cells: int, requested: Method) -> Method:
     """The method for a problem of ``cells`` slot × apprentice cells."""
     if requested != "auto":
         return requested
-    return "dense" if cells <= DENSE_MAX_CELLS else "components"
+    return "dense" if cells <= DENSE_MAX_CELLS else "pruned"
+
+
+BLOCKERS_SHOWN = 10  # capacity_exhausted names at most this many craftsmen, best first
 
 
 def solve_match(
@@ -116,34 +121,68 @@ def solve_match(
     started = time.perf_counter()
     _check_pins(problem)
     report("scoring", 0.0)
-    eligible = eligible_pairs(problem, params)
     free = problem.craftsman_free.astype(np.int64).copy()
     np.subtract.at(free, problem.pinned[:, 0], 1)
     free = np.maximum(free, 0)
-    pinned_apprentice = np.zeros(problem.n_apprentices, dtype=bool)
-    pinned_apprentice[problem.pinned[:, 1]] = True
-    open_edge = ~pinned_apprentice[eligible.apprentice] & (free[eligible.craftsman] > 0)
-    gain = eligible.score[open_edge]
-    if params.objective == "coverage":
-        gain = gain + coverage_bonus(problem, params)
-    edges = Edges(eligible.craftsman[open_edge], eligible.apprentice[open_edge], gain)
-    build_seconds = time.perf_counter() - started
-
-    report("solving", 0.2)
-    started = time.perf_counter()
-    cells = int(free.sum()) * problem.n_apprentices
-    used = choose_method(cells, method)
+    open_apprentice = np.ones(problem.n_apprentices, dtype=bool)
+    open_apprentice[problem.pinned[:, 1]] = False
+    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
+    used = choose_method(int(free.sum()) * problem.n_apprentices, method)
     components = 1
-    if used == "dense":
-        picked = solve_dense(edges, free, problem.n_apprentices)
-    elif used == "sparse":
-        picked = solve_sparse(edges, free, problem.n_apprentices)
-    else:
-        picked, components, inner = solve_components(
-            edges, free, problem.n_apprentices, lambda f: report("solving", 0.2 + 0.7 * f)
+    extra: dict[str, Any] = {}
+    if used == "pruned":
+        pruned = solve_pruned(
+            problem,
+            params,
+            free=free,
+            open_apprentice=open_apprentice,
+            bonus=bonus,
+            progress=lambda f: report("solving", 0.1 + 0.8 * f),
         )
-        used = "components+" + "+".join(sorted(inner)) if inner else "components"  # type: ignore[assignment]
-    solve_seconds = time.perf_counter() - started
+        edges, picked = pruned.edges, pruned.picked
+        components = pruned.components
+        inner = "+".join(sorted(pruned.inner))
+        used = f"pruned+{inner}" if inner else "pruned"  # type: ignore[assignment]
+        reasons_from = Candidates(
+            craftsman=edges.craftsman,
+            apprentice=edges.apprentice,
+            score=edges.gain - bonus,
+            has_edge=pruned.scan.has_edge,
+            excluded_any=pruned.scan.excluded_any,
+        )
+        eligible_count = pruned.scan.eligible_pairs
+        extra = {"pruned_pairs": int(edges.gain.size), "proof_rounds": pruned.rounds}
+        build_seconds = pruned.scan_seconds  # the first scoring pass; re-scans count as solving
+    else:
+        eligible = eligible_pairs(problem, params)
+        open_edge = open_apprentice[eligible.apprentice] & (free[eligible.craftsman] > 0)
+        edges = Edges(
+            eligible.craftsman[open_edge],
+            eligible.apprentice[open_edge],
+            eligible.score[open_edge] + bonus,
+        )
+        has_edge = np.zeros(problem.n_apprentices, dtype=bool)
+        has_edge[eligible.apprentice] = True
+        reasons_from = Candidates(
+            craftsman=eligible.craftsman,
+            apprentice=eligible.apprentice,
+            score=eligible.score,
+            has_edge=has_edge,
+            excluded_any=eligible.excluded_any,
+        )
+        eligible_count = int(eligible.craftsman.size)
+        build_seconds = time.perf_counter() - started
+        report("solving", 0.2)
+        if used == "dense":
+            picked = solve_dense(edges, free, problem.n_apprentices)
+        elif used == "sparse":
+            picked = solve_sparse(edges, free, problem.n_apprentices)
+        else:
+            picked, components, parts = solve_components(
+                edges, free, problem.n_apprentices, lambda f: report("solving", 0.2 + 0.7 * f)
+            )
+            used = "components+" + "+".join(sorted(parts)) if parts else "components"  # type: ignore[assignment]
+    solve_seconds = time.perf_counter() - started - build_seconds
 
     craftsman = np.concatenate([edges.craftsman[picked], problem.pinned[:, 0]]).astype(np.int64)
     apprentice = np.concatenate([edges.apprentice[picked], problem.pinned[:, 1]]).astype(np.int64)
@@ -151,7 +190,7 @@ def solve_match(
     craftsman, apprentice = craftsman[order], apprentice[order]
     explained = explain_pairs(problem, params, craftsman, apprentice)
     report("reasons", 0.95)
-    unmatched, reasons, blockers = _unmatched(problem, eligible, apprentice)
+    unmatched, reasons, blockers = _unmatched(problem, reasons_from, apprentice)
     result = MatchResult(
         craftsman=craftsman,
         apprentice=apprentice,
@@ -165,7 +204,7 @@ def solve_match(
             "apprentices": problem.n_apprentices,
             "craftsmen": problem.n_craftsmen,
             "slots": int(problem.craftsman_free.sum()),
-            "eligible_pairs": int(eligible.craftsman.size),
+            "eligible_pairs": eligible_count,
             "matched": int(apprentice.size),
             "unmatched": int(unmatched.size),
             "pinned": int(problem.pinned.shape[0]),
@@ -173,36 +212,50 @@ def solve_match(
             "solve_seconds": round(solve_seconds, 4),
             "method": used,
             "components": components,
+            **extra,
         },
     )
     report("done", 1.0)
     return result
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """What the reasons for the unmatched are drawn from."""
+
+    craftsman: NDArray[np.int64]  # (E,) eligible pairs (all, or the kept ones when pruned)
+    apprentice: NDArray[np.int64]
+    score: NDArray[np.float64]
+    has_edge: NDArray[np.bool_]  # (A,) some eligible pair exists
+    excluded_any: NDArray[np.bool_]  # (A,) some eligible-but-excluded pair exists
+
+
 def _unmatched(
-    problem: MatchProblem, eligible: Eligible, matched: NDArray[np.int64]
+    problem: MatchProblem, candidates: Candidates, matched: NDArray[np.int64]
 ) -> tuple[NDArray[np.int64], list[str], list[NDArray[np.int64]]]:
     """Every unmatched apprentice with a reason (only those with wanted skills take part)."""
     taking_part = np.diff(sp.csr_array(problem.apprentice_wants).indptr) > 0
     is_matched = np.zeros(problem.n_apprentices, dtype=bool)
     is_matched[matched] = True
     unmatched = np.flatnonzero(taking_part & ~is_matched).astype(np.int64)
-    has_edge = np.zeros(problem.n_apprentices, dtype=bool)
-    has_edge[eligible.apprentice] = True
-    order = np.argsort(eligible.apprentice, kind="stable")
-    bounds = np.searchsorted(eligible.apprentice[order], np.arange(problem.n_apprentices + 1))
+    # The best BLOCKERS_SHOWN craftsmen of each apprentice, best score first.
+    order = np.lexsort((candidates.craftsman, -candidates.score, candidates.apprentice))
+    by_apprentice = candidates.apprentice[order]
+    bounds = np.searchsorted(by_apprentice, np.arange(problem.n_apprentices + 1))
     reasons: list[str] = []
     blockers: list[NDArray[np.int64]] = []
-    for a in unmatched:
-        if has_edge[a]:
+    none = np.zeros(0, dtype=np.int64)
+    for a in unmatched.tolist():
+        if candidates.has_edge[a]:
             reasons.append("capacity_exhausted")
-            blockers.append(np.unique(eligible.craftsman[order[bounds[a] : bounds[a + 1]]]))
-        elif eligible.excluded_any[a]:
+            best = order[bounds[a] : min(bounds[a + 1], bounds[a] + BLOCKERS_SHOWN)]
+            blockers.append(candidates.craftsman[best].astype(np.int64))
+        elif candidates.excluded_any[a]:
             reasons.append("excluded")
-            blockers.append(np.zeros(0, dtype=np.int64))
+            blockers.append(none)
         else:
             reasons.append("no_eligible_craftsman")
-            blockers.append(np.zeros(0, dtype=np.int64))
+            blockers.append(none)
     return unmatched, reasons, blockers
 
 

@@ -72,15 +72,17 @@ class Rendered:
     html: str
 
 
-def render(session: Session, reminder: Reminder, settings: Settings) -> Rendered:
-    """The email of one outbox row, from the data as it is now."""
+def render(
+    session: Session, reminder: Reminder, settings: Settings, now: datetime | None = None
+) -> Rendered:
+    """The email of one outbox row, from the data as it is at ``now`` (default: the clock's)."""
     alliance = session.get(Alliance, reminder.alliance_id)
     assert alliance is not None
     locale = reminder.locale if reminder.locale in SUBJECTS else "zh-CN"
     if reminder.kind == "digest":
         context = _digest_context(session, alliance, reminder)
     else:
-        context = _pair_context(session, alliance, reminder, settings)
+        context = _pair_context(session, alliance, reminder, settings, now)
     subject = SUBJECTS[locale][reminder.kind].format(alliance=alliance.name, **context["subject"])
     name = "digest" if reminder.kind == "digest" else "reminder"
     variables = {"locale": locale, "kind": reminder.kind, "alliance": alliance, **context}
@@ -92,7 +94,11 @@ def render(session: Session, reminder: Reminder, settings: Settings) -> Rendered
 
 
 def _pair_context(
-    session: Session, alliance: Alliance, reminder: Reminder, settings: Settings
+    session: Session,
+    alliance: Alliance,
+    reminder: Reminder,
+    settings: Settings,
+    now: datetime | None,
 ) -> dict[str, Any]:
     mentorship = session.get(Mentorship, reminder.mentorship_id)
     assert mentorship is not None
@@ -122,7 +128,7 @@ def _pair_context(
         "timezone": alliance.timezone,
         "link": link,
         "overview": f"{settings.base_url.rstrip('/')}/",
-        "overdue_periods": overdue_periods(mentorship, local_today(alliance.timezone)),
+        "overdue_periods": overdue_periods(mentorship, local_today(alliance.timezone, now)),
     }
 
 

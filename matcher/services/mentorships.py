@@ -193,6 +193,7 @@ def add_summary(
                 update(Mentorship)
                 .where(
                     Mentorship.id == mentorship.id,
+                    Mentorship.status == "active",  # not ended meanwhile
                     Mentorship.periods_filled == mentorship.periods_filled,
                 )
                 .values(
@@ -203,7 +204,10 @@ def add_summary(
                 )
             )
             if moved.rowcount != 1:  # type: ignore[attr-defined]
-                raise Conflict("Another summary was handed in at the same time; reload and retry.")
+                raise Conflict(
+                    "Another summary was handed in, or the mentorship ended, at the same time;"
+                    " reload and retry."
+                )
     except IntegrityError as exc:
         raise Conflict(f"The summary of period {oldest_open} was already handed in.") from exc
     session.refresh(mentorship)

@@ -220,7 +220,7 @@ def queue_digests(session: Session, *, now: datetime) -> int:
     for timezone in session.scalars(select(Alliance.timezone).distinct()).all():
         today = local_today(timezone, now)
         year, week, _ = today.isocalendar()
-        source: Select[Any] = (
+        source: Any = (
             select(
                 User.alliance_id,
                 literal(None).label("mentorship_id"),
@@ -284,6 +284,27 @@ def claim_batch(session: Session, *, now: datetime, token: str, limit: int = 50)
             .order_by(Reminder.id)
         )
     )
+
+
+def cancel_if_obsolete(session: Session, *, reminder: Reminder, token: str) -> bool:
+    """A reminder whose period was filled or whose mentorship ended meanwhile is not sent."""
+    if reminder.mentorship_id is None:
+        return False
+    mentorship = session.get(Mentorship, reminder.mentorship_id)
+    period = reminder.period_index or 0
+    if (
+        mentorship is not None
+        and mentorship.status == "active"
+        and mentorship.periods_filled < period
+    ):
+        return False
+    session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder.id, Reminder.claimed_by == token)
+        .values(status="cancelled", locked_until=None, last_error="period filled or pair ended")
+    )
+    session.commit()
+    return True
 
 
 def mark_sent(session: Session, *, reminder_id: int, token: str, now: datetime) -> None:

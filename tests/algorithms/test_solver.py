@@ -9,9 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matcher.algorithms import MatchParams, MatchProblem, PinnedPairError, solve_match
+from matcher.algorithms.pruned import solve_pruned
+from matcher.algorithms.solver import coverage_bonus
 from tests.algorithms.strategies import Reference, params_strategy, problems
 
-METHODS = ("dense", "components", "sparse")
+METHODS = ("dense", "components", "sparse", "pruned")
 
 
 def check_constraints(problem: MatchProblem, params: MatchParams, result: object) -> None:
@@ -150,3 +152,28 @@ def test_same_input_same_pairs(problem: MatchProblem, params: MatchParams) -> No
     second = solve_match(problem, params)
     assert first.craftsman.tolist() == second.craftsman.tolist()
     assert first.apprentice.tolist() == second.apprentice.tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems(max_craftsmen=10, max_apprentices=16), params_strategy, st.booleans())
+def test_a_tightly_pruned_graph_is_repaired_until_proven_optimal(
+    problem: MatchProblem, params: MatchParams, cache_eligible: bool
+) -> None:
+    # Keep one pair per apprentice and none extra per craftsman: the proof must find and add
+    # every pair the optimum needs.
+    free = problem.craftsman_free.astype(np.int64)
+    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
+    pruned = solve_pruned(
+        problem,
+        params,
+        free=free,
+        open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
+        bonus=bonus,
+        keep_per_apprentice=1,
+        keep_per_craftsman_extra=0,
+        cache_eligible=cache_eligible,  # re-scans from the cache, or by re-scoring blocks
+    )
+    total = float((pruned.edges.gain[pruned.picked] - bonus).sum())
+    reference = solve_match(problem, params, method="dense")
+    assert total == pytest.approx(reference.objective, abs=1e-9)
+    assert pruned.picked.size == reference.apprentice.size or params.objective == "score"

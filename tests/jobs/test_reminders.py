@@ -209,7 +209,12 @@ def test_smtp_refused_is_retried_later_and_nothing_is_lost(
     now = at_local(DUE - timedelta(days=1))
     run(app, "reminders", now)
     closed = f"smtp://127.0.0.1:{free_port()}"
-    assert run(app, "outbox", now, smtp_url=closed) == {"sent": 0, "retry": 2, "failed": 0}
+    assert run(app, "outbox", now, smtp_url=closed) == {
+        "sent": 0,
+        "retry": 2,
+        "failed": 0,
+        "cancelled": 0,
+    }
     session.expire_all()
     rows = session.scalars(select(Reminder)).all()
     assert all(r.status == "pending" and r.attempts == 1 and r.last_error for r in rows)
@@ -226,7 +231,12 @@ def test_smtp_5xx_fails_the_email_and_shows_it(
     now = at_local(DUE - timedelta(days=1))
     run(app, "reminders", now)
     smtp_sink.refuse["xm0@hzdj.example.cn"] = "550 5.1.1 No such mailbox"
-    assert run(app, "outbox", now, smtp_url=smtp_sink.url) == {"sent": 1, "retry": 0, "failed": 1}
+    assert run(app, "outbox", now, smtp_url=smtp_sink.url) == {
+        "sent": 1,
+        "retry": 0,
+        "failed": 1,
+        "cancelled": 0,
+    }
     failed = client.get(f"{API}/reminders?status=failed", headers=world.auth("coordinator"))
     (row,) = failed.get_json()
     assert row["recipient"] == "xm0@hzdj.example.cn" and "550" in row["last_error"]
@@ -285,3 +295,22 @@ def test_a_sender_killed_mid_send_loses_nothing_and_sends_nothing_twice(
     assert run(app, "outbox", later, smtp_url=smtp_sink.url)["sent"] == 6
     ids = smtp_sink.message_ids()
     assert len(ids) == 6 and len(set(ids)) == 6
+
+
+def test_a_reminder_queued_before_the_summary_came_in_is_cancelled_not_sent(
+    app: Flask, client: FlaskClient, session: Session, world: World, smtp_sink: Sink
+) -> None:
+    (pair,) = make_pairs(session, world)
+    now = at_local(DUE - timedelta(days=1))
+    assert run(app, "reminders", now)["upcoming"] == 2
+    handed_in = client.post(
+        f"{API}/mentorships/{pair.id}/summaries",
+        json={"author": "craftsman", "content": "Taught root-pass TIG welding.", "hours": 2},
+        headers=world.auth("sibling_hr"),
+    )
+    assert handed_in.status_code == 201
+    outcome = run(app, "outbox", now, smtp_url=smtp_sink.url)
+    assert outcome == {"sent": 0, "retry": 0, "failed": 0, "cancelled": 2}
+    assert smtp_sink.message_ids() == []
+    listed = client.get(f"{API}/reminders?status=cancelled", headers=world.auth("coordinator"))
+    assert len(listed.get_json()) == 2

@@ -51,7 +51,7 @@ def upgrade() -> None:
             name=op.f("ck_reminders_recipient_role"),
         ),
         sa.CheckConstraint(
-            "status IN ('pending', 'sent', 'failed')", name=op.f("ck_reminders_status")
+            "status IN ('pending', 'sent', 'failed', 'cancelled')", name=op.f("ck_reminders_status")
         ),
         sa.ForeignKeyConstraint(
             ["alliance_id"], ["alliances.id"], name=op.f("fk_reminders_alliance_id_alliances")

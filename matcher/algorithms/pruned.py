@@ -1,0 +1,408 @@
+"""Large problems: solve a pruned candidate graph, then prove its optimum is the full optimum.
+
+The full eligibility graph of a big alliance is dense (with related-skill credit, a third of all
+craftsmen can be eligible for an apprentice), far too large to hold or solve at 20,000 × 5,000.
+So, in blocks of apprentices scored as dense (block × craftsmen) arrays:
+
+1. keep each apprentice's best ``k`` eligible craftsmen and each craftsman's best ``capacity + k``
+   eligible apprentices;
+2. solve that pruned graph exactly (``solve_components``);
+3. compute node potentials ``h`` of the solution's residual graph (Bellman-Ford from a virtual
+   source, vectorised; the solution is optimal on the pruned graph, so there is no negative
+   cycle and ``h`` exists);
+4. scan every eligible pair again: a dropped pair (m, a) with gain ``g <= h[a] - h[m]`` cannot
+   create a negative cycle (``h`` stays a feasible potential), so if every dropped pair passes,
+   no augmenting path or cycle improves the solution and it is optimal for the whole graph.
+   Otherwise the violating pairs join the graph and the loop repeats (it only grows, so it ends).
+
+Residual graph (min-cost form, cost = -gain), nodes: apprentices, craftsmen, a root ``R`` that
+stands for "unmatched / free capacity":
+    a -> m  cost -g   (eligible pair not chosen)       m -> a  cost +g  (chosen pair)
+    m -> R  cost 0    (m has a free slot left)         R -> m  cost 0   (m has a chosen pair)
+    R -> a  cost 0    (a unmatched)                    a -> R  cost 0   (a matched)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from matcher.algorithms.assignment import Edges, solve_components
+from matcher.algorithms.problem import MatchParams, MatchProblem
+from matcher.algorithms.scoring import FIT_TOLERANCE, LEVELS, credit_tables
+
+KEEP_PER_APPRENTICE = 40
+KEEP_PER_CRAFTSMAN_EXTRA = 8
+BLOCK_CELLS = 2_000_000  # apprentices per block × craftsmen: 16 MB per float64 array
+POTENTIAL_TOLERANCE = 1e-7  # float noise of summed gains along paths is far below this
+MAX_ROUNDS = 50
+NOT_ELIGIBLE = -1e12  # gains are >= 0; "not eligible" is anything below half of this
+CACHE_MAX_CELLS = 150_000_000  # up to 20,000 × 7,500: eligible pairs kept between rounds
+
+
+@dataclass(frozen=True)
+class Block:
+    """Gains of one block of apprentices against every craftsman; -inf where not eligible."""
+
+    apprentices: slice
+    gain: NDArray[np.float64]  # (B, M); below NOT_ELIGIBLE / 2 where not eligible
+    fit_any: NDArray[np.bool_]  # (B,) some other-unit craftsman reaches min_fit
+    excluded_any: NDArray[np.bool_]  # (B,) some such pair is excluded
+    eligible_any: NDArray[np.bool_]  # (B,) some pair is eligible (free slots or not)
+    eligible_count: int  # eligible pairs in the block (free slots or not)
+
+
+class BlockScorer:
+    """Dense block scoring from the per-level credit tables (sparse wants × dense tables)."""
+
+    def __init__(
+        self,
+        problem: MatchProblem,
+        params: MatchParams,
+        *,
+        open_craftsman: NDArray[np.bool_],
+        open_apprentice: NDArray[np.bool_],
+        bonus: float,
+    ) -> None:
+        self.problem, self.params, self.bonus = problem, params, bonus
+        self.open_craftsman, self.open_apprentice = open_craftsman, open_apprentice
+        tables = credit_tables(problem, params.related_credit).by_level
+        wants = sp.csr_array(problem.apprentice_wants, dtype=np.float64)
+        weights = sp.csr_array(problem.apprentice_weights, dtype=np.float64)
+        self.total_weight = np.asarray(weights.sum(axis=1)).ravel()
+        self.by_level: list[tuple[sp.csr_array, NDArray[np.float64]]] = []
+        for level in LEVELS:
+            at_level = weights.copy()
+            at_level.data = np.where(wants.data == level, at_level.data, 0.0)
+            at_level.eliminate_zeros()
+            if at_level.nnz:
+                self.by_level.append((at_level, tables[level].T.toarray()))
+        excluded = problem.excluded
+        self.excluded = excluded[np.argsort(excluded[:, 1], kind="stable")]
+        m = problem.n_craftsmen
+        self.block_size = max(1, min(problem.n_apprentices, BLOCK_CELLS // max(m, 1)))
+        self._fill = NOT_ELIGIBLE - np.arange(self.block_size * m, dtype=np.float64).reshape(
+            self.block_size, m
+        )
+
+    def blocks(self) -> Iterator[Block]:
+        """Every block of apprentices, in order."""
+        for start in range(0, self.problem.n_apprentices, self.block_size):
+            yield self.block(slice(start, min(start + self.block_size, self.problem.n_apprentices)))
+
+    def block(self, rows: slice) -> Block:
+        """Gains of apprentices ``rows`` (rows are positions start..stop-1)."""
+        problem, params = self.problem, self.params
+        fit = np.zeros((rows.stop - rows.start, problem.n_craftsmen))
+        for weights, table in self.by_level:
+            fit += weights[rows] @ table
+        total = self.total_weight[rows]
+        with np.errstate(divide="ignore"):
+            fit *= np.where(total > 0, 1.0 / total, 0.0)[:, None]
+        np.minimum(fit, 1.0, out=fit)
+        fits = fit >= max(params.min_fit - FIT_TOLERANCE, np.finfo(float).tiny)
+        fits &= problem.craftsman_unit[None, :] != problem.apprentice_unit[rows, None]
+        fit_any: NDArray[np.bool_] = np.asarray(fits.any(axis=1))
+        lo, hi = np.searchsorted(self.excluded[:, 1], [rows.start, rows.stop])
+        excluded_rows = self.excluded[lo:hi, 1] - rows.start
+        excluded_cols = self.excluded[lo:hi, 0]
+        was_eligible = fits[excluded_rows, excluded_cols]
+        fits[excluded_rows, excluded_cols] = False
+        excluded_any = np.zeros(fit_any.size, dtype=bool)
+        excluded_any[excluded_rows[was_eligible]] = True
+        eligible_any: NDArray[np.bool_] = np.asarray(fits.any(axis=1))
+        eligible_count = int(np.count_nonzero(fits))
+        fits &= self.open_craftsman[None, :]
+        fits &= self.open_apprentice[rows, None]
+        gain = fit  # in place from here on: one (B, M) array instead of several
+        if params.region_bonus:
+            region = problem.craftsman_region
+            same = (region[None, :] >= 0) & (
+                region[None, :] == problem.apprentice_region[rows, None]
+            )
+            gain += same * params.region_bonus
+        if self.bonus:
+            gain += self.bonus
+        # Not eligible: distinct, very negative values (ties make numpy's argpartition crawl).
+        np.copyto(gain, self._fill[: gain.shape[0]], where=~fits)
+        return Block(rows, gain, fit_any, excluded_any, eligible_any, eligible_count)
+
+
+@dataclass
+class Scan:
+    """What the first pass learnt: the kept pairs and, per apprentice, what exists at all."""
+
+    edges: Edges
+    eligible_pairs: int
+    has_edge: NDArray[np.bool_]
+    fit_any: NDArray[np.bool_]
+    excluded_any: NDArray[np.bool_]
+    # Every open eligible pair, when they fit in memory: re-scans then need no re-scoring.
+    cached: Edges | None
+
+
+def scan(
+    scorer: BlockScorer,
+    free: NDArray[np.int64],
+    keep_per_apprentice: int = KEEP_PER_APPRENTICE,
+    keep_per_craftsman_extra: int = KEEP_PER_CRAFTSMAN_EXTRA,
+    cache_eligible: bool | None = None,
+) -> Scan:
+    """Keep the best pairs of each apprentice and of each craftsman."""
+    problem = scorer.problem
+    n_a, n_m = problem.n_apprentices, problem.n_craftsmen
+    keep_a = min(keep_per_apprentice, n_m)
+    keep_m = np.minimum(free + keep_per_craftsman_extra, n_a)
+    top_m = int(keep_m.max(initial=0))
+    rows: list[NDArray[np.int64]] = []
+    cols: list[NDArray[np.int64]] = []
+    gains: list[NDArray[np.float64]] = []
+    has_edge = np.zeros(n_a, dtype=bool)
+    fit_any = np.zeros(n_a, dtype=bool)
+    excluded_any = np.zeros(n_a, dtype=bool)
+    eligible = 0
+    if cache_eligible is None:
+        cache_eligible = problem.n_apprentices * n_m <= CACHE_MAX_CELLS
+    cache: list[Edges] | None = [] if cache_eligible else None
+    for block in scorer.blocks():
+        gain, start = block.gain, block.apprentices.start
+        if cache is not None:
+            r, c = np.nonzero(gain > NOT_ELIGIBLE / 2)
+            cache.append(Edges(c.astype(np.int32), (r + start).astype(np.int32), gain[r, c]))
+        eligible += block.eligible_count
+        has_edge[block.apprentices] = block.eligible_any
+        fit_any[block.apprentices] = block.fit_any
+        excluded_any[block.apprentices] = block.excluded_any
+        best_cols = _top(gain, keep_a)
+        best_rows = np.repeat(np.arange(gain.shape[0]), best_cols.shape[1])
+        picked = (best_rows, best_cols.ravel())
+        # Per craftsman, this block's best rows; merged across blocks below.
+        depth = min(top_m, gain.shape[0])
+        col_best = _top(np.ascontiguousarray(gain.T), depth)  # (M, depth)
+        col_rows = col_best.ravel()
+        col_cols = np.repeat(np.arange(n_m), col_best.shape[1])
+        block_rows = np.concatenate([picked[0], col_rows])
+        block_cols = np.concatenate([picked[1], col_cols])
+        values = gain[block_rows, block_cols]
+        ok = values > NOT_ELIGIBLE / 2
+        rows.append(block_rows[ok] + start)
+        cols.append(block_cols[ok])
+        gains.append(values[ok])
+    apprentice = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    craftsman = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    gain = np.concatenate(gains) if gains else np.zeros(0)
+    apprentice, craftsman, gain = _unique_pairs(apprentice, craftsman, gain, n_a)
+    # Per craftsman, only its best capacity + extra across all blocks.
+    order = np.lexsort((apprentice, -gain, craftsman))
+    rank = _rank_within(craftsman[order])
+    by_apprentice = _rank_of_apprentice_choice(apprentice, craftsman, gain, keep_a)
+    keep = np.zeros(order.size, dtype=bool)
+    keep[order] = rank < keep_m[craftsman[order]]
+    keep |= by_apprentice
+    edges = Edges(craftsman[keep].astype(np.int64), apprentice[keep].astype(np.int64), gain[keep])
+    cached = None
+    if cache is not None:
+        cached = Edges(
+            np.concatenate([e.craftsman for e in cache]) if cache else np.zeros(0, np.int32),
+            np.concatenate([e.apprentice for e in cache]) if cache else np.zeros(0, np.int32),
+            np.concatenate([e.gain for e in cache]) if cache else np.zeros(0),
+        )
+    return Scan(edges, eligible, has_edge, fit_any, excluded_any, cached)
+
+
+def potentials(
+    edges: Edges, picked: NDArray[np.int64], free: NDArray[np.int64], n_apprentices: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Feasible node potentials (apprentices, craftsmen) of the solution's residual graph."""
+    n_m = free.size
+    root = n_apprentices + n_m
+    chosen = np.zeros(edges.gain.size, dtype=bool)
+    chosen[picked] = True
+    used = np.bincount(edges.craftsman[picked], minlength=n_m)
+    matched = np.zeros(n_apprentices, dtype=bool)
+    matched[edges.apprentice[picked]] = True
+    a_node, m_node = edges.apprentice, n_apprentices + edges.craftsman
+    all_m = np.arange(n_m) + n_apprentices
+    all_a = np.arange(n_apprentices)
+    src = np.concatenate(
+        [
+            a_node[~chosen],
+            m_node[chosen],
+            all_m[used < free],
+            np.full(int((used > 0).sum()), root),
+            np.full(int((~matched).sum()), root),
+            all_a[matched],
+        ]
+    )
+    dst = np.concatenate(
+        [
+            m_node[~chosen],
+            a_node[chosen],
+            np.full(int((used < free).sum()), root),
+            all_m[used > 0],
+            all_a[~matched],
+            np.full(int(matched.sum()), root),
+        ]
+    )
+    cost = np.concatenate(
+        [-edges.gain[~chosen], edges.gain[chosen], np.zeros(src.size - edges.gain.size)]
+    )
+    distance = _bellman_ford(src, dst, cost, root + 1)
+    return distance[:n_apprentices], distance[n_apprentices:root]
+
+
+def _bellman_ford(
+    src: NDArray[np.int64], dst: NDArray[np.int64], cost: NDArray[np.float64], n: int
+) -> NDArray[np.float64]:
+    """Shortest distances from a virtual source joined to every node at cost 0 (Johnson's
+    start), by synchronous relaxation rounds over all arcs until nothing changes."""
+    order = np.argsort(dst, kind="stable")
+    src, dst, cost = src[order], dst[order], cost[order]
+    targets, starts = np.unique(dst, return_index=True)
+    distance = np.zeros(n)
+    for _ in range(n + 1):
+        best = np.minimum.reduceat(distance[src] + cost, starts)
+        improved = best < distance[targets] - 1e-12
+        if not improved.any():
+            return distance
+        distance[targets[improved]] = best[improved]
+    raise ArithmeticError("negative cycle in a residual graph: the pruned solve was not optimal")
+
+
+def violations(
+    scorer: BlockScorer,
+    h_apprentice: NDArray[np.float64],
+    h_craftsman: NDArray[np.float64],
+    present: Edges,
+    cached: Edges | None = None,
+) -> Edges:
+    """Eligible pairs not in the graph yet whose gain exceeds ``h[a] - h[m]``: they could still
+    improve the solution (pairs already in the graph are covered by its residual arcs)."""
+    n_a = scorer.problem.n_apprentices
+    present_keys = np.sort(present.craftsman * n_a + present.apprentice)
+    if cached is not None:
+        slack = h_apprentice[cached.apprentice] - h_craftsman[cached.craftsman] - cached.gain
+        hit = np.flatnonzero(slack < -POTENTIAL_TOLERANCE)
+        c, r = cached.craftsman[hit].astype(np.int64), cached.apprentice[hit].astype(np.int64)
+        new = ~np.isin(c * n_a + r, present_keys)
+        return Edges(c[new], r[new], cached.gain[hit][new])
+    rows: list[NDArray[np.int64]] = []
+    cols: list[NDArray[np.int64]] = []
+    gains: list[NDArray[np.float64]] = []
+    for block in scorer.blocks():
+        slack = h_apprentice[block.apprentices, None] - h_craftsman[None, :] - block.gain
+        r, c = np.nonzero(slack < -POTENTIAL_TOLERANCE)
+        r = r + block.apprentices.start
+        new = ~np.isin(c * n_a + r, present_keys)
+        r, c = r[new], c[new]
+        rows.append(r)
+        cols.append(c)
+        gains.append(block.gain[r - block.apprentices.start, c])
+    return Edges(
+        np.concatenate(cols).astype(np.int64),
+        np.concatenate(rows).astype(np.int64),
+        np.concatenate(gains),
+    )
+
+
+@dataclass(frozen=True)
+class PrunedSolution:
+    """The optimal pairs (indices into ``edges``) and how the proof went."""
+
+    edges: Edges
+    picked: NDArray[np.int64]
+    scan: Scan
+    rounds: int
+    components: int
+    inner: set[str]
+    scan_seconds: float
+
+
+def solve_pruned(
+    problem: MatchProblem,
+    params: MatchParams,
+    *,
+    free: NDArray[np.int64],
+    open_apprentice: NDArray[np.bool_],
+    bonus: float,
+    progress: Callable[[float], None] | None = None,
+    keep_per_apprentice: int = KEEP_PER_APPRENTICE,
+    keep_per_craftsman_extra: int = KEEP_PER_CRAFTSMAN_EXTRA,
+    cache_eligible: bool | None = None,
+) -> PrunedSolution:
+    """The exact optimum over all eligible pairs, found on a pruned graph and proven optimal."""
+    report = progress or (lambda _f: None)
+    started = time.perf_counter()
+    scorer = BlockScorer(
+        problem, params, open_craftsman=free > 0, open_apprentice=open_apprentice, bonus=bonus
+    )
+    first = scan(scorer, free, keep_per_apprentice, keep_per_craftsman_extra, cache_eligible)
+    scan_seconds = time.perf_counter() - started
+    edges = first.edges
+    report(0.3)
+    for rounds in range(1, MAX_ROUNDS + 1):
+        picked, components, inner = solve_components(edges, free, problem.n_apprentices)
+        h_a, h_m = potentials(edges, picked, free, problem.n_apprentices)
+        report(min(0.3 + 0.2 * rounds, 0.9))
+        missing = violations(scorer, h_a, h_m, edges, first.cached)
+        if missing.gain.size == 0:
+            return PrunedSolution(edges, picked, first, rounds, components, inner, scan_seconds)
+        merged = _unique_pairs(
+            np.concatenate([edges.apprentice, missing.apprentice]),
+            np.concatenate([edges.craftsman, missing.craftsman]),
+            np.concatenate([edges.gain, missing.gain]),
+            problem.n_apprentices,
+        )
+        edges = Edges(merged[1].astype(np.int64), merged[0].astype(np.int64), merged[2])
+    raise ArithmeticError("the pruned graph did not reach a proven optimum")
+
+
+def _top(gain: NDArray[np.float64], count: int) -> NDArray[np.int64]:
+    """Column indices of the ``count`` largest values of each row (unordered)."""
+    size = gain.shape[1]
+    if count <= 0:
+        return np.zeros((gain.shape[0], 0), dtype=np.int64)
+    if count >= size:
+        return np.broadcast_to(np.arange(size), gain.shape).copy()
+    # Contiguous rows and a small kth: what numpy's introselect does fast.
+    return np.argpartition(-gain, count - 1, axis=1)[:, :count]
+
+
+def _unique_pairs(
+    apprentice: NDArray[np.int64],
+    craftsman: NDArray[np.int64],
+    gain: NDArray[np.float64],
+    n_apprentices: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Each (apprentice, craftsman) once, sorted by (craftsman, apprentice)."""
+    keys = craftsman.astype(np.int64) * max(n_apprentices, 1) + apprentice
+    keys, first = np.unique(keys, return_index=True)
+    return apprentice[first], craftsman[first], gain[first]
+
+
+def _rank_within(groups: NDArray[np.int64]) -> NDArray[np.int64]:
+    """0, 1, 2, ... within each run of equal values of a sorted array."""
+    if groups.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    lengths = np.diff(np.r_[starts, groups.size])
+    return np.arange(groups.size) - np.repeat(starts, lengths)
+
+
+def _rank_of_apprentice_choice(
+    apprentice: NDArray[np.int64],
+    craftsman: NDArray[np.int64],
+    gain: NDArray[np.float64],
+    keep: int,
+) -> NDArray[np.bool_]:
+    """Whether each pair is among its apprentice's ``keep`` best."""
+    order = np.lexsort((craftsman, -gain, apprentice))
+    rank = _rank_within(apprentice[order])
+    chosen = np.zeros(apprentice.size, dtype=bool)
+    chosen[order] = rank < keep
+    return chosen
