@@ -12,8 +12,10 @@ larger than any total of scores, makes the count of matched apprentices come fir
 - ``components``: the eligibility graph split into connected components, each solved on its own
   (an optimum of the whole is the union of optima of the parts).
 - ``sparse``: ``scipy.sparse.csgraph.min_weight_full_bipartite_matching`` on eligible edges only,
-  with one zero-gain dummy column per apprentice so that a full matching always exists and
-  "unmatched" costs nothing; weights ``offset - gain`` keep every edge positive.
+  the smaller side (usually the slots) as rows, with one zero-gain dummy column per row so that a
+  full matching always exists and "unmatched" costs nothing; weights ``offset - gain`` keep every
+  edge positive.
+- ``pruned`` (in ``pruned.py``): a pruned graph solved by the above, proven optimal for the whole.
 """
 
 from __future__ import annotations

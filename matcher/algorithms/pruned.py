@@ -142,8 +142,9 @@ class Scan:
     has_edge: NDArray[np.bool_]
     fit_any: NDArray[np.bool_]
     excluded_any: NDArray[np.bool_]
-    # Every open eligible pair, when they fit in memory: re-scans then need no re-scoring.
-    cached: Edges | None
+    # Every open eligible pair, block by block (one concatenation would double the peak
+    # memory), when they fit in memory: re-scans then need no re-scoring.
+    cached: list[Edges] | None
 
 
 def scan(
@@ -172,8 +173,7 @@ def scan(
     for block in scorer.blocks():
         gain, start = block.gain, block.apprentices.start
         if cache is not None:
-            r, c = np.nonzero(gain > NOT_ELIGIBLE / 2)
-            cache.append(Edges(c.astype(np.int32), (r + start).astype(np.int32), gain[r, c]))
+            cache.append(_eligible_edges(block))
         eligible += block.eligible_count
         has_edge[block.apprentices] = block.eligible_any
         fit_any[block.apprentices] = block.fit_any
@@ -205,14 +205,7 @@ def scan(
     keep[order] = rank < keep_m[craftsman[order]]
     keep |= by_apprentice
     edges = Edges(craftsman[keep].astype(np.int64), apprentice[keep].astype(np.int64), gain[keep])
-    cached = None
-    if cache is not None:
-        cached = Edges(
-            np.concatenate([e.craftsman for e in cache]) if cache else np.zeros(0, np.int32),
-            np.concatenate([e.apprentice for e in cache]) if cache else np.zeros(0, np.int32),
-            np.concatenate([e.gain for e in cache]) if cache else np.zeros(0),
-        )
-    return Scan(edges, eligible, has_edge, fit_any, excluded_any, cached)
+    return Scan(edges, eligible, has_edge, fit_any, excluded_any, cache)
 
 
 def potentials(
@@ -279,34 +272,32 @@ def violations(
     h_apprentice: NDArray[np.float64],
     h_craftsman: NDArray[np.float64],
     present: Edges,
-    cached: Edges | None = None,
+    cached: list[Edges] | None = None,
 ) -> Edges:
     """Eligible pairs not in the graph yet whose gain exceeds ``h[a] - h[m]``: they could still
     improve the solution (pairs already in the graph are covered by its residual arcs)."""
     n_a = scorer.problem.n_apprentices
     present_keys = np.sort(present.craftsman * n_a + present.apprentice)
-    if cached is not None:
-        slack = h_apprentice[cached.apprentice] - h_craftsman[cached.craftsman] - cached.gain
+    parts = cached if cached is not None else (_eligible_edges(b) for b in scorer.blocks())
+    found = []
+    for part in parts:
+        slack = h_apprentice[part.apprentice] - h_craftsman[part.craftsman] - part.gain
         hit = np.flatnonzero(slack < -POTENTIAL_TOLERANCE)
-        c, r = cached.craftsman[hit].astype(np.int64), cached.apprentice[hit].astype(np.int64)
+        c, r = part.craftsman[hit].astype(np.int64), part.apprentice[hit].astype(np.int64)
         new = ~np.isin(c * n_a + r, present_keys)
-        return Edges(c[new], r[new], cached.gain[hit][new])
-    rows: list[NDArray[np.int64]] = []
-    cols: list[NDArray[np.int64]] = []
-    gains: list[NDArray[np.float64]] = []
-    for block in scorer.blocks():
-        slack = h_apprentice[block.apprentices, None] - h_craftsman[None, :] - block.gain
-        r, c = np.nonzero(slack < -POTENTIAL_TOLERANCE)
-        r = r + block.apprentices.start
-        new = ~np.isin(c * n_a + r, present_keys)
-        r, c = r[new], c[new]
-        rows.append(r)
-        cols.append(c)
-        gains.append(block.gain[r - block.apprentices.start, c])
+        found.append(Edges(c[new], r[new], part.gain[hit][new]))
     return Edges(
-        np.concatenate(cols).astype(np.int64),
-        np.concatenate(rows).astype(np.int64),
-        np.concatenate(gains),
+        np.concatenate([e.craftsman for e in found]) if found else np.zeros(0, np.int64),
+        np.concatenate([e.apprentice for e in found]) if found else np.zeros(0, np.int64),
+        np.concatenate([e.gain for e in found]) if found else np.zeros(0),
+    )
+
+
+def _eligible_edges(block: Block) -> Edges:
+    """The block's open eligible pairs, compactly (int32 positions)."""
+    r, c = np.nonzero(block.gain > NOT_ELIGIBLE / 2)
+    return Edges(
+        c.astype(np.int32), (r + block.apprentices.start).astype(np.int32), block.gain[r, c]
     )
 
 

@@ -18,10 +18,8 @@ from matcher.extensions import db, principal, state
 from matcher.models import Apprentice, Craftsman, MatchRun, Proposal, UnmatchedApprentice
 from matcher.services import access
 from matcher.services.matching import (
-    create_match_run,
-    estimate_cells,
-    execute_match_run,
     pair_score,
+    start_match_run,
 )
 
 blp = Blueprint("match_runs", __name__, description="Match runs, proposals and the unmatched")
@@ -177,19 +175,16 @@ class AllianceMatchRuns(MethodView):
         """Start a match run: solved at once when small, else queued for the scheduler."""
         caller = principal()
         alliance = access.alliance_in_scope(db(), caller, alliance_id)
-        run = create_match_run(
-            db(), alliance=alliance, params=body["params"], created_by=caller.label
+        run = start_match_run(
+            db(),
+            alliance=alliance,
+            params=body["params"],
+            created_by=caller.label,
+            inline_max_cells=state().settings.match_inline_max_cells,
         )
-        if (
-            estimate_cells(db(), alliance=alliance, params=run.params)
-            > state().settings.match_inline_max_cells
-        ):
-            db().commit()
-            location = url_for("match_runs.MatchRunById", run_id=run.id)
-            return run, 202, {"Location": location}
-        run.status = "running"
-        execute_match_run(db(), run=run)
         db().commit()
+        if run.status == "queued":
+            return run, 202, {"Location": url_for("match_runs.MatchRunById", run_id=run.id)}
         return run, 201
 
 

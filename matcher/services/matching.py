@@ -330,6 +330,25 @@ def create_match_run(
     return run
 
 
+def start_match_run(
+    session: Session,
+    *,
+    alliance: Alliance,
+    params: Mapping[str, Any],
+    created_by: str,
+    inline_max_cells: int,
+) -> MatchRun:
+    """Solve the run at once when small; a large one stays queued for the scheduler process.
+
+    The same rule as the API's POST: a web worker is never blocked by a large solve.
+    """
+    run = create_match_run(session, alliance=alliance, params=params, created_by=created_by)
+    if estimate_cells(session, alliance=alliance, params=run.params) > inline_max_cells:
+        return run
+    run.status = "running"
+    return execute_match_run(session, run=run)
+
+
 def get_match_run(session: Session, *, run_id: int) -> MatchRun:
     """A run, or ``NotFound``."""
     run = session.get(MatchRun, run_id)
@@ -505,9 +524,16 @@ def _store_result(
         session.execute(insert(UnmatchedApprentice), unmatched)
 
 
-def pair_score(session: Session, *, craftsman: Craftsman, apprentice: Apprentice) -> dict[str, Any]:
-    """What the matcher would say of one pair with the default parameters, and what forbids it."""
-    params = dict(PARAM_DEFAULTS)
+def pair_score(
+    session: Session,
+    *,
+    craftsman: Craftsman,
+    apprentice: Apprentice,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the matcher would say of one pair (default parameters, or a run's), and what forbids
+    it."""
+    params = {**PARAM_DEFAULTS, **(params or {})}
     skills = session.execute(select(Skill.id, Skill.parent_id, Skill.name).order_by(Skill.id)).all()
     skill_ids = np.array([row[0] for row in skills], dtype=np.int64)
     parent_ids = np.array([row[1] if row[1] is not None else -1 for row in skills], dtype=np.int64)

@@ -156,13 +156,24 @@ def swap(
             errors={"craftsman_id": [f"No craftsman {craftsman_id} in this alliance."]},
         )
     apprentice = proposal.apprentice
-    verdict = pair_score(session, craftsman=craftsman, apprentice=apprentice)
+    verdict = pair_score(session, craftsman=craftsman, apprentice=apprentice, params=run.params)
+    rejected = session.scalar(
+        select(func.count())
+        .select_from(RejectedPair)
+        .where(
+            RejectedPair.craftsman_id == craftsman.id,
+            RejectedPair.apprentice_id == apprentice.id,
+            RejectedPair.cleared_at.is_(None),
+        )
+    )
+    excluded = [craftsman.id, apprentice.id] in run.params.get("excluded", [])
     problem = None
     if not craftsman.active:
         problem = "The craftsman is inactive."
     elif craftsman.unit_id == apprentice.unit_id:
         problem = "The craftsman is of the apprentice's own unit."
-    elif verdict["forbidden_by"] == "excluded":
+    elif rejected or excluded:
+        # Checked on its own: the verdict names only the first constraint a pair breaks.
         problem = "This pair was rejected before (clear the rejection first)."
     elif free_slots(session, run=run, craftsman=craftsman, ignore_proposal=proposal.id) < 1:
         problem = "The craftsman has no free capacity left in this run."

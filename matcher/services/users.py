@@ -11,6 +11,7 @@ from matcher.errors import Conflict, ValidationFailed
 from matcher.models import LOCALES, Alliance, User
 
 MIN_PASSWORD_LENGTH = 10
+_DUMMY_HASH = generate_password_hash("not-a-password-of-anyone")
 
 
 def create_user(
@@ -44,7 +45,9 @@ def create_user(
 def authenticate_user(session: Session, *, email: str, password: str) -> User | None:
     """The active user with this email and password, or ``None`` (same answer for either miss)."""
     user = session.scalars(select(User).where(User.email == email.strip().lower())).one_or_none()
-    if user is None or not user.active or not check_password_hash(user.password_hash, password):
+    # Hash even for an unknown email, so the answer takes as long and reveals nothing.
+    password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    if user is None or not user.active or not password_ok:
         return None
     user.last_sign_in_at = utcnow()
     return user

@@ -1,4 +1,5 @@
-"""Server-rendered pages (Flask + Jinja): the summary form reached from reminder emails.
+"""Server-rendered pages (Flask + Jinja): the summary form reached from reminder emails, and the
+coordinator's sign-in, alliance overview and match-run review.
 
 Every form carries a CSRF token kept in the signed session cookie; a POST without it is refused.
 """
@@ -6,10 +7,16 @@ Every form carries a CSRF token kept in the signed session cookie; a POST withou
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, abort, render_template, request, session
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
 
+from matcher.errors import DomainError
+from matcher.extensions import db, state
 from matcher.web.i18n import translate
 
 CSRF_FIELD = "csrf_token"
@@ -48,11 +55,64 @@ def render_page(
     return html, status
 
 
-def register_web(app: Flask) -> None:
-    """Mount the pages; their forms are CSRF-checked."""
-    from matcher.web import summary
+def local_time(moment: datetime | None, timezone: str) -> str:
+    """A stored UTC time as the alliance's wall-clock time."""
+    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M") if moment else "—"
 
-    pages = (summary.blp,)
+
+def _locale() -> str:
+    """The signed-in user's language, else zh-CN."""
+    from matcher.web.auth import current_user  # auth imports this module
+
+    user = current_user()
+    return user.locale if user else "zh-CN"
+
+
+def page_errors(blueprint: Blueprint) -> None:
+    """A page's errors (a missing CSRF token, a run out of scope, ...) as HTML, not problem+json."""
+
+    def _render(status: int, message: str) -> tuple[str, int]:
+        from matcher.web.auth import current_user
+
+        return render_page(
+            "web/message.html",
+            locale=_locale(),
+            status=status,
+            message=message,
+            user=current_user(),
+        )
+
+    @blueprint.errorhandler(DomainError)
+    def _domain(error: DomainError) -> tuple[str, int]:
+        if error.status == 404:
+            return _render(404, translate(_locale(), "error.not_found"))
+        return _render(error.status, error.detail)
+
+    @blueprint.errorhandler(IntegrityError)
+    def _concurrent(_error: IntegrityError) -> tuple[str, int]:
+        # A concurrent writer took the same row first; nothing of this request is kept.
+        db().rollback()
+        return _render(409, translate(_locale(), "error.concurrent"))
+
+    @blueprint.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> tuple[str, int]:
+        key = {400: "error.csrf", 404: "error.not_found"}.get(error.code or 500)
+        return _render(error.code or 500, translate(_locale(), key) if key else error.name)
+
+
+def register_web(app: Flask) -> None:
+    """Mount the pages; their forms are CSRF-checked and their cookie kept from scripts."""
+    from matcher.web import auth, overview, runs, summary
+
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        # Sent over HTTPS only when the service is reached over HTTPS (not on a dev laptop).
+        SESSION_COOKIE_SECURE=state(app).settings.base_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+    )
+    app.add_template_filter(local_time, "local_time")
+    pages = (summary.blp, auth.blp, overview.blp, runs.blp)
     names = {blueprint.name for blueprint in pages}
     for blueprint in pages:
         app.register_blueprint(blueprint)
@@ -63,4 +123,4 @@ def register_web(app: Flask) -> None:
             check_csrf()
 
 
-__all__ = ["Blueprint", "csrf_token", "register_web", "render_page"]
+__all__ = ["Blueprint", "csrf_token", "page_errors", "register_web", "render_page"]

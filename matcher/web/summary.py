@@ -12,9 +12,10 @@ from matcher.extensions import db, state
 from matcher.models import Alliance, Mentorship
 from matcher.services.mentorships import SummaryInput, add_summary, due_on
 from matcher.services.summary_links import SummaryLink, read_token
-from matcher.web import render_page
+from matcher.web import page_errors, render_page
 
 blp = Blueprint("summary", __name__)
+page_errors(blp)
 
 
 class SummaryFormSchema(ma.Schema):

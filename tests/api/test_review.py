@@ -160,8 +160,18 @@ def test_swap_is_revalidated(
     )
     assert foreign.status_code == 422
 
-    free = factories.craftsman_item("FREE", skills=[{"name": "焊接", "level": 4}], capacity=1)
     free_unit = world.sibling_unit if apprentice_unit == world.unit.id else world.unit
+    # A rejected pair stays refused even when its fit is also below min_fit (the verdict would
+    # name only the first constraint it breaks).
+    unrelated = factories.craftsman_item("CNC", skills=[{"name": "数控车削", "level": 5}])
+    cnc_id = upsert_people(session, kind=CRAFTSMAN, unit=free_unit, items=[unrelated]).ids[0]
+    session.add(RejectedPair(craftsman_id=cnc_id, apprentice_id=target["apprentice"]["id"]))
+    session.commit()
+    rejected = patch(client, world, target["id"], {"craftsman_id": cnc_id}, etag)
+    assert rejected.status_code == 422
+    assert "rejected before" in rejected.get_json()["errors"]["craftsman_id"][0]
+
+    free = factories.craftsman_item("FREE", skills=[{"name": "焊接", "level": 4}], capacity=1)
     free_id = upsert_people(session, kind=CRAFTSMAN, unit=free_unit, items=[free]).ids[0]
     session.commit()
     swapped = patch(client, world, target["id"], {"craftsman_id": free_id}, etag)

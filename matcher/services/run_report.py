@@ -1,0 +1,271 @@
+"""A match run as the coordinator's pages start and show it: sorted proposals, swap candidates,
+the unmatched, and the numbers behind the charts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased, selectinload
+
+from matcher.models import (
+    Apprentice,
+    Craftsman,
+    CraftsmanSkill,
+    MatchRun,
+    Mentorship,
+    Proposal,
+    Skill,
+    Unit,
+    UnmatchedApprentice,
+)
+from matcher.services.review import OPEN_PROPOSALS
+
+SORTS = ("score", "unit")
+MAX_CANDIDATES = 20  # per row: a longer select is no help to a person choosing
+
+
+@dataclass(frozen=True)
+class ProposalPage:
+    """One page of a run's proposals."""
+
+    proposals: list[Proposal]
+    total: int
+    page: int
+    pages: int
+
+
+def proposals_page(
+    session: Session, *, run: MatchRun, sort: str = "score", page: int = 1, page_size: int = 100
+) -> ProposalPage:
+    """Best score first, or by the craftsman's then the apprentice's unit (code), then score."""
+    mentor, learner = aliased(Craftsman), aliased(Apprentice)
+    mentor_unit, learner_unit = aliased(Unit), aliased(Unit)
+    order: list[Any] = [Proposal.score.desc(), Proposal.id]
+    if sort == "unit":
+        order = [mentor_unit.code, learner_unit.code, *order]
+    total = (
+        session.scalar(
+            select(func.count()).select_from(Proposal).where(Proposal.match_run_id == run.id)
+        )
+        or 0
+    )
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(1, page), pages)
+    proposals = list(
+        session.scalars(
+            select(Proposal)
+            .join(mentor, Proposal.craftsman_id == mentor.id)
+            .join(mentor_unit, mentor.unit_id == mentor_unit.id)
+            .join(learner, Proposal.apprentice_id == learner.id)
+            .join(learner_unit, learner.unit_id == learner_unit.id)
+            .where(Proposal.match_run_id == run.id)
+            .options(
+                selectinload(Proposal.craftsman).selectinload(Craftsman.unit),
+                selectinload(Proposal.apprentice).selectinload(Apprentice.wants),
+                selectinload(Proposal.apprentice).selectinload(Apprentice.unit),
+            )
+            .order_by(*order)
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        )
+    )
+    return ProposalPage(proposals=proposals, total=total, page=page, pages=pages)
+
+
+def status_counts(session: Session, *, run: MatchRun) -> dict[str, int]:
+    """How many proposals are pending, approved, rejected."""
+    counts = dict(
+        session.execute(
+            select(Proposal.status, func.count())
+            .where(Proposal.match_run_id == run.id)
+            .group_by(Proposal.status)
+        ).all()
+    )
+    return {status: counts.get(status, 0) for status in ("pending", "approved", "rejected")}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A craftsman a proposal may be swapped to."""
+
+    id: int
+    name: str
+    unit_id: int
+    unit_name: str
+    free: int
+    skill_ids: frozenset[int]
+
+
+def swap_candidates(
+    session: Session, *, run: MatchRun, proposals: list[Proposal]
+) -> dict[int, list[Candidate]]:
+    """proposal id -> craftsmen worth offering: of another unit, with a free slot in this run,
+    knowing a wanted skill or a related one, most wanted skills covered first.
+
+    Only a shortlist: ``review.swap`` re-checks every hard constraint of the choice.
+    """
+    active = (
+        select(Mentorship.craftsman_id, func.count().label("n"))
+        .where(Mentorship.status == "active")
+        .group_by(Mentorship.craftsman_id)
+        .subquery()
+    )
+    proposed = (
+        select(Proposal.craftsman_id, func.count().label("n"))
+        .where(Proposal.match_run_id == run.id, Proposal.status.in_(OPEN_PROPOSALS))
+        .group_by(Proposal.craftsman_id)
+        .subquery()
+    )
+    free = Craftsman.capacity - func.coalesce(active.c.n, 0) - func.coalesce(proposed.c.n, 0)
+    rows = session.execute(
+        select(Craftsman.id, Craftsman.name, Craftsman.unit_id, Unit.name, free)
+        .join(Unit, Craftsman.unit_id == Unit.id)
+        .outerjoin(active, active.c.craftsman_id == Craftsman.id)
+        .outerjoin(proposed, proposed.c.craftsman_id == Craftsman.id)
+        .where(Unit.alliance_id == run.alliance_id, Craftsman.active.is_(True), free > 0)
+        .order_by(Unit.code, Craftsman.external_id)
+    ).all()
+    skills: dict[int, set[int]] = {}
+    for craftsman_id, skill_id in session.execute(
+        select(CraftsmanSkill.craftsman_id, CraftsmanSkill.skill_id).where(
+            CraftsmanSkill.craftsman_id.in_([row[0] for row in rows])
+        )
+    ):
+        skills.setdefault(craftsman_id, set()).add(skill_id)
+    candidates = [
+        Candidate(id, name, unit_id, unit_name, int(n), frozenset(skills.get(id, ())))
+        for id, name, unit_id, unit_name, n in rows
+    ]
+    related = _related_skills(session)
+    shortlists: dict[int, list[Candidate]] = {}
+    for proposal in proposals:
+        wanted = [related.get(w.skill_id, {w.skill_id}) for w in proposal.apprentice.wants]
+        covered = [
+            (sum(1 for family in wanted if family & c.skill_ids), c)
+            for c in candidates
+            if c.unit_id != proposal.apprentice.unit_id and c.id != proposal.craftsman_id
+        ]
+        ranked = sorted((item for item in covered if item[0]), key=lambda item: -item[0])
+        shortlists[proposal.id] = [c for _, c in ranked[:MAX_CANDIDATES]]
+    return shortlists
+
+
+def _related_skills(session: Session) -> dict[int, set[int]]:
+    """skill -> the skills that earn it credit (matching.md: itself, its parent, its children,
+    those sharing its parent)."""
+    parent = dict(session.execute(select(Skill.id, Skill.parent_id)).all())
+    children: dict[int, set[int]] = {}
+    for skill, up in parent.items():
+        if up is not None:
+            children.setdefault(up, set()).add(skill)
+    related: dict[int, set[int]] = {}
+    for skill, up in parent.items():
+        family = {skill} | children.get(skill, set())
+        if up is not None:
+            family |= {up} | children.get(up, set())
+        related[skill] = family
+    return related
+
+
+@dataclass(frozen=True)
+class Bin:
+    """Proposals whose score lies in [low, high)."""
+
+    low: float
+    high: float
+    count: int
+
+
+def score_histogram(session: Session, *, run: MatchRun, width: float = 0.1) -> list[Bin]:
+    """The run's scores in bins of ``width`` from 0 to at least 1 (region bonuses go above 1)."""
+    scores = np.fromiter(
+        session.scalars(select(Proposal.score).where(Proposal.match_run_id == run.id)),
+        dtype=np.float64,
+    )
+    top = max(1.0, math.ceil(float(scores.max()) / width - 1e-9) * width) if scores.size else 1.0
+    bins = round(top / width)
+    counts, edges = np.histogram(scores, bins=bins, range=(0.0, top))
+    return [
+        Bin(low=float(edges[i]), high=float(edges[i + 1]), count=int(counts[i]))
+        for i in range(bins)
+    ]
+
+
+@dataclass(frozen=True)
+class UnitCount:
+    """How many of a run's proposals draw on a unit's craftsmen and on its apprentices."""
+
+    unit: Unit
+    craftsmen: int
+    apprentices: int
+
+
+def unit_counts(session: Session, *, run: MatchRun) -> list[UnitCount]:
+    """Per unit: proposals that give its craftsmen, proposals that place its apprentices."""
+
+    def per_unit(model: type[Craftsman] | type[Apprentice], column: Any) -> dict[int, int]:
+        return dict(
+            session.execute(
+                select(model.unit_id, func.count())
+                .select_from(Proposal)
+                .join(model, column == model.id)
+                .where(Proposal.match_run_id == run.id)
+                .group_by(model.unit_id)
+            ).all()
+        )
+
+    giving = per_unit(Craftsman, Proposal.craftsman_id)
+    placing = per_unit(Apprentice, Proposal.apprentice_id)
+    units = session.scalars(
+        select(Unit).where(Unit.alliance_id == run.alliance_id).order_by(Unit.code)
+    )
+    return [UnitCount(u, giving.get(u.id, 0), placing.get(u.id, 0)) for u in units]
+
+
+@dataclass(frozen=True)
+class UnmatchedRow:
+    """An apprentice the run left unmatched, why, and the craftsmen whose slots went elsewhere."""
+
+    apprentice: Apprentice
+    reason_code: str
+    blockers: list[Craftsman]
+
+
+def unmatched_count(session: Session, *, run: MatchRun) -> int:
+    """How many apprentices the run left unmatched."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(UnmatchedApprentice)
+            .where(UnmatchedApprentice.match_run_id == run.id)
+        )
+        or 0
+    )
+
+
+def unmatched_rows(session: Session, *, run: MatchRun, limit: int) -> list[UnmatchedRow]:
+    """The first ``limit`` unmatched apprentices of the run, by unit and external id."""
+    rows = list(
+        session.scalars(
+            select(UnmatchedApprentice)
+            .join(Apprentice, UnmatchedApprentice.apprentice_id == Apprentice.id)
+            .where(UnmatchedApprentice.match_run_id == run.id)
+            .options(selectinload(UnmatchedApprentice.apprentice).selectinload(Apprentice.unit))
+            .order_by(Apprentice.unit_id, Apprentice.external_id)
+            .limit(limit)
+        )
+    )
+    ids = {i for row in rows for i in row.detail.get("craftsman_ids", [])}
+    craftsmen = {c.id: c for c in session.scalars(select(Craftsman).where(Craftsman.id.in_(ids)))}
+    return [
+        UnmatchedRow(
+            apprentice=row.apprentice,
+            reason_code=row.reason_code,
+            blockers=[craftsmen[i] for i in row.detail.get("craftsman_ids", []) if i in craftsmen],
+        )
+        for row in rows
+    ]

@@ -1,0 +1,279 @@
+"""``/runs/...``: start a match run, review its proposals (approve / reject / swap), commit it.
+
+Views stay thin: decisions go through ``matcher.services.review`` like the API's, so the audit
+trail records them with the user as the actor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import Blueprint, flash, redirect, request, url_for
+from werkzeug.datastructures import MultiDict
+
+from matcher.api.fields import Text
+from matcher.api.match_runs import MatchParamsSchema
+from matcher.errors import Conflict, DomainError, NotFound
+from matcher.extensions import db, state
+from matcher.models import Alliance, MatchRun, Proposal, User
+from matcher.services.matching import PARAM_DEFAULTS, start_match_run
+from matcher.services.mentorships import local_today
+from matcher.services.review import commit_run, decide, etag, swap
+from matcher.services.run_report import (
+    SORTS,
+    proposals_page,
+    score_histogram,
+    status_counts,
+    swap_candidates,
+    unit_counts,
+    unmatched_count,
+    unmatched_rows,
+)
+from matcher.web import charts, page_errors, render_page
+from matcher.web.auth import actor, sign_in_required, signed_in_user
+from matcher.web.i18n import translate, translate_detail
+
+blp = Blueprint("runs", __name__)
+page_errors(blp)
+
+PAGE_SIZE = 100
+UNMATCHED_SHOWN = 200  # the rest are in the API's list; a page of thousands helps nobody
+NUMBER_PARAMS = ("min_fit", "related_credit", "region_bonus")
+
+
+class DecisionFormSchema(ma.Schema):
+    """One row's form: approve or reject (with an optional comment), or swap the craftsman."""
+
+    class Meta:
+        unknown = ma.EXCLUDE  # the CSRF token and the page's sort and page ride along
+
+    action = ma.fields.String(
+        required=True, validate=ma.validate.OneOf(["approve", "reject", "swap"])
+    )
+    comment = Text(load_default="", validate=ma.validate.Length(max=2000))
+    craftsman_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
+    etag = ma.fields.String(required=True, validate=ma.validate.Length(max=100))
+
+    @ma.validates_schema
+    def _swap_needs_craftsman(self, data: dict[str, Any], **_: Any) -> None:
+        if data["action"] == "swap" and "craftsman_id" not in data:
+            raise ma.ValidationError("Choose a craftsman.", "craftsman_id")
+
+
+def _user_run(user: User, run_id: int) -> MatchRun:
+    """The run, if it belongs to the user's alliance (else 404: its existence is not revealed)."""
+    run = db().get(MatchRun, run_id)
+    if run is None or run.alliance_id != user.alliance_id:
+        raise NotFound(f"No match run {run_id}.")
+    return run
+
+
+def _view_args(values: MultiDict[str, str]) -> tuple[str, int]:
+    """The table's sort and page, from the query string or a form; bad values fall back."""
+    sort = values.get("sort", "score")
+    page = values.get("page", "1")
+    if sort not in SORTS:
+        sort = "score"
+    return sort, int(page) if page.isascii() and page.isdigit() else 1
+
+
+def _run_url(run: MatchRun, sort: str, page: int, anchor: str | None = None) -> str:
+    return url_for("runs.run_page", run_id=run.id, sort=sort, page=page, _anchor=anchor)
+
+
+def _render_run(
+    user: User,
+    run: MatchRun,
+    *,
+    status: int = 200,
+    row_errors: dict[int, str] | None = None,
+    page_error: tuple[str, str] | None = None,
+) -> Any:
+    """The run page: its state, charts, proposals (one page), the unmatched."""
+    sort, page = _view_args(request.values)
+
+    def t(key: str) -> str:
+        return translate(user.locale, key)
+
+    context: dict[str, Any] = {}
+    if run.status in ("proposed", "committed"):
+        listing = proposals_page(db(), run=run, sort=sort, page=page, page_size=PAGE_SIZE)
+        context = {
+            "listing": listing,
+            "counts": status_counts(db(), run=run),
+            "candidates": swap_candidates(db(), run=run, proposals=listing.proposals)
+            if run.status == "proposed"
+            else {},
+            "unmatched": unmatched_rows(db(), run=run, limit=UNMATCHED_SHOWN),
+            "unmatched_total": unmatched_count(db(), run=run),
+            "histogram": charts.histogram(score_histogram(db(), run=run), title=t("run.histogram")),
+            "unit_chart": charts.unit_bars(
+                unit_counts(db(), run=run),
+                title=t("run.unit_chart"),
+                craftsmen=t("run.unit_chart.craftsmen"),
+                apprentices=t("run.unit_chart.apprentices"),
+            ),
+        }
+    return render_page(
+        "web/run.html",
+        locale=user.locale,
+        status=status,
+        user=user,
+        alliance=db().get(Alliance, run.alliance_id),
+        run=run,
+        sort=sort,
+        page=page,
+        etag=etag,
+        row_errors=row_errors or {},
+        page_error=page_error,
+        **context,
+    )
+
+
+def _params_from_form(
+    form: MultiDict[str, str], locale: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Form strings to typed params, then the API's own schema: (params, errors)."""
+    raw: dict[str, Any] = {"include_mentored": form.get("include_mentored") == "on"}
+    errors: dict[str, Any] = {}
+    if form.get("objective"):
+        raw["objective"] = form["objective"]
+    for name in NUMBER_PARAMS:
+        text = form.get(name, "").strip()
+        if not text:
+            continue  # blank: the default
+        try:
+            raw[name] = float(text)
+        except ValueError:
+            errors[name] = [translate(locale, "form.not_number")]
+    try:
+        params: dict[str, Any] = MatchParamsSchema().load(raw)
+    except ma.ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
+        # The field's rule in the user's language says more than marshmallow's English.
+        errors.update({name: [translate(locale, f"param.{name}.hint")] for name in messages})
+        params = {}
+    return params, errors
+
+
+@blp.route("/runs/new", methods=["GET", "POST"])
+@sign_in_required
+def new_run() -> Any:
+    """The parameters form; a valid one starts the run and leads to its page."""
+    user = signed_in_user()
+    alliance = db().get(Alliance, user.alliance_id)
+    assert alliance is not None
+    errors: dict[str, Any] = {}
+    if request.method == "POST":
+        params, errors = _params_from_form(request.form, user.locale)
+        if not errors:
+            try:
+                run = start_match_run(
+                    db(),
+                    alliance=alliance,
+                    params=params,
+                    created_by=actor(user),
+                    inline_max_cells=state().settings.match_inline_max_cells,
+                )
+            except DomainError as exc:
+                db().rollback()
+                errors = {"_": [exc.detail]}
+            else:
+                db().commit()
+                return redirect(url_for("runs.run_page", run_id=run.id), 303)
+    form = request.form if request.method == "POST" else MultiDict()
+    return render_page(
+        "web/run_new.html",
+        locale=user.locale,
+        status=422 if errors else 200,
+        user=user,
+        alliance=alliance,
+        errors=errors,
+        form=form,
+        defaults=PARAM_DEFAULTS,
+        checked=form.get("include_mentored") == "on",
+    )
+
+
+@blp.get("/runs/<int:run_id>")
+@sign_in_required
+def run_page(run_id: int) -> Any:
+    """A run's proposals to review; a queued or running run shows its progress instead."""
+    user = signed_in_user()
+    return _render_run(user, _user_run(user, run_id))
+
+
+@blp.post("/runs/<int:run_id>/proposals/<int:proposal_id>")
+@sign_in_required
+def decide_proposal(run_id: int, proposal_id: int) -> Any:
+    """Approve, reject or swap one proposal; a refusal is shown beside its row."""
+    user = signed_in_user()
+    run = _user_run(user, run_id)
+    proposal = db().get(Proposal, proposal_id)
+    if proposal is None or proposal.match_run_id != run.id:
+        raise NotFound(f"No proposal {proposal_id} in this run.")
+    sort, page = _view_args(request.form)
+    try:
+        form = DecisionFormSchema().load(request.form)
+        if form["action"] == "swap":
+            swap(
+                db(),
+                proposal=proposal,
+                craftsman_id=form["craftsman_id"],
+                actor=actor(user),
+                expected_etag=form["etag"],
+            )
+        else:
+            decide(
+                db(),
+                proposal=proposal,
+                status="approved" if form["action"] == "approve" else "rejected",
+                comment=form["comment"].strip() or None,
+                actor=actor(user),
+                expected_etag=form["etag"],
+            )
+    except ma.ValidationError as exc:
+        return _render_run(user, run, status=422, row_errors={proposal_id: _messages(exc)})
+    except DomainError as exc:
+        db().rollback()
+        if isinstance(exc, Conflict):  # the run itself moved on: say so above everything
+            closed = (translate(user.locale, "run.closed"), exc.detail)
+            return _render_run(user, run, status=exc.status, page_error=closed)
+        message = translate_detail(user.locale, exc.detail)
+        return _render_run(user, run, status=exc.status, row_errors={proposal_id: message})
+    db().commit()
+    flash(
+        translate(
+            user.locale,
+            f"flash.{form['action']}",
+            craftsman=proposal.craftsman.name,
+            apprentice=proposal.apprentice.name,
+        )
+    )
+    return redirect(_run_url(run, sort, page, anchor=f"p{proposal.id}"), 303)
+
+
+def _messages(exc: ma.ValidationError) -> str:
+    """Field messages of a refused form, on one line."""
+    messages = exc.messages if isinstance(exc.messages, dict) else {"form": exc.messages}
+    return " ".join(f"{field}: {' '.join(map(str, m))}" for field, m in messages.items())
+
+
+@blp.post("/runs/<int:run_id>/commit")
+@sign_in_required
+def commit(run_id: int) -> Any:
+    """Approved proposals become mentorships; a conflict (409) is shown and nothing is written."""
+    user = signed_in_user()
+    run = _user_run(user, run_id)
+    alliance = db().get(Alliance, run.alliance_id)
+    assert alliance is not None
+    try:
+        result = commit_run(db(), run=run, actor=actor(user), today=local_today(alliance.timezone))
+    except DomainError as exc:
+        db().rollback()
+        conflict = (translate(user.locale, "commit.conflict"), exc.detail)
+        return _render_run(user, run, status=exc.status, page_error=conflict)
+    db().commit()
+    flash(translate(user.locale, "flash.commit", n=result.mentorships_created))
+    return redirect(url_for("runs.run_page", run_id=run.id), 303)

@@ -1,0 +1,191 @@
+"""The coordinator pages in a real headless Chromium against a real server on loopback."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
+
+from matcher.models import AuditEvent, Craftsman, Mentorship, Proposal
+from tests.conftest import IN_CI
+from tests.web.conftest import PASSWORD, Review
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - the test extras install it
+    sync_playwright = None  # type: ignore[assignment]
+
+
+def _missing(reason: str) -> None:
+    """Fail in CI (a browser test must run there), skip with the reason elsewhere."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the browser test must run, not skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """A headless Chromium of the system (Debian's package), never a downloaded one."""
+    if sync_playwright is None:
+        _missing("playwright is not installed: pip install -e '.[test]'")
+    if not os.access(CHROMIUM, os.X_OK):
+        _missing(f"{CHROMIUM} is missing: apt-get install -y chromium fonts-noto-cjk")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The test app served by a real threaded HTTP server on a free loopback port."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def _proposals(session: Session, review: Review) -> list[Proposal]:
+    session.rollback()  # see what the server committed since
+    return list(
+        session.scalars(
+            select(Proposal)
+            .where(Proposal.match_run_id == review.run.id)
+            .order_by(Proposal.score.desc(), Proposal.id)
+        )
+    )
+
+
+def _screenshot(page: Page, name: str, width: int, height: int) -> None:
+    page.set_viewport_size({"width": width, "height": height})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def test_review_a_run_in_the_browser(
+    page: Page, live_server: str, session: Session, review: Review, backend: str
+) -> None:
+    # Sign in.
+    page.goto(live_server + "/")
+    page.get_by_label("邮箱").fill(review.email)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("heading", name="联盟总览")).to_be_visible()
+
+    # Open the run from the overview.
+    page.get_by_role("link", name=f"匹配方案 #{review.run.id}").click()
+    expect(page.get_by_role("heading", name=f"匹配方案 #{review.run.id}")).to_be_visible()
+    first, second = _proposals(session, review)[:2]
+
+    # Approve one, with a comment.
+    row = page.locator(f"#p{first.id}")
+    row.get_by_placeholder("备注（可选）").fill("技能对口")
+    row.get_by_role("button", name="批准").click()
+    expect(page.locator(f"#p{first.id}")).to_have_attribute("data-status", "approved")
+    expect(page.locator(".flash")).to_contain_text("已批准")
+
+    # Reject another.
+    page.locator(f"#p{second.id}").get_by_role("button", name="拒绝").click()
+    expect(page.locator(f"#p{second.id}")).to_have_attribute("data-status", "rejected")
+
+    # Swap a third (one the page offers craftsmen for) to the first offered, then approve it.
+    offered = page.locator("#proposals tbody tr:has(select[name=craftsman_id])")
+    third_id = next(
+        int(str(row_id)[1:])
+        for row_id in offered.evaluate_all("rows => rows.map(r => r.id)")
+        if row_id not in (f"p{first.id}", f"p{second.id}")
+    )
+    third = next(p for p in _proposals(session, review) if p.id == third_id)
+    third_apprentice, third_craftsman = third.apprentice_id, third.craftsman_id
+    picker = page.locator(f"#p{third.id} select[name=craftsman_id]")
+    choice = picker.locator("option:not([value=''])").first.get_attribute("value")
+    assert choice is not None
+    picker.select_option(choice)
+    page.locator(f"#p{third.id}").get_by_role("button", name="换人").click()
+    expect(page.locator(".flash")).to_contain_text("换成师傅")
+    page.locator(f"#p{third.id}").get_by_role("button", name="批准").click()
+    expect(page.locator(f"#p{third.id}")).to_have_attribute("data-status", "approved")
+
+    by_id = {p.id: p for p in _proposals(session, review)}
+    assert (by_id[first.id].status, by_id[first.id].comment) == ("approved", "技能对口")
+    assert by_id[second.id].status == "rejected"
+    assert by_id[third.id].craftsman_id == int(choice) != third_craftsman
+
+    if backend == "sqlite":  # one backend writes the pictures, so two runs never race
+        page.locator(f"#p{first.id} details").evaluate("d => d.open = true")
+        _screenshot(page, "run-desktop.png", 1280, 800)
+        _screenshot(page, "run-phone.png", 390, 844)
+        page.set_viewport_size({"width": 1280, "height": 800})
+
+    # A form whose CSRF token was taken out is refused, and nothing changes.
+    fourth = next(p for p in _proposals(session, review) if p.status == "pending")
+    page.locator(f"#p{fourth.id} form.decide input[name=csrf_token]").evaluate("e => e.remove()")
+    page.locator(f"#p{fourth.id}").get_by_role("button", name="批准").click()
+    expect(page.locator(".message")).to_contain_text("安全令牌")
+    assert {p.id: p for p in _proposals(session, review)}[fourth.id].status == "pending"
+
+    # Commit, and find the two mentorships on the overview.
+    page.goto(f"{live_server}/runs/{review.run.id}")
+    page.get_by_role("button", name="提交（2 对）").click()
+    expect(page.locator(".flash")).to_contain_text("建立了 2 个师徒关系")
+    expect(page.locator("#run-status")).to_have_text("已提交")
+    page.get_by_role("link", name="联盟总览").first.click()
+    expect(page.locator("#active-mentorships")).to_have_text("2")
+
+    session.rollback()
+    pairs = set(session.execute(select(Mentorship.craftsman_id, Mentorship.apprentice_id)).all())
+    assert pairs == {
+        (first.craftsman_id, first.apprentice_id),
+        (int(choice), third_apprentice),
+    }
+    actors = set(session.scalars(select(AuditEvent.actor)))
+    assert actors == {f"user:{review.email}"}
+    swapped_to = session.get(Craftsman, int(choice))
+    assert swapped_to is not None and swapped_to.unit_id != by_id[third.id].apprentice.unit_id
+
+
+def test_phone_layout_scrolls_the_table_not_the_page(
+    page: Page, live_server: str, review: Review
+) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_server + "/")
+    page.get_by_label("邮箱").fill(review.email)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    page.goto(f"{live_server}/runs/{review.run.id}")
+    expect(page.locator("#proposals")).to_be_visible()
+    sizes: dict[str, Any] = page.evaluate(
+        """() => ({
+            page: document.documentElement.scrollWidth,
+            view: window.innerWidth,
+            wrap: document.querySelector('#proposals').parentElement.scrollWidth,
+        })"""
+    )
+    # The wide proposals table scrolls inside its wrapper; the page itself does not.
+    assert sizes["page"] <= sizes["view"] < sizes["wrap"]
