@@ -24,10 +24,15 @@ run: $(VENV)/.installed
 	$(BIN)/matcher demo
 	@echo
 	@echo "Admin key (shown once): $$($(BIN)/matcher keys create --role admin --name make-run)"
+	@password=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(12))"); \
+	MATCHER_USER_PASSWORD=$$password $(BIN)/matcher users create --update \
+		--email coordinator@emca.example.cn --alliance EMCA >/dev/null 2>&1 && \
+	echo "Web page: http://$(BIND)/  sign in as coordinator@emca.example.cn / $$password"
 	@echo "API:      http://$(BIND)/api/v1/  (try: curl -H 'Authorization: Bearer <key>' http://$(BIND)/api/v1/alliances)"
 	@echo "API docs: http://$(BIND)/docs"
 	@echo "Health:   http://$(BIND)/readyz   Metrics: http://$(BIND)/metrics"
 	@echo "Scheduler: runs beside the API (queued match runs, reminders, outbox); Ctrl-C stops both"
+	@echo "Emails:   without MATCHER_SMTP_URL they are written to instance/outbox/*.eml"
 	@echo
 	@trap 'kill $$scheduler 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/matcher scheduler & scheduler=$$!; \

@@ -40,6 +40,8 @@ class Job:
     trigger: str
     trigger_args: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    # Also run this many seconds after the scheduler starts (catch up after downtime); None: no.
+    start_after: float | None = None
 
 
 def registry() -> dict[str, Job]:
@@ -53,6 +55,7 @@ def registry() -> dict[str, Job]:
             "interval",
             {"seconds": 5},
             "Solve match runs queued by the API (too large to solve in a web request).",
+            start_after=0,
         ),
         Job(
             "reminders",
@@ -60,6 +63,7 @@ def registry() -> dict[str, Job]:
             "cron",
             {"minute": 5},
             "Queue upcoming / overdue / escalation emails (hourly; catches up after downtime).",
+            start_after=0,
         ),
         Job(
             "outbox",
@@ -67,6 +71,7 @@ def registry() -> dict[str, Job]:
             "interval",
             {"minutes": 1},
             "Send queued emails over SMTP; retry temporary failures with growing delay.",
+            start_after=15,  # after the start-up reminders scan has queued its emails
         ),
         Job(
             "digest",

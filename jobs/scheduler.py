@@ -13,7 +13,7 @@ import fcntl
 import logging
 import os
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -143,6 +143,9 @@ def build_scheduler(
             log.exception("job %s failed; it runs again at its next time", job.name)
 
     for job in registry().values():
+        at_start = {}
+        if job.start_after is not None:
+            at_start["next_run_time"] = datetime.now(UTC) + timedelta(seconds=job.start_after)
         scheduler.add_job(
             guarded,
             job.trigger,
@@ -151,6 +154,7 @@ def build_scheduler(
             name=job.description or job.name,
             replace_existing=True,
             **job.trigger_args,
+            **at_start,
         )
     return scheduler
 
@@ -165,6 +169,7 @@ def serve_forever(
 ) -> None:
     """Wait to become the active scheduler, then run the jobs until stopped or the lock is lost."""
     stop = stop or threading.Event()
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per 5-second run
     lock = LeaderLock(engine)
     while not stop.is_set():
         if not lock.try_acquire():

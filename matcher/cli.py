@@ -100,7 +100,7 @@ def demo(path: Path) -> None:
         click.echo(
             f"loaded demo alliance {loaded.alliance_code}: {loaded.units} units, "
             f"{loaded.skills} skills, {loaded.craftsmen} craftsmen, "
-            f"{loaded.apprentices} apprentices",
+            f"{loaded.apprentices} apprentices, {loaded.mentorships} mentorships",
             err=True,
         )
 
@@ -378,6 +378,9 @@ def users_group() -> None:
 @click.option("--alliance", "alliance_code", required=True, help="Alliance code.")
 @click.option("--locale", type=click.Choice(["zh-CN", "en"]), default="zh-CN", show_default=True)
 @click.option(
+    "--update", is_flag=True, help="If the user exists, set this password and locale instead."
+)
+@click.option(
     "--password",
     envvar="MATCHER_USER_PASSWORD",
     prompt=True,
@@ -386,7 +389,7 @@ def users_group() -> None:
     help="Asked for when not given (or read from MATCHER_USER_PASSWORD).",
 )
 @with_appcontext
-def users_create(email: str, alliance_code: str, locale: str, password: str) -> None:
+def users_create(email: str, alliance_code: str, locale: str, update: bool, password: str) -> None:
     """Create a coordinator who signs in with email and password."""
     from matcher.errors import DomainError
     from matcher.services.alliances import alliance_by_code
@@ -396,7 +399,12 @@ def users_create(email: str, alliance_code: str, locale: str, password: str) -> 
         with session_scope(state().session_factory) as session:
             alliance = alliance_by_code(session, alliance_code)
             user = create_user(
-                session, email=email, password=password, alliance=alliance, locale=locale
+                session,
+                email=email,
+                password=password,
+                alliance=alliance,
+                locale=locale,
+                update=update,
             )
             click.echo(f"user {user.email} can sign in to {alliance.code}", err=True)
     except DomainError as exc:

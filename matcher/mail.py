@@ -91,9 +91,15 @@ class SmtpMailer:
 
     def send(self, message: EmailMessage) -> None:
         """Send, classifying every failure as temporary or permanent."""
-        try:
-            if self._client is None:
+        if self._client is None:
+            try:
                 self._client = self._connect()
+            except (OSError, smtplib.SMTPException) as exc:
+                # Refused, TLS or login trouble: the server or our settings, not this message;
+                # it stays queued until that is fixed.
+                self.close()
+                raise TemporaryFailure(f"connecting: {type(exc).__name__}: {exc}") from exc
+        try:
             refused = self._client.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             self.close()
@@ -120,8 +126,11 @@ class SmtpMailer:
                 client.close()
 
 
+AUTH_CODES = {530, 534, 535, 538}  # authentication needed / refused: our settings, not the email
+
+
 def _by_code(code: int, text: str) -> Exception:
-    if 500 <= code < 600:
+    if 500 <= code < 600 and code not in AUTH_CODES:
         return PermanentFailure(f"{code} {text}")
     return TemporaryFailure(f"{code} {text}")
 

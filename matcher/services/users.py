@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -15,9 +15,18 @@ _DUMMY_HASH = generate_password_hash("not-a-password-of-anyone")
 
 
 def create_user(
-    session: Session, *, email: str, password: str, alliance: Alliance, locale: str = "zh-CN"
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    alliance: Alliance,
+    locale: str = "zh-CN",
+    update: bool = False,
 ) -> User:
-    """A coordinator of ``alliance``; the password is kept only as a salted scrypt hash."""
+    """A coordinator of ``alliance``; the password is kept only as a salted scrypt hash.
+
+    With ``update``, an existing user of that email gets the new password and locale instead.
+    """
     email = email.strip().lower()
     if "@" not in email or len(email) > 254:
         raise ValidationFailed("Invalid email.", errors={"email": ["Not a valid email address."]})
@@ -28,8 +37,15 @@ def create_user(
         )
     if locale not in LOCALES:
         raise ValidationFailed("Unknown locale.", errors={"locale": [f"One of {list(LOCALES)}."]})
-    if session.scalar(select(func.count()).select_from(User).where(User.email == email)):
-        raise Conflict(f"A user {email} exists already.")
+    existing = session.scalars(select(User).where(User.email == email)).one_or_none()
+    if existing is not None:
+        if not update or existing.alliance_id != alliance.id:
+            raise Conflict(f"A user {email} exists already.")
+        existing.password_hash = generate_password_hash(password)
+        existing.locale = locale
+        existing.active = True
+        session.flush()
+        return existing
     user = User(
         email=email,
         password_hash=generate_password_hash(password),

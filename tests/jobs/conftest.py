@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 @dataclass
@@ -67,8 +68,35 @@ def free_port() -> int:
 @pytest.fixture
 def smtp_sink() -> Iterator[Sink]:
     """A running SMTP server on a free loopback port."""
-    sink = Sink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    yield from _running(Sink(port=free_port()))
+
+
+LOGIN = ("matcher", "s3cret/pass:word")
+
+
+@pytest.fixture
+def smtp_sink_with_login() -> Iterator[Sink]:
+    """A server that takes mail only after AUTH PLAIN with ``LOGIN``."""
+
+    def authenticate(
+        _server: Any, _session: Any, _envelope: Any, _mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and (data.login.decode(), data.password.decode()) == LOGIN
+        )
+        return AuthResult(success=ok)
+
+    yield from _running(
+        Sink(port=free_port()),
+        authenticator=authenticate,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+
+
+def _running(sink: Sink, **options: Any) -> Iterator[Sink]:
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port, **options)
     controller.start()
     try:
         yield sink

@@ -11,7 +11,9 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -27,7 +29,7 @@ from matcher.services.reminders import LEASE
 from matcher.services.users import create_user
 from tests import factories
 from tests.factories import World
-from tests.jobs.conftest import Sink, free_port
+from tests.jobs.conftest import LOGIN, Sink, free_port
 
 API = "/api/v1"
 # Asia/Shanghai is UTC+8 all year: local midnight is 16:00 UTC the day before.
@@ -314,3 +316,21 @@ def test_a_reminder_queued_before_the_summary_came_in_is_cancelled_not_sent(
     assert smtp_sink.message_ids() == []
     listed = client.get(f"{API}/reminders?status=cancelled", headers=world.auth("coordinator"))
     assert len(listed.get_json()) == 2
+
+
+# Loopback only: the test server takes a login without TLS (aiosmtpd warns about that).
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.filterwarnings("ignore:Session.login_data is deprecated")
+def test_the_outbox_logs_in_when_the_smtp_url_has_credentials(
+    app: Flask, session: Session, world: World, smtp_sink_with_login: Sink
+) -> None:
+    make_pairs(session, world)
+    now = at_local(DUE - timedelta(days=1))
+    run(app, "reminders", now)
+    anonymous = f"smtp://127.0.0.1:{smtp_sink_with_login.port}"
+    # 530 "authentication required" is the settings' fault, not the emails': they wait.
+    assert run(app, "outbox", now, smtp_url=anonymous)["retry"] == 2
+    user, password = LOGIN
+    with_login = f"smtp://{user}:{quote(password, safe='')}@127.0.0.1:{smtp_sink_with_login.port}"
+    assert run(app, "outbox", now + timedelta(minutes=1), smtp_url=with_login)["sent"] == 2
+    assert len(smtp_sink_with_login.message_ids()) == 2
