@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from matcher.models import Alliance, Unit
+from matcher.models import Alliance, Apprentice, Craftsman, Mentorship, Unit
 from matcher.services.access import create_key
 from matcher.services.alliances import create_alliance, create_unit
+from matcher.services.mentorships import create_mentorship
 from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
 from matcher.services.skills import put_skill
 
@@ -139,3 +141,47 @@ def world(session: Session) -> World:
         w.apprentice_ids[u.code] = made.ids[0]
     session.commit()
     return w
+
+
+def mentorship(
+    session: Session,
+    craftsman_unit: Unit,
+    apprentice_unit: Unit,
+    started_on: date,
+    tag: str,
+    *,
+    every: int | None = None,
+    craftsman: dict[str, Any] | None = None,
+    apprentice: dict[str, Any] | None = None,
+) -> Mentorship:
+    """A new craftsman and a new apprentice (with emails, fields overridable), paired from
+    ``started_on``; flushed, not committed."""
+    craftsman_id = upsert_people(
+        session,
+        kind=CRAFTSMAN,
+        unit=craftsman_unit,
+        items=[
+            craftsman_item(
+                f"MC-{tag}",
+                **{"name": f"师傅{tag}", "email": f"master-{tag}@example.cn"} | (craftsman or {}),
+            )
+        ],
+    ).ids[0]
+    apprentice_id = upsert_people(
+        session,
+        kind=APPRENTICE,
+        unit=apprentice_unit,
+        items=[
+            apprentice_item(
+                f"MA-{tag}",
+                **{"name": f"学徒{tag}", "email": f"learner-{tag}@example.cn"} | (apprentice or {}),
+            )
+        ],
+    ).ids[0]
+    return create_mentorship(
+        session,
+        craftsman=session.get_one(Craftsman, craftsman_id),
+        apprentice=session.get_one(Apprentice, apprentice_id),
+        started_on=started_on,
+        summary_every_days=every,
+    )

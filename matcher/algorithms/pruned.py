@@ -159,10 +159,13 @@ def scan(
     n_a, n_m = problem.n_apprentices, problem.n_craftsmen
     keep_a = min(keep_per_apprentice, n_m)
     keep_m = np.minimum(free + keep_per_craftsman_extra, n_a)
-    top_m = int(keep_m.max(initial=0))
+    top_m = max(int(keep_m.max(initial=0)), 1)
     rows: list[NDArray[np.int64]] = []
     cols: list[NDArray[np.int64]] = []
     gains: list[NDArray[np.float64]] = []
+    # Each craftsman's best ``top_m`` so far (gain, apprentice), merged block by block.
+    best_gain = np.full((n_m, top_m), NOT_ELIGIBLE)
+    best_row = np.zeros((n_m, top_m), dtype=np.int64)
     has_edge = np.zeros(n_a, dtype=bool)
     fit_any = np.zeros(n_a, dtype=bool)
     excluded_any = np.zeros(n_a, dtype=bool)
@@ -178,33 +181,35 @@ def scan(
         has_edge[block.apprentices] = block.eligible_any
         fit_any[block.apprentices] = block.fit_any
         excluded_any[block.apprentices] = block.excluded_any
+        # Each apprentice's best (its row holds every craftsman, so this is exact).
         best_cols = _top(gain, keep_a)
-        best_rows = np.repeat(np.arange(gain.shape[0]), best_cols.shape[1])
-        picked = (best_rows, best_cols.ravel())
-        # Per craftsman, this block's best rows; merged across blocks below.
-        depth = min(top_m, gain.shape[0])
-        col_best = _top(np.ascontiguousarray(gain.T), depth)  # (M, depth)
-        col_rows = col_best.ravel()
-        col_cols = np.repeat(np.arange(n_m), col_best.shape[1])
-        block_rows = np.concatenate([picked[0], col_rows])
-        block_cols = np.concatenate([picked[1], col_cols])
-        values = gain[block_rows, block_cols]
+        values = np.take_along_axis(gain, best_cols, axis=1)
         ok = values > NOT_ELIGIBLE / 2
-        rows.append(block_rows[ok] + start)
-        cols.append(block_cols[ok])
+        rows.append(np.nonzero(ok)[0] + start)
+        cols.append(best_cols[ok])
         gains.append(values[ok])
-    apprentice = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    craftsman = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-    gain = np.concatenate(gains) if gains else np.zeros(0)
-    apprentice, craftsman, gain = _unique_pairs(apprentice, craftsman, gain, n_a)
-    # Per craftsman, only its best capacity + extra across all blocks.
-    order = np.lexsort((apprentice, -gain, craftsman))
-    rank = _rank_within(craftsman[order])
-    by_apprentice = _rank_of_apprentice_choice(apprentice, craftsman, gain, keep_a)
-    keep = np.zeros(order.size, dtype=bool)
-    keep[order] = rank < keep_m[craftsman[order]]
-    keep |= by_apprentice
-    edges = Edges(craftsman[keep].astype(np.int64), apprentice[keep].astype(np.int64), gain[keep])
+        by_craftsman = np.ascontiguousarray(gain.T)
+        local = _top(by_craftsman, min(top_m, gain.shape[0]))
+        merged_gain = np.concatenate(
+            [best_gain, np.take_along_axis(by_craftsman, local, axis=1)], axis=1
+        )
+        merged_row = np.concatenate([best_row, local + start], axis=1)
+        keep_index = _top(merged_gain, top_m)
+        best_gain = np.take_along_axis(merged_gain, keep_index, axis=1)
+        best_row = np.take_along_axis(merged_row, keep_index, axis=1)
+    # Per craftsman, its best capacity + extra.
+    order = np.argsort(-best_gain, axis=1, kind="stable")
+    ranked_gain = np.take_along_axis(best_gain, order, axis=1)
+    ranked_row = np.take_along_axis(best_row, order, axis=1)
+    wanted = (np.arange(top_m)[None, :] < keep_m[:, None]) & (ranked_gain > NOT_ELIGIBLE / 2)
+    craftsman_of = np.broadcast_to(np.arange(n_m)[:, None], wanted.shape)
+    apprentice, craftsman, gain = _unique_pairs(
+        np.concatenate([*rows, ranked_row[wanted]]),
+        np.concatenate([*cols, craftsman_of[wanted]]),
+        np.concatenate([*gains, ranked_gain[wanted]]),
+        n_a,
+    )
+    edges = Edges(craftsman.astype(np.int64), apprentice.astype(np.int64), gain)
     return Scan(edges, eligible, has_edge, fit_any, excluded_any, cache)
 
 
@@ -284,13 +289,22 @@ def violations(
         slack = h_apprentice[part.apprentice] - h_craftsman[part.craftsman] - part.gain
         hit = np.flatnonzero(slack < -POTENTIAL_TOLERANCE)
         c, r = part.craftsman[hit].astype(np.int64), part.apprentice[hit].astype(np.int64)
-        new = ~np.isin(c * n_a + r, present_keys)
+        new = ~_contains(present_keys, c * n_a + r)
         found.append(Edges(c[new], r[new], part.gain[hit][new]))
     return Edges(
         np.concatenate([e.craftsman for e in found]) if found else np.zeros(0, np.int64),
         np.concatenate([e.apprentice for e in found]) if found else np.zeros(0, np.int64),
         np.concatenate([e.gain for e in found]) if found else np.zeros(0),
     )
+
+
+def _contains(sorted_keys: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """``np.isin`` for an already sorted haystack (isin would sort it again for every block)."""
+    if sorted_keys.size == 0:
+        return np.zeros(keys.size, dtype=bool)
+    where = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    found: NDArray[np.bool_] = sorted_keys[where] == keys
+    return found
 
 
 def _eligible_edges(block: Block) -> Edges:
@@ -374,26 +388,3 @@ def _unique_pairs(
     keys = craftsman.astype(np.int64) * max(n_apprentices, 1) + apprentice
     keys, first = np.unique(keys, return_index=True)
     return apprentice[first], craftsman[first], gain[first]
-
-
-def _rank_within(groups: NDArray[np.int64]) -> NDArray[np.int64]:
-    """0, 1, 2, ... within each run of equal values of a sorted array."""
-    if groups.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    lengths = np.diff(np.r_[starts, groups.size])
-    return np.arange(groups.size) - np.repeat(starts, lengths)
-
-
-def _rank_of_apprentice_choice(
-    apprentice: NDArray[np.int64],
-    craftsman: NDArray[np.int64],
-    gain: NDArray[np.float64],
-    keep: int,
-) -> NDArray[np.bool_]:
-    """Whether each pair is among its apprentice's ``keep`` best."""
-    order = np.lexsort((craftsman, -gain, apprentice))
-    rank = _rank_within(apprentice[order])
-    chosen = np.zeros(apprentice.size, dtype=bool)
-    chosen[order] = rank < keep
-    return chosen

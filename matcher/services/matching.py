@@ -524,6 +524,20 @@ def _store_result(
         session.execute(insert(UnmatchedApprentice), unmatched)
 
 
+def rejected_before(session: Session, *, craftsman_id: int, apprentice_id: int) -> bool:
+    """Whether a coordinator rejected this pair and nobody cleared the rejection."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(RejectedPair)
+        .where(
+            RejectedPair.craftsman_id == craftsman_id,
+            RejectedPair.apprentice_id == apprentice_id,
+            RejectedPair.cleared_at.is_(None),
+        )
+    )
+    return bool(count)
+
+
 def pair_score(
     session: Session,
     *,
@@ -546,15 +560,7 @@ def pair_score(
         values = np.array([e[column] for e in entries], dtype=np.float64)
         return _sparse(np.zeros(len(entries), dtype=np.int64), cols, values, (1, n))
 
-    rejected = session.scalar(
-        select(func.count())
-        .select_from(RejectedPair)
-        .where(
-            RejectedPair.craftsman_id == craftsman.id,
-            RejectedPair.apprentice_id == apprentice.id,
-            RejectedPair.cleared_at.is_(None),
-        )
-    )
+    rejected = rejected_before(session, craftsman_id=craftsman.id, apprentice_id=apprentice.id)
     # Regions as codes: 0 for the craftsman's, 1 for any other, -1 for none.
     problem = MatchProblem(
         craftsman_unit=np.array([craftsman.unit_id], dtype=np.int64),

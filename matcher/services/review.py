@@ -22,7 +22,7 @@ from matcher.models import (
     RejectedPair,
     Unit,
 )
-from matcher.services.matching import pair_score
+from matcher.services.matching import pair_score, rejected_before
 from matcher.services.mentorships import create_mentorship
 
 OPEN_PROPOSALS = ("pending", "approved")
@@ -157,15 +157,7 @@ def swap(
         )
     apprentice = proposal.apprentice
     verdict = pair_score(session, craftsman=craftsman, apprentice=apprentice, params=run.params)
-    rejected = session.scalar(
-        select(func.count())
-        .select_from(RejectedPair)
-        .where(
-            RejectedPair.craftsman_id == craftsman.id,
-            RejectedPair.apprentice_id == apprentice.id,
-            RejectedPair.cleared_at.is_(None),
-        )
-    )
+    rejected = rejected_before(session, craftsman_id=craftsman.id, apprentice_id=apprentice.id)
     excluded = [craftsman.id, apprentice.id] in run.params.get("excluded", [])
     problem = None
     if not craftsman.active:

@@ -21,14 +21,12 @@ from jobs import registry
 from jobs.scheduler import run_job
 from matcher.errors import Conflict
 from matcher.extensions import state
-from matcher.models import Apprentice, Craftsman, Mentorship, Reminder, TrainingSummary, Unit
+from matcher.models import Mentorship, Reminder, TrainingSummary, Unit
 from matcher.services.mentorships import (
     SummaryInput,
     add_summary,
-    create_mentorship,
     end_mentorship,
 )
-from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
 from matcher.services.users import create_user
 from tests import factories
 from tests.factories import World
@@ -59,34 +57,14 @@ def pair(
 ) -> Mentorship:
     """A new craftsman and a new apprentice (with emails), paired from ``started_on``."""
     n = next(_serial)
-    craftsman_id = upsert_people(
+    mentorship = factories.mentorship(
         session,
-        kind=CRAFTSMAN,
-        unit=craftsman_unit,
-        items=[
-            factories.craftsman_item(
-                f"MC-{n}",
-                name=craftsman_name or f"师傅{n}",
-                email=f"master{n}@{craftsman_unit.code.lower()}.example.cn",
-            )
-        ],
-    ).ids[0]
-    apprentice_id = upsert_people(
-        session,
-        kind=APPRENTICE,
-        unit=apprentice_unit,
-        items=[
-            factories.apprentice_item(
-                f"MA-{n}", email=f"learner{n}@{apprentice_unit.code.lower()}.example.cn"
-            )
-        ],
-    ).ids[0]
-    mentorship = create_mentorship(
-        session,
-        craftsman=session.get_one(Craftsman, craftsman_id),
-        apprentice=session.get_one(Apprentice, apprentice_id),
-        started_on=started_on,
-        summary_every_days=every,
+        craftsman_unit,
+        apprentice_unit,
+        started_on,
+        str(n),
+        every=every,
+        craftsman={"name": craftsman_name} if craftsman_name else None,
     )
     session.commit()
     return mentorship

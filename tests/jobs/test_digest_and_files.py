@@ -21,16 +21,14 @@ import matcher.services.mentorships as mentorship_service
 from jobs import registry
 from jobs.scheduler import run_job
 from matcher.extensions import state
-from matcher.models import Apprentice, Craftsman, Mentorship, Proposal, Reminder, Unit, User
+from matcher.models import Mentorship, Proposal, Reminder, Unit, User
 from matcher.services.emails import message_id
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import (
     SummaryInput,
     add_summary,
-    create_mentorship,
     end_mentorship,
 )
-from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
 from matcher.services.review import decide, etag
 from matcher.services.users import create_user
 from tests import factories
@@ -67,31 +65,13 @@ def new_pair(
     session: Session, craftsman_unit: Unit, apprentice_unit: Unit, tag: str, started_on: date
 ) -> Mentorship:
     """A new craftsman (en) and apprentice (zh-CN), with emails, paired from ``started_on``."""
-    craftsman_id = upsert_people(
+    return factories.mentorship(
         session,
-        kind=CRAFTSMAN,
-        unit=craftsman_unit,
-        items=[
-            factories.craftsman_item(
-                f"DC-{tag}", name=f"Master {tag}", email=f"master-{tag}@example.cn", locale="en"
-            )
-        ],
-    ).ids[0]
-    apprentice_id = upsert_people(
-        session,
-        kind=APPRENTICE,
-        unit=apprentice_unit,
-        items=[
-            factories.apprentice_item(
-                f"DA-{tag}", name=f"学徒{tag}", email=f"learner-{tag}@example.cn"
-            )
-        ],
-    ).ids[0]
-    return create_mentorship(
-        session,
-        craftsman=session.get_one(Craftsman, craftsman_id),
-        apprentice=session.get_one(Apprentice, apprentice_id),
-        started_on=started_on,
+        craftsman_unit,
+        apprentice_unit,
+        started_on,
+        tag,
+        craftsman={"name": f"Master {tag}", "locale": "en"},
     )
 
 
