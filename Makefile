@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 BIND ?= 127.0.0.1:8000
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run test fuzz lint fmt bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/pytest
 
+## fuzz: the schema fuzz test at length (200 random examples per operation, plus boundary cases)
+fuzz: $(VENV)/.installed-test
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/pytest tests/api/test_fuzz.py
+
 ## lint: ruff and mypy, as CI runs them
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -57,6 +61,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bulk_upsert.py
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/reminders.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis

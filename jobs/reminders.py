@@ -10,6 +10,7 @@ from sqlalchemy import select
 from jobs import JobContext
 from matcher.db import session_scope
 from matcher.mail import PermanentFailure, TemporaryFailure, mailer_for
+from matcher.metrics import OUTBOX_SENDS
 from matcher.models import Reminder
 from matcher.services.emails import build_message, render
 from matcher.services.reminders import (
@@ -43,7 +44,8 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
     counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0}
     token = new_claim_token()
     folder = ctx.instance_path / "outbox"
-    with mailer_for(ctx.settings.smtp_url, folder) as mailer, ctx.session_factory() as session:
+    mailer_context = mailer_for(ctx.settings.smtp_url, folder, ctx.settings.smtp_timeout_seconds)
+    with mailer_context as mailer, ctx.session_factory() as session:
         while True:
             ids = claim_batch(session, now=ctx.now, token=token, limit=BATCH)
             if not ids:
@@ -54,6 +56,7 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
             for reminder in batch:
                 if cancel_if_obsolete(session, reminder=reminder, token=token):
                     counts["cancelled"] += 1
+                    OUTBOX_SENDS.labels("cancelled").inc()
                     continue
                 try:
                     rendered = render(session, reminder, ctx.settings, ctx.now)
@@ -74,6 +77,7 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
                         permanent=permanent,
                     )
                     counts["failed" if status == "failed" else "retry"] += 1
+                    OUTBOX_SENDS.labels("failed" if status == "failed" else "retry").inc()
                     level = logging.ERROR if status == "failed" else logging.WARNING
                     log.log(
                         level,
@@ -86,4 +90,5 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
                     continue
                 mark_sent(session, reminder_id=reminder.id, token=token, now=ctx.now)
                 counts["sent"] += 1
+                OUTBOX_SENDS.labels("sent").inc()
     return counts

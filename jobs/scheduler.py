@@ -90,6 +90,26 @@ class LeaderLock:
             self._file.close()
             self._file = None
 
+    def held_elsewhere(self) -> bool:
+        """Whether some scheduler process holds the lock now (for ``/readyz``)."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as connection:
+                held = connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND objid = :k AND granted"
+                    ),
+                    {"k": LOCK_KEY},
+                ).scalar()
+            return bool(held)
+        try:
+            with open(self._lock_path(), "a+", encoding="utf-8") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        except BlockingIOError:
+            return True
+        return False
+
     def _lock_path(self) -> str:
         database = self.engine.url.database
         if database and database != ":memory:":

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
 from matcher import extensions
 from matcher.config import Settings
 from matcher.db import make_engine, make_session_factory
+from matcher.logs import configure_logging
 
 API_PREFIX = "/api/v1"
 
@@ -36,7 +36,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(
+        settings.log_level,
+        settings.log_format or ("json" if settings.env == "production" else "text"),
+    )
 
     engine = make_engine(database_url)
     app.extensions["matcher"] = extensions.MatcherState(
@@ -51,17 +54,32 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     """Request lifecycle: a session per request, the caller authenticated before the view."""
+    from matcher.logs import register_request_ids
     from matcher.metrics import register_metrics
+    from matcher.rate_limits import install_rate_limiter
     from matcher.services.access import authenticate
 
+    matcher_state = extensions.state(app)
+    limiter = install_rate_limiter(
+        app, engine=matcher_state.engine, per_minute=matcher_state.settings.rate_limit_per_minute
+    )
     app.teardown_appcontext(extensions.close_db)
+    register_request_ids(app)
     register_metrics(app)
 
     @app.before_request
-    def _authenticate() -> None:
+    def _authenticate() -> Response | None:
         path = request.path
         if path.startswith(API_PREFIX + "/") and path != f"{API_PREFIX}/openapi.json":
-            g.principal = authenticate(extensions.db(), request.headers.get("Authorization"))
+            authorization = request.headers.get("Authorization")
+            # One statement checks the key and counts the request (matcher.rate_limits).
+            verdict = limiter.authenticate(authorization)
+            if verdict is None:  # no limit, or the count could not be written
+                g.principal = authenticate(extensions.db(), authorization)
+                return None
+            g.principal = verdict.principal
+            return verdict.refusal()  # a 429 problem once the key's budget is spent
+        return None
 
 
 def register_blueprints(app: Flask) -> None:

@@ -146,6 +146,40 @@ def keys_create(
     click.echo(created.secret)
 
 
+@keys_group.command("list")
+@with_appcontext
+def keys_list() -> None:
+    """Every key: id, prefix, role, scope, name, revoked or not (never the key itself)."""
+    from sqlalchemy import select
+
+    from matcher.models import ApiKey
+
+    with session_scope(state().session_factory) as session:
+        for key in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+            scope = f"unit {key.unit_id}" if key.unit_id else f"alliance {key.alliance_id or '-'}"
+            revoked = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            click.echo(
+                f"{key.id:5} {key.prefix}…  {key.role:11} {scope:14} {revoked:18} {key.name or ''}"
+            )
+
+
+@keys_group.command("revoke")
+@click.argument("key_id", type=int)
+@with_appcontext
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by its id (see `matcher keys list`): it is refused (401) from now on."""
+    from matcher.db import utcnow
+    from matcher.models import ApiKey
+
+    with session_scope(state().session_factory) as session:
+        key = session.get(ApiKey, key_id)
+        if key is None:
+            raise click.ClickException(f"no key {key_id}")
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+    click.echo(f"key {key_id} ({key.prefix}…) revoked", err=True)
+
+
 @click.command("serve")
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
@@ -294,11 +328,23 @@ def _row_errors(
 
 
 @click.command("scheduler")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    envvar="MATCHER_SCHEDULER_METRICS_PORT",
+    help="Serve this process's Prometheus metrics (match runs, outbox sends) here; 0: off.",
+)
 @with_appcontext
-def scheduler() -> None:
+def scheduler(metrics_port: int) -> None:
     """Run the scheduled jobs until stopped (SIGTERM or Ctrl-C); never inside web workers."""
     import signal
     import threading
+
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
 
     from flask import current_app
 

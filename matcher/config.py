@@ -22,13 +22,17 @@ class Settings:
     database_url: str = ""  # empty: sqlite file in the Flask instance folder
     secret_key: str = DEV_SECRET_KEY
     smtp_url: str = ""  # empty: emails are written to files in the outbox folder
+    smtp_timeout_seconds: int = 20  # a stalled SMTP server costs one email this long, then retry
     mail_from: str = "matcher@localhost"
     base_url: str = "http://127.0.0.1:8000"
     timezone: str = "Asia/Shanghai"
     max_body_bytes: int = 5 * 1024 * 1024
     log_level: str = "INFO"
+    log_format: str = ""  # "json" or "text"; empty: json in production, text otherwise
     # Runs larger than this many apprentice × slot cells are queued for the scheduler process.
     match_inline_max_cells: int = 4_000_000
+    # Requests per API key and minute (reads and writes together); 0 turns the limit off.
+    rate_limit_per_minute: int = 1200
 
     @classmethod
     def from_env(
@@ -64,5 +68,9 @@ class Settings:
             raise ConfigError(
                 "production needs MATCHER_SECRET_KEY of at least 32 random characters"
             )
+        if self.log_format not in ("", "json", "text"):
+            raise ConfigError("MATCHER_LOG_FORMAT must be json or text")
         if self.max_body_bytes <= 0:
             raise ConfigError("limits must be positive")
+        if self.rate_limit_per_minute < 0:
+            raise ConfigError("MATCHER_RATE_LIMIT_PER_MINUTE must be 0 (off) or positive")

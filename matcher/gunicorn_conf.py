@@ -10,7 +10,7 @@ worker_class = "gthread"
 threads = 4
 timeout = 60
 graceful_timeout = 20
-accesslog = "-"
+accesslog = None  # the app logs one line per request, with its request id (matcher.logs)
 preload_app = False  # each worker imports the app after PROMETHEUS_MULTIPROC_DIR is set
 
 

@@ -154,10 +154,14 @@ class FolderMailer:
 
 
 @contextmanager
-def mailer_for(smtp_url: str, outbox_folder: Path) -> Iterator[SmtpMailer | FolderMailer]:
+def mailer_for(
+    smtp_url: str, outbox_folder: Path, timeout: float = SMTP_TIMEOUT_SECONDS
+) -> Iterator[SmtpMailer | FolderMailer]:
     """The mailer the settings ask for, closed afterwards."""
     mailer: SmtpMailer | FolderMailer = (
-        SmtpMailer(SmtpTarget.from_url(smtp_url)) if smtp_url else FolderMailer(outbox_folder)
+        SmtpMailer(SmtpTarget.from_url(smtp_url), timeout)
+        if smtp_url
+        else FolderMailer(outbox_folder)
     )
     try:
         yield mailer

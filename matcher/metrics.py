@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from flask import Flask, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -14,6 +15,10 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.core import GaugeMetricFamily
+
+if TYPE_CHECKING:  # services record metrics too, and import no Flask
+    from flask import Flask
 
 REQUESTS = Counter(
     "matcher_http_requests_total", "HTTP requests served", ["method", "endpoint", "status"]
@@ -26,8 +31,61 @@ LATENCY = Histogram(
 )
 
 
+MATCH_RUN_SECONDS = Histogram(
+    "matcher_match_run_seconds",
+    "Time to load, solve and store a match run",
+    ["method", "status"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+OUTBOX_SENDS = Counter(
+    "matcher_outbox_attempts_total", "Email send attempts by outcome", ["outcome"]
+)
+
+
+class DatabaseCollector:
+    """Figures every process shares, read from the database at scrape time: the outbox backlog
+    and failures, and match runs by status (correct whichever process did the work)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from sqlalchemy import func, select
+
+        from matcher.db import utcnow
+        from matcher.extensions import state
+        from matcher.models import MatchRun, Reminder
+
+        with state(self.app).session_factory() as session:
+            outbox = GaugeMetricFamily(
+                "matcher_outbox_emails", "Emails in the outbox by status", labels=["status"]
+            )
+            for status, count in session.execute(
+                select(Reminder.status, func.count()).group_by(Reminder.status)
+            ):
+                outbox.add_metric([status], count)
+            yield outbox
+            oldest = session.scalar(
+                select(func.min(Reminder.created_at)).where(Reminder.status == "pending")
+            )
+            age = GaugeMetricFamily(
+                "matcher_outbox_oldest_pending_seconds", "Age of the oldest email still pending"
+            )
+            age.add_metric([], (utcnow() - oldest).total_seconds() if oldest else 0.0)
+            yield age
+            runs = GaugeMetricFamily(
+                "matcher_match_runs", "Match runs by status", labels=["status"]
+            )
+            for status, count in session.execute(
+                select(MatchRun.status, func.count()).group_by(MatchRun.status)
+            ):
+                runs.add_metric([status], count)
+            yield runs
+
+
 def register_metrics(app: Flask) -> None:
     """Time every request and serve ``/metrics``."""
+    from flask import Response, g, request
 
     @app.before_request
     def _start_timer() -> None:
@@ -44,8 +102,12 @@ def register_metrics(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics() -> Response:
+        registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            registry = CollectorRegistry()
             prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
-        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+            body = generate_latest(registry)
+        else:
+            body = generate_latest()
+        registry = CollectorRegistry()
+        registry.register(DatabaseCollector(app))
+        return Response(body + generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -25,6 +27,8 @@ from matcher.db import Base, UTCDateTime, utcnow
 
 ROLES = ("admin", "coordinator", "hr")
 RUN_STATUSES = ("queued", "running", "proposed", "committed", "failed")
+ACTIVE_RUN_STATUSES = ("queued", "running")  # at most one run of an alliance is in these
+ACTIVE_RUN_INDEX = "uq_match_runs_active_alliance_id"
 PROPOSAL_STATUSES = ("pending", "approved", "rejected")
 UNMATCHED_REASONS = ("no_eligible_craftsman", "capacity_exhausted", "excluded")
 MENTORSHIP_STATUSES = ("active", "ended")
@@ -233,11 +237,41 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class RateLimitWindow(Base):
+    """How many requests an API key made in one fixed window (the per-key rate limit).
+
+    One row per key and window, counted up by a single upsert per request; rows of past windows
+    are deleted by the key's first request of a new window.
+    """
+
+    __tablename__ = "rate_limit_windows"
+
+    key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix seconds
+    count: Mapped[int] = mapped_column(Integer)
+
+
+_ACTIVE_RUN = text(_one_of("status", ACTIVE_RUN_STATUSES))
+
+
 class MatchRun(TimestampMixin, Base):
     """One solve over an alliance with its parameters; holds proposals and the unmatched."""
 
     __tablename__ = "match_runs"
-    __table_args__ = (CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
+        # One queued or running run per alliance, kept by the database even for two
+        # concurrent requests (a partial unique index, on PostgreSQL and SQLite alike).
+        Index(
+            ACTIVE_RUN_INDEX,
+            "alliance_id",
+            unique=True,
+            postgresql_where=_ACTIVE_RUN,
+            sqlite_where=_ACTIVE_RUN,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"), index=True)
@@ -442,6 +476,7 @@ __all__ = [
     "MatchRun",
     "Mentorship",
     "Proposal",
+    "RateLimitWindow",
     "RejectedPair",
     "Reminder",
     "TrainingSummary",

@@ -44,10 +44,12 @@ def _postgres_database() -> Iterator[str]:
         pytest.skip(f"{message}; start it to run the PostgreSQL half of the suite")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-        base, _, _ = PG_URL.rpartition("/")
-        try:
-            yield f"{base}/{name}"
-        finally:
+    base, _, _ = PG_URL.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        # A fresh connection: the fault tests restart the server meanwhile.
+        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=30) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -41,6 +41,28 @@ def test_keys_create_prints_the_key_alone_and_stores_only_its_hash(
     assert response.status_code == 200
 
 
+def test_a_rotated_key_is_listed_then_revoked_and_refused(app: Flask, session: Session) -> None:
+    factories.alliance(session, "EMCA")
+    session.commit()
+    runner = app.test_cli_runner()
+    old = runner.invoke(args=["keys", "create", "--role", "admin", "--name", "old"]).stdout.strip()
+    new = runner.invoke(args=["keys", "create", "--role", "admin", "--name", "new"]).stdout.strip()
+    listed = runner.invoke(args=["keys", "list"]).stdout
+    assert "old" in listed and "new" in listed and old not in listed and "revoked" not in listed
+    old_id = session.scalars(select(ApiKey.id).where(ApiKey.name == "old")).one()
+    assert runner.invoke(args=["keys", "revoke", str(old_id)]).exit_code == 0
+    client = app.test_client()
+    assert (
+        client.get("/api/v1/alliances", headers={"Authorization": f"Bearer {old}"}).status_code
+        == 401
+    )
+    assert (
+        client.get("/api/v1/alliances", headers={"Authorization": f"Bearer {new}"}).status_code
+        == 200
+    )
+    assert "revoked" in runner.invoke(args=["keys", "list"]).stdout
+
+
 def test_keys_create_checks_the_scope(app: Flask, session: Session) -> None:
     factories.alliance(session, "EMCA")
     session.commit()

@@ -29,6 +29,17 @@ class NameConverter(BaseConverter):
     regex = r"[^/\x00]{1,100}"
 
 
+class ExternalIdConverter(BaseConverter):
+    """A person's external id in a path: a name, but never ``bulk``.
+
+    ``.../craftsmen/bulk`` is the bulk endpoint (POST); without this, a PUT there would upsert a
+    person whose external id is "bulk", a method the bulk path does not have (the OpenAPI
+    document's concrete path wins over the templated one, and so does the service).
+    """
+
+    regex = r"(?!bulk(?![^/]))[^/\x00]{1,100}"
+
+
 def register_api(app: Flask) -> Api:
     """Create the Api, mount every resource and the self-hosted docs page."""
     from matcher.api import (
@@ -41,14 +52,17 @@ def register_api(app: Flask) -> Api:
         skills,
         units,
     )
+    from matcher.rate_limits import RateLimitDocs
 
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["name"] = NameConverter
+    app.url_map.converters["external_id"] = ExternalIdConverter
     api = Api(
         app,
         spec_kwargs={
             "info": {"description": "Cross-unit mentorship matching for craftsman alliances."},
             "security": [{"bearerAuth": []}],
+            "extra_plugins": [RateLimitDocs()],
         },
     )
     api.register_converter(
@@ -56,6 +70,10 @@ def register_api(app: Flask) -> Api:
     )
     api.register_converter(
         NameConverter, lambda _c: {"type": "string", "minLength": 1, "maxLength": 100}
+    )
+    api.register_converter(
+        ExternalIdConverter,
+        lambda _c: {"type": "string", "minLength": 1, "maxLength": 100, "not": {"enum": ["bulk"]}},
     )
     api.spec.components.security_scheme(
         "bearerAuth",

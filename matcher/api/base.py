@@ -2,34 +2,117 @@
 
 from __future__ import annotations
 
+import http
 import json
 import math
 from typing import Any
 
 import flask_smorest
 import marshmallow as ma
+from apispec import BasePlugin
 from flask import Response
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
+from webargs import core as webargs_core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import HTTPException
 
-from matcher.api.problems import ProblemSchema, http_exception_problem
+from matcher.api.problems import PROBLEM_MIMETYPE, ProblemSchema, http_exception_problem
 
 MAX_PAGE = 1_000_000  # far beyond any real list; keeps OFFSET inside 64 bits on PostgreSQL
+WRITES = frozenset({"post", "put", "patch", "delete"})
+
+
+class ErrorResponsesPlugin(BasePlugin):
+    """Documents, on every operation, the error statuses the service's own layers can answer.
+
+    Which statuses an operation may answer follows from its shape, not from its view:
+
+    - every one: 401 (no or bad key), 403 (the key's role may not do this), 503 (database down);
+    - with ids or names in the path: 404 (absent, or outside the key's scope);
+    - with a JSON body: 400 (missing or not JSON), 413 (over the size limit), 415 (sent as
+      another media type), 422 (invalid fields);
+    - with query arguments: 422;
+    - writes: 409 (a concurrent write got there first; services raise it for stale state too).
+
+    Statuses particular to one operation (412, 428, a 404 for ids in the query) are documented
+    at the view with ``@blp.alt_response``. There is no catch-all ``default`` response, so the
+    OpenAPI document lists exactly what a client has to handle (and the fuzz test holds the
+    service to it).
+    """
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        rule = kwargs.get("rule")
+        has_path_arguments = bool(rule.arguments) if rule is not None else "{" in (path or "")
+        for method, operation in (operations or {}).items():
+            if method.upper() not in flask_smorest.Blueprint.HTTP_METHODS:
+                continue
+            statuses = [401, 403, 503]
+            if has_path_arguments:
+                statuses.append(404)
+            if "requestBody" in operation:
+                statuses += [400, 413, 415, 422]
+            if any(p.get("in") == "query" for p in operation.get("parameters", [])):
+                statuses.append(422)
+            if method.lower() in WRITES:
+                statuses.append(409)
+            responses = operation.setdefault("responses", {})
+            for status in sorted(statuses):
+                if status not in responses and str(status) not in responses:
+                    responses[status] = http.HTTPStatus(status).name
 
 
 class Api(flask_smorest.Api):  # type: ignore[misc]
     """The service's Api: errors are RFC 9457 problems, documented with their schema."""
 
     ERROR_SCHEMA = ProblemSchema
+    # No catch-all: ErrorResponsesPlugin documents each operation's error statuses one by one.
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _init_spec(self, *, extra_plugins: Any = None, **options: Any) -> None:
+        plugins = [*(extra_plugins or ()), ErrorResponsesPlugin()]
+        super()._init_spec(extra_plugins=plugins, **options)
+
+    def _register_responses(self) -> None:
+        """The error responses, as flask-smorest names them (``NOT_FOUND``, ...), documented
+        as what they are: ``application/problem+json`` bodies of :class:`ProblemSchema`."""
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["content"] = {PROBLEM_MIMETYPE: {"schema": self.ERROR_SCHEMA}}
+            self.spec.components.response(status.name, response, lazy=True)
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         """Every HTTP error, webargs' validation errors included, as problem+json."""
         return http_exception_problem(error)
 
 
+class Parser(FlaskParser):
+    """webargs' parser, except that a JSON body is required where one is documented.
+
+    webargs reads an absent body, or one sent as another media type, as ``{}``: a PATCH of
+    form data would answer 200 having changed nothing. Every body of this API is required.
+    """
+
+    def load_json(self, req: Any, schema: ma.Schema) -> Any:
+        data = super().load_json(req, schema)
+        if data is not webargs_core.missing:
+            return data
+        if not is_json_request(req) and (req.content_length or req.get_data(cache=True)):
+            abort(
+                415,
+                message="Send the body as application/json (it came as "
+                f"{req.mimetype or 'no media type'}); nothing was written.",
+            )
+        abort(400, message="This request needs a JSON body; nothing was written.")
+
+
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
     """Blueprint base for every resource of the API."""
+
+    ARGUMENTS_PARSER = Parser()
 
     def query(self, schema: type[ma.Schema]) -> Any:
         """Query-string arguments; an unknown one is an error, never silently ignored."""

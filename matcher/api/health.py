@@ -31,4 +31,14 @@ def readyz() -> Response:
             detail=f"Database schema is at {status.current}, expected {status.head}; "
             "run 'matcher db upgrade'.",
         )
-    return jsonify(status="ready", database="ok", schema=status.current)
+    from jobs.scheduler import LeaderLock
+
+    # Reported, not required: the API serves without the scheduler, but an operator should know
+    # that reminders and queued runs wait.
+    active = LeaderLock(state().engine).held_elsewhere()
+    return jsonify(
+        status="ready",
+        database="ok",
+        schema=status.current,
+        scheduler="active" if active else "not running",
+    )

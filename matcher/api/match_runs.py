@@ -170,9 +170,17 @@ class AllianceMatchRuns(MethodView):
 
     @blp.arguments(MatchRunCreateSchema)
     @blp.response(201, MatchRunSchema, description="Solved within the request")
-    @blp.alt_response(202, schema=MatchRunSchema, description="Queued; poll the Location")
+    @blp.alt_response(
+        202,
+        schema=MatchRunSchema,
+        description="Queued; poll the Location",
+        headers={"Location": {"schema": {"type": "string"}, "description": "The run's URL"}},
+    )
     def post(self, body: dict[str, Any], alliance_id: int) -> Any:
-        """Start a match run: solved at once when small, else queued for the scheduler."""
+        """Start a match run: solved at once when small, else queued for the scheduler.
+
+        One run at a time per alliance: while another of its runs is queued or running, 409.
+        """
         caller = principal()
         alliance = access.alliance_in_scope(db(), caller, alliance_id)
         run = start_match_run(
@@ -234,6 +242,7 @@ class RunUnmatched(MethodView):
 class PairScore(MethodView):
     @blp.query(PairScoreArgsSchema)
     @blp.response(200, PairScoreSchema)
+    @blp.alt_response(404, response="NOT_FOUND")  # no such person in the key's scope
     def get(self, args: dict[str, Any]) -> Any:
         """The score and explanation the matcher would give a pair, or what forbids it."""
         caller = principal()

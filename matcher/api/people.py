@@ -11,6 +11,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from matcher.api.base import Blueprint, paginate
+from matcher.api.problems import PROBLEM_MIMETYPE, ProblemSchema
 from matcher.api.schemas import (
     ApprenticeBulkItemSchema,
     ApprenticePatchSchema,
@@ -56,11 +57,17 @@ def people_blueprint(
         access.unit_in_scope(db(), principal(), person.unit_id)  # 404 outside the key's scope
         return person
 
-    @blp.route(f"/units/<id:unit_id>/{plural}/<name:external_id>")
+    @blp.route(f"/units/<id:unit_id>/{plural}/<external_id:external_id>")
     class PersonByExternalId(MethodView):
         @blp.arguments(schema)
         @blp.response(200, schema, description="Updated (or unchanged)")
         @blp.alt_response(201, schema=schema, description="Created")
+        @blp.alt_response(
+            405,
+            schema=ProblemSchema,
+            content_type=PROBLEM_MIMETYPE,
+            description="The external id 'bulk' names the bulk endpoint, which takes POST only",
+        )
         def put(self, item: dict[str, Any], unit_id: int, external_id: str) -> Any:
             """Create or replace one person by the HR system's id (hr of the unit)."""
             unit = access.unit_in_scope(db(), principal(), unit_id)

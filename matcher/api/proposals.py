@@ -36,6 +36,13 @@ blp = Blueprint("proposals", __name__, description="Review of proposals and comm
 BLUEPRINTS = [blp]
 
 DECISIONS = ["approved", "rejected", "pending"]
+IF_MATCH = {
+    "in": "header",
+    "name": "If-Match",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The proposal's current ETag (from GET); without it 428, if stale 412",
+}
 
 
 class ProposalPatchSchema(BaseSchema):
@@ -136,6 +143,9 @@ class ProposalById(MethodView):
 
     @blp.arguments(ProposalPatchSchema)
     @blp.response(200, ProposalSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.alt_response(412, response="PRECONDITION_FAILED")
+    @blp.alt_response(428, response="PRECONDITION_REQUIRED")
+    @blp.doc(parameters=[IF_MATCH])
     def patch(self, change: dict[str, Any], proposal_id: int) -> Any:
         """Approve, reject or swap a proposal; needs ``If-Match`` with its current ``ETag``."""
         proposal = _proposal_in_scope(proposal_id)

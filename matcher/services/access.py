@@ -78,19 +78,28 @@ def create_key(
     return CreatedKey(secret=secret, api_key=api_key)
 
 
-def authenticate(session: Session, authorization: str | None) -> Principal:
-    """Turn an ``Authorization: Bearer <key>`` header into the caller, or raise 401."""
+def bearer_key(authorization: str | None) -> str:
+    """The key of an ``Authorization: Bearer <key>`` header, or raise 401."""
     if not authorization:
         raise Unauthorized("Send 'Authorization: Bearer <key>'.")
     scheme, _, key = authorization.partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("Send 'Authorization: Bearer <key>'.")
+    return key
+
+
+UNKNOWN_KEY = "The key is unknown or revoked."
+
+
+def authenticate(session: Session, authorization: str | None) -> Principal:
+    """Turn an ``Authorization: Bearer <key>`` header into the caller, or raise 401."""
+    key = bearer_key(authorization)
     api_key = session.scalars(
         select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
     ).one_or_none()
     if api_key is None:
-        raise Unauthorized("The key is unknown or revoked.")
+        raise Unauthorized(UNKNOWN_KEY)
     return Principal(
         role=api_key.role,
         alliance_id=api_key.alliance_id,

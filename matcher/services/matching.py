@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from matcher.algorithms import (
@@ -26,8 +27,11 @@ from matcher.algorithms import (
     solve_match,
 )
 from matcher.db import utcnow
-from matcher.errors import NotFound, ValidationFailed
+from matcher.errors import Conflict, NotFound, ValidationFailed
+from matcher.metrics import MATCH_RUN_SECONDS
 from matcher.models import (
+    ACTIVE_RUN_INDEX,
+    ACTIVE_RUN_STATUSES,
     Alliance,
     Apprentice,
     ApprenticeWant,
@@ -313,10 +317,30 @@ def estimate_cells(session: Session, *, alliance: Alliance, params: Mapping[str,
     return int(slots) * int(apprentices)
 
 
+def _active_run_conflict(session: Session, alliance: Alliance) -> Conflict | None:
+    """409 if a run of the alliance is queued or running: one run at a time per alliance."""
+    active = session.execute(
+        select(MatchRun.id, MatchRun.status)
+        .where(MatchRun.alliance_id == alliance.id, MatchRun.status.in_(ACTIVE_RUN_STATUSES))
+        .limit(1)
+    ).first()
+    if active is None:
+        return None
+    return Conflict(
+        f"Match run {active.id} of this alliance is still {active.status}; an alliance has one "
+        f"run at a time. Wait until it is done (GET /api/v1/match-runs/{active.id}), then start "
+        "this one again. Nothing was written."
+    )
+
+
 def create_match_run(
     session: Session, *, alliance: Alliance, params: Mapping[str, Any], created_by: str | None
 ) -> MatchRun:
-    """A queued run with validated parameters."""
+    """A queued run with validated parameters; 409 while another run of the alliance is queued
+    or running (a partial unique index keeps that true for concurrent requests too)."""
+    conflict = _active_run_conflict(session, alliance)
+    if conflict is not None:
+        raise conflict
     run = MatchRun(
         alliance_id=alliance.id,
         status="queued",
@@ -326,7 +350,16 @@ def create_match_run(
         created_by=created_by,
     )
     session.add(run)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # A concurrent request started a run of the alliance between the check and the insert.
+        if not any(n in str(exc.orig) for n in (ACTIVE_RUN_INDEX, "match_runs.alliance_id")):
+            raise
+        session.rollback()
+        raise _active_run_conflict(session, alliance) or Conflict(
+            "Another run of this alliance was started at the same time; nothing was written."
+        ) from exc
     return run
 
 
@@ -340,13 +373,25 @@ def start_match_run(
 ) -> MatchRun:
     """Solve the run at once when small; a large one stays queued for the scheduler process.
 
-    The same rule as the API's POST: a web worker is never blocked by a large solve.
+    The same rule as the API's POST: a web worker is never blocked by a large solve. A run solved
+    at once is committed as ``running`` first, so that another start for the alliance is refused
+    (409) while it solves, and SQLite's write lock is not held meanwhile; the caller commits the
+    result. A crash while solving is recorded on the run (``failed``) before it propagates.
     """
     run = create_match_run(session, alliance=alliance, params=params, created_by=created_by)
     if estimate_cells(session, alliance=alliance, params=run.params) > inline_max_cells:
         return run
     run.status = "running"
-    return execute_match_run(session, run=run)
+    run.progress = {"stage": "loading", "fraction": 0.0}
+    run.updated_at = utcnow()
+    session.commit()
+    try:
+        return execute_match_run(session, run=run)
+    except Exception:
+        session.rollback()
+        _fail(session, run, "Internal error while solving; the operator's log has details.")
+        session.commit()
+        raise
 
 
 def get_match_run(session: Session, *, run_id: int) -> MatchRun:
@@ -392,6 +437,16 @@ def execute_match_run(
     session: Session, *, run: MatchRun, progress: Progress | None = None
 ) -> MatchRun:
     """Solve a run and store its proposals and unmatched; a failure is recorded on the run."""
+    started = time.perf_counter()
+    try:
+        _solve_and_store(session, run=run, progress=progress)
+    finally:
+        method = str((run.stats or {}).get("method", "none")).split("+")[0]
+        MATCH_RUN_SECONDS.labels(method, run.status).observe(time.perf_counter() - started)
+    return run
+
+
+def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | None) -> MatchRun:
     alliance = session.get(Alliance, run.alliance_id)
     assert alliance is not None
     params = run.params

@@ -6,9 +6,14 @@ from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
 
+from jobs.scheduler import LeaderLock
 from matcher import create_app
 from matcher.extensions import state
+from matcher.models import Reminder
+from matcher.services.matching import create_match_run, execute_match_run
+from tests.factories import World
 
 
 def test_healthz_and_readyz(client: FlaskClient) -> None:
@@ -16,6 +21,40 @@ def test_healthz_and_readyz(client: FlaskClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.get_json()["status"] == "ready"
+
+
+def test_readyz_reports_whether_a_scheduler_is_active(app: Flask, client: FlaskClient) -> None:
+    assert client.get("/readyz").get_json()["scheduler"] == "not running"
+    scheduler = LeaderLock(state(app).engine)  # what a running `matcher scheduler` holds
+    assert scheduler.try_acquire()
+    try:
+        assert client.get("/readyz").get_json()["scheduler"] == "active"
+    finally:
+        scheduler.release()
+    assert client.get("/readyz").get_json()["scheduler"] == "not running"
+
+
+def test_metrics_show_the_outbox_and_match_runs_from_the_database(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    run = create_match_run(session, alliance=world.alliance, params={}, created_by="test")
+    execute_match_run(session, run=run)
+    session.add(
+        Reminder(
+            alliance_id=world.alliance.id,
+            kind="digest",
+            recipient="c@example.cn",
+            recipient_role="coordinator",
+            dedupe_key="digest:test",
+            status="failed",
+        )
+    )
+    session.commit()
+    body = client.get("/metrics").get_data(as_text=True)
+    assert 'matcher_outbox_emails{status="failed"} 1.0' in body
+    assert 'matcher_match_runs{status="proposed"} 1.0' in body
+    assert "matcher_outbox_oldest_pending_seconds 0.0" in body
+    assert 'matcher_match_run_seconds_count{method="dense",status="proposed"}' in body
 
 
 def test_readyz_is_503_when_the_schema_is_not_migrated(tmp_path: Path) -> None:

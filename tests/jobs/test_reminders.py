@@ -6,8 +6,10 @@ import dataclasses
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -246,7 +248,7 @@ def test_smtp_5xx_fails_the_email_and_shows_it(
 
 
 def _outbox_process(
-    database_url: str, sink: Sink, now: datetime | None = None
+    database_url: str, sink: Sink, command: tuple[str, ...] = ("jobs", "run", "outbox")
 ) -> subprocess.Popen[str]:
     env = {
         **os.environ,
@@ -255,9 +257,7 @@ def _outbox_process(
         "MATCHER_SECRET_KEY": "test-secret-key-" + "x" * 32,
         "MATCHER_BASE_URL": "http://testserver",
     }
-    argv = [str(Path(sys.executable).parent / "matcher"), "jobs", "run", "outbox"]
-    if now is not None:
-        argv += ["--now", now.isoformat()]
+    argv = [str(Path(sys.executable).parent / "matcher"), *command]
     return subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -280,23 +280,38 @@ def test_two_outbox_processes_at_once_deliver_every_email_exactly_once(
     )
 
 
+@pytest.mark.parametrize(
+    "command",
+    [("jobs", "run", "outbox"), ("scheduler",)],
+    ids=["outbox-job", "scheduler-process"],
+)
 def test_a_sender_killed_mid_send_loses_nothing_and_sends_nothing_twice(
-    app: Flask, session: Session, world: World, smtp_sink: Sink, database_url: str
+    app: Flask,
+    session: Session,
+    world: World,
+    smtp_sink: Sink,
+    database_url: str,
+    command: tuple[str, ...],
 ) -> None:
     make_pairs(session, world, count=3)
-    run(app, "reminders", at_local(DUE - timedelta(days=1)))
+    if command[0] == "jobs":
+        run(app, "reminders", at_local(DUE - timedelta(days=1)))
+    # else the scheduler queues them itself (its start-up reminders scan), then sends
     smtp_sink.stall_first_recipient.set()
-    sender = _outbox_process(database_url, smtp_sink)
-    assert smtp_sink.stalled.wait(timeout=60), "the sender never reached the SMTP server"
+    sender = _outbox_process(database_url, smtp_sink, command)
+    assert smtp_sink.stalled.wait(timeout=90), "the sender never reached the SMTP server"
     sender.send_signal(signal.SIGKILL)
     sender.communicate(timeout=30)
     smtp_sink.stall_first_recipient.clear()
     assert smtp_sink.message_ids() == []
+    session.expire_all()
+    queued = session.scalar(select(func.count()).select_from(Reminder)) or 0
+    assert queued > 0
     # The dead sender's lease runs out; the next run sends everything, once.
     later = datetime.now(UTC) + LEASE + timedelta(seconds=1)
-    assert run(app, "outbox", later, smtp_url=smtp_sink.url)["sent"] == 6
+    assert run(app, "outbox", later, smtp_url=smtp_sink.url)["sent"] == queued
     ids = smtp_sink.message_ids()
-    assert len(ids) == 6 and len(set(ids)) == 6
+    assert len(ids) == queued and len(set(ids)) == queued
 
 
 def test_a_reminder_queued_before_the_summary_came_in_is_cancelled_not_sent(
@@ -334,3 +349,47 @@ def test_the_outbox_logs_in_when_the_smtp_url_has_credentials(
     with_login = f"smtp://{user}:{quote(password, safe='')}@127.0.0.1:{smtp_sink_with_login.port}"
     assert run(app, "outbox", now + timedelta(minutes=1), smtp_url=with_login)["sent"] == 2
     assert len(smtp_sink_with_login.message_ids()) == 2
+
+
+def test_a_stalled_smtp_server_times_out_the_outbox_while_the_web_answers(
+    app: Flask, client: FlaskClient, session: Session, world: World
+) -> None:
+    make_pairs(session, world)
+    now = at_local(DUE - timedelta(days=1))
+    run(app, "reminders", now)
+    connected = threading.Event()
+    with socket.socket() as server:  # accepts, then never says a word (no SMTP greeting)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        held: list[socket.socket] = []
+
+        def accept() -> None:
+            while True:
+                try:
+                    connection, _ = server.accept()
+                except OSError:
+                    return
+                held.append(connection)
+                connected.set()
+
+        threading.Thread(target=accept, daemon=True).start()
+        outcome: dict[str, Any] = {}
+        sender = threading.Thread(
+            target=lambda: outcome.update(
+                run(app, "outbox", now, smtp_url=f"smtp://127.0.0.1:{port}", smtp_timeout_seconds=2)
+            )
+        )
+        sender.start()
+        assert connected.wait(timeout=30)
+        # The outbox is stuck on the stalled server; the web is not.
+        assert client.get("/healthz").status_code == 200
+        listed = client.get(f"{API}/reminders", headers=world.auth("coordinator"))
+        assert listed.status_code == 200 and len(listed.get_json()) == 2
+        assert sender.is_alive()
+        sender.join(timeout=60)
+        for connection in held:
+            connection.close()
+    assert outcome == {"sent": 0, "retry": 2, "failed": 0, "cancelled": 0}
+    session.expire_all()
+    assert {r.status for r in session.scalars(select(Reminder))} == {"pending"}
