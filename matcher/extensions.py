@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g
@@ -10,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from matcher.config import Settings
 from matcher.services.access import Principal
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,14 @@ def close_db(_exc: BaseException | None = None) -> None:
     """Close the request's session; whatever was not committed is rolled back."""
     session: Session | None = g.pop("db_session", None)
     if session is not None:
-        session.close()
+        try:
+            session.close()
+        except Exception:
+            # The connection died under the request (database restarted): the request has its
+            # answer already and nothing uncommitted survives; drop the connection, not the app.
+            log.warning("closing a request's session failed; its connection is discarded")
+            with contextlib.suppress(Exception):
+                session.invalidate()
 
 
 def principal() -> Principal:
