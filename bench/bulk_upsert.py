@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import psycopg
+from scratch import scratch_database
 from sqlalchemy import select
 
 from matcher import create_app
@@ -32,23 +27,7 @@ from matcher.services.access import create_key
 from matcher.services.alliances import create_alliance, create_unit
 from matcher.services.skills import put_skill
 
-PG_URL = os.environ.get("MATCHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SKILLS = [f"技能{i:03}" for i in range(300)]
-
-
-@contextmanager
-def database(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/bench.db"
-        return
-    name = f"matcher_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{PG_URL.rpartition('/')[0]}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def apprentices(n: int, rng: random.Random, tag: str) -> list[dict[str, Any]]:
@@ -96,7 +75,7 @@ def naive_upsert(session: Any, unit_id: int, items: list[dict[str, Any]]) -> Non
 
 def run(backend: str, n: int, naive_n: int) -> None:
     rng = random.Random(7)
-    with database(backend) as url:
+    with scratch_database(backend) as url:
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()

@@ -37,34 +37,16 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
+from scratch import scratch_database
 
-PG_URL = os.environ.get("MATCHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEMO = Path(__file__).resolve().parent.parent / "matcher" / "demo" / "alliance.json"
 MATCHER = str(Path(sys.executable).parent / "matcher")
 API = "/api/v1"
-
-
-@contextmanager
-def database(sqlite: bool, folder: Path) -> Iterator[str]:
-    if sqlite:
-        yield f"sqlite:///{folder / 'load.db'}"
-        return
-    name = f"matcher_load_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{PG_URL.rpartition('/')[0]}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def matcher(env: dict[str, str], *args: str) -> str:
@@ -465,7 +447,7 @@ def main() -> None:
     backend = "SQLite" if args.sqlite else "PostgreSQL"
     with tempfile.TemporaryDirectory(prefix="matcher-load-") as tmp:
         folder = Path(tmp)
-        with database(args.sqlite, folder) as url:
+        with scratch_database("sqlite" if args.sqlite else "postgresql") as url:
             env = {
                 **os.environ,
                 "MATCHER_DATABASE_URL": url,

@@ -24,14 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
@@ -39,6 +35,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+from scratch import scratch_database
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,7 +55,6 @@ from matcher.services.mentorships import local_today
 from matcher.services.reminders import ESCALATE_AFTER_DAYS, REMIND_DAYS_BEFORE, queue_reminders
 from matcher.services.users import create_user
 
-PG_URL = os.environ.get("MATCHER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TIMEZONE = "Asia/Shanghai"
 CADENCE = 30
 UNITS = 12
@@ -68,22 +64,6 @@ BATCH = 10_000
 # The hourly job's run on a Monday morning, local time.
 NOW = datetime(2026, 6, 15, 9, 5, tzinfo=ZoneInfo(TIMEZONE)).astimezone(UTC)
 KINDS = ("upcoming", "overdue", "escalation")
-
-
-@contextmanager
-def database(backend: str) -> Iterator[str]:
-    """A scratch database (PostgreSQL: matcher_bench_<uuid>, dropped at the end)."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/bench.db"
-        return
-    name = f"matcher_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{PG_URL.rpartition('/')[0]}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
@@ -333,7 +313,7 @@ def _fmt(counts: dict[str, int]) -> str:
 
 def run(backend: str, n: int, naive_n: int) -> None:
     naive_n = min(naive_n, n)
-    with database(backend) as url:
+    with scratch_database(backend) as url:
         engine = make_engine(url)
         upgrade(engine)
         factory = make_session_factory(engine)
