@@ -8,18 +8,23 @@ import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
-from matcher.api.base import Blueprint, PageArgsSchema, paginate
+from matcher.api.base import Blueprint, PageArgsSchema, json_list, page_rows, paginate
 from matcher.api.fields import StrictBoolean, StrictFloat, StrictInteger
 from matcher.api.schemas import BaseSchema
 from matcher.errors import NotFound
 from matcher.extensions import db, principal, state
-from matcher.models import Apprentice, Craftsman, MatchRun, Proposal, UnmatchedApprentice
+from matcher.models import Apprentice, Craftsman, MatchRun
 from matcher.services import access
 from matcher.services.matching import (
     pair_score,
     start_match_run,
+)
+from matcher.services.run_report import (
+    proposal_items,
+    proposals_query,
+    unmatched_items,
+    unmatched_query,
 )
 
 blp = Blueprint("match_runs", __name__, description="Match runs, proposals and the unmatched")
@@ -211,15 +216,9 @@ class RunProposals(MethodView):
     def get(self, args: dict[str, Any], run_id: int) -> Any:
         """List a run's proposals, best score first."""
         run = access.match_run_in_scope(db(), principal(), run_id)
-        stmt = (
-            select(Proposal)
-            .where(Proposal.match_run_id == run.id)
-            .options(selectinload(Proposal.craftsman), selectinload(Proposal.apprentice))
-            .order_by(Proposal.score.desc(), Proposal.id)
-        )
-        if "status" in args:
-            stmt = stmt.where(Proposal.status == args["status"])
-        return paginate(db(), stmt, args)
+        stmt = proposals_query(run_id=run.id, status=args.get("status"))
+        rows, headers = page_rows(db(), stmt, args)
+        return json_list(proposal_items(rows), headers)
 
 
 @blp.route("/match-runs/<id:run_id>/unmatched")
@@ -229,13 +228,8 @@ class RunUnmatched(MethodView):
     def get(self, args: dict[str, Any], run_id: int) -> Any:
         """List the apprentices a run left unmatched, with the reason."""
         run = access.match_run_in_scope(db(), principal(), run_id)
-        stmt = (
-            select(UnmatchedApprentice)
-            .where(UnmatchedApprentice.match_run_id == run.id)
-            .options(selectinload(UnmatchedApprentice.apprentice))
-            .order_by(UnmatchedApprentice.apprentice_id)
-        )
-        return paginate(db(), stmt, args)
+        rows, headers = page_rows(db(), unmatched_query(run_id=run.id), args)
+        return json_list(unmatched_items(rows), headers)
 
 
 @blp.route("/pair-score")

@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 from flask.views import MethodView
 
-from matcher.api.base import Blueprint, PageArgsSchema, paginate
+from matcher.api.base import Blueprint, PageArgsSchema, json_list, page_rows, paginate
 from matcher.api.fields import StrictFloat, text
 from matcher.api.match_runs import PersonRefSchema
 from matcher.api.schemas import BaseSchema
@@ -21,7 +21,9 @@ from matcher.services.mentorships import (
     end_mentorship,
     get_mentorship,
     local_today,
-    mentorship_view,
+    mentorship_item,
+    mentorship_items,
+    mentorship_rows,
     mentorships_query,
     summaries_query,
 )
@@ -106,17 +108,16 @@ class Mentorships(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """List the mentorships the key can see (hr: those of its own unit's people)."""
         caller = principal()
-        timezone = _timezone(caller)
-        today = local_today(timezone)
+        overdue_on = local_today(_timezone(caller)) if args.get("overdue") else None
         stmt = mentorships_query(
             caller,
             status=args.get("status"),
             unit_id=args.get("unit_id"),
             alliance_id=args.get("alliance_id"),
-            overdue_on=today if args.get("overdue") else None,
+            overdue_on=overdue_on,
         )
-        items, status, headers = paginate(db(), stmt, args)
-        return [mentorship_view(m, today) for m in items], status, headers
+        rows, headers = page_rows(db(), mentorship_rows(stmt), args)
+        return json_list(mentorship_items(rows), headers)
 
 
 @blp.route("/mentorships/<id:mentorship_id>")
@@ -124,8 +125,7 @@ class MentorshipById(MethodView):
     @blp.response(200, MentorshipSchema)
     def get(self, mentorship_id: int) -> Any:
         """Read a mentorship with its next due date and overdue periods."""
-        mentorship = get_mentorship(db(), principal(), mentorship_id)
-        return mentorship_view(mentorship, local_today(_timezone(principal(), mentorship)))
+        return mentorship_item(db(), principal(), mentorship_id)
 
 
 @blp.route("/mentorships/<id:mentorship_id>/end")
@@ -138,7 +138,7 @@ class EndMentorship(MethodView):
         today = local_today(_timezone(caller, mentorship))
         end_mentorship(db(), mentorship=mentorship, today=today)
         db().commit()
-        return mentorship_view(mentorship, today)
+        return mentorship_item(db(), caller, mentorship_id)
 
 
 @blp.route("/mentorships/<id:mentorship_id>/summaries")

@@ -10,7 +10,7 @@ from typing import Any
 import marshmallow as ma
 from flask.views import MethodView
 
-from matcher.api.base import Blueprint, paginate
+from matcher.api.base import Blueprint, json_list, page_rows
 from matcher.api.problems import PROBLEM_MIMETYPE, ProblemSchema
 from matcher.api.schemas import (
     ApprenticeBulkItemSchema,
@@ -29,12 +29,15 @@ from matcher.services import access
 from matcher.services.people import (
     APPRENTICE,
     CRAFTSMAN,
+    Item,
     Person,
     PersonKind,
     deactivate_person,
     get_person,
     patch_person,
+    people_items,
     people_query,
+    person_item,
     upsert_people,
     upsert_person,
 )
@@ -56,6 +59,11 @@ def people_blueprint(
         person = get_person(db(), kind=kind, person_id=person_id)
         access.unit_in_scope(db(), principal(), person.unit_id)  # 404 outside the key's scope
         return person
+
+    def _item_in_scope(person_id: int) -> Item:
+        item = person_item(db(), kind=kind, person_id=person_id)
+        access.unit_in_scope(db(), principal(), item["unit_id"])  # 404 outside the key's scope
+        return item
 
     @blp.route(f"/units/<id:unit_id>/{plural}/<external_id:external_id>")
     class PersonByExternalId(MethodView):
@@ -79,7 +87,7 @@ def people_blueprint(
                 )
             outcome = upsert_person(db(), kind=kind, unit=unit, item=item)
             db().commit()
-            person = get_person(db(), kind=kind, person_id=outcome.ids[0])
+            person = person_item(db(), kind=kind, person_id=outcome.ids[0])
             return person, 201 if outcome.results[0] == "created" else 200
 
     @blp.route(f"/units/<id:unit_id>/{plural}/bulk")
@@ -107,18 +115,20 @@ def people_blueprint(
             """List a unit's people, filtered and paginated."""
             unit = access.unit_in_scope(db(), principal(), unit_id)
             filters = {k: args[k] for k in ("active", "updated_since", "external_id") if k in args}
-            return paginate(db(), people_query(kind=kind, unit_ids=[unit.id], **filters), args)
+            stmt = people_query(kind=kind, unit_ids=[unit.id], **filters)
+            rows, headers = page_rows(db(), stmt, args)
+            return json_list(people_items(db(), kind=kind, rows=rows), headers)
 
     @blp.route(f"/{plural}/<id:person_id>")
     class PersonById(MethodView):
         @blp.response(200, schema)
-        def get(self, person_id: int) -> Person:
+        def get(self, person_id: int) -> Item:
             """Read one person."""
-            return _person_in_scope(person_id)
+            return _item_in_scope(person_id)
 
         @blp.arguments(patch_schema(partial=top_level(patch_schema)))
         @blp.response(200, schema)
-        def patch(self, changes: dict[str, Any], person_id: int) -> Person:
+        def patch(self, changes: dict[str, Any], person_id: int) -> Item:
             """Change some fields of a person (hr of the unit)."""
             person = _person_in_scope(person_id)
             access.require_people_writer(principal(), person.unit)
@@ -127,9 +137,9 @@ def people_blueprint(
                     "The external id cannot change; create the person under the new id instead.",
                     errors={"external_id": ["Cannot change."]},
                 )
-            person = patch_person(db(), kind=kind, person=person, changes=changes)
+            patch_person(db(), kind=kind, person=person, changes=changes)
             db().commit()
-            return person
+            return person_item(db(), kind=kind, person_id=person_id)
 
         @blp.response(204)
         def delete(self, person_id: int) -> None:

@@ -12,7 +12,6 @@ import marshmallow as ma
 from flask import Response, request
 from flask.views import MethodView
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from matcher.api.base import Blueprint, PageArgsSchema, paginate
 from matcher.api.fields import StrictFloat, StrictInteger, Text
@@ -31,6 +30,7 @@ from matcher.services.review import (
     rejected_pairs_query,
     swap,
 )
+from matcher.services.run_report import proposals_query
 
 blp = Blueprint("proposals", __name__, description="Review of proposals and commit of a run")
 BLUEPRINTS = [blp]
@@ -205,12 +205,7 @@ class ProposalsCsv(MethodView):
             .execute(select(Unit.id, Unit.name).where(Unit.alliance_id == run.alliance_id))
             .all()
         )
-        proposals = db().scalars(
-            select(Proposal)
-            .where(Proposal.match_run_id == run.id)
-            .options(selectinload(Proposal.craftsman), selectinload(Proposal.apprentice))
-            .order_by(Proposal.score.desc(), Proposal.id)
-        )
+        proposals = db().execute(proposals_query(run_id=run.id))
         out = io.StringIO()
         out.write("\ufeff")
         writer = csv.writer(out)
@@ -245,11 +240,11 @@ class ProposalsCsv(MethodView):
                         f"{p.score:.4f}",
                         f"{p.fit:.4f}",
                         p.craftsman_id,
-                        p.craftsman.name,
-                        units.get(p.craftsman.unit_id, ""),
+                        p.craftsman_name,
+                        units.get(p.craftsman_unit_id, ""),
                         p.apprentice_id,
-                        p.apprentice.name,
-                        units.get(p.apprentice.unit_id, ""),
+                        p.apprentice_name,
+                        units.get(p.apprentice_unit_id, ""),
                         explanation,
                         p.comment or "",
                     )

@@ -7,14 +7,15 @@ on the row so that reminders and overdue lists are single indexed queries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Row, Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from matcher.db import utcnow
 from matcher.errors import Conflict, NotFound
@@ -27,6 +28,7 @@ from matcher.models import (
     TrainingSummary,
 )
 from matcher.services.access import Principal
+from matcher.services.people import LEARNER, MENTOR, person_ref
 from matcher.services.skills import resolve_skill_keys
 from matcher.text import skill_display, skill_key
 
@@ -41,7 +43,7 @@ def due_on(mentorship: Mentorship, period: int) -> date:
     return mentorship.started_on + timedelta(days=period * mentorship.summary_every_days)
 
 
-def overdue_periods(mentorship: Mentorship, today: date) -> int:
+def overdue_periods(mentorship: Mentorship | Row[Any], today: date) -> int:
     """Open periods whose due date has passed (0 once ended: ending stops the cycle)."""
     if mentorship.status != "active" or today <= mentorship.started_on:
         return 0
@@ -110,11 +112,10 @@ def mentorships_query(
     overdue_on: date | None = None,
 ) -> Select[Mentorship]:
     """The caller's mentorships, filtered; ``overdue_on``: only those with a period due before."""
-    craftsman, apprentice = aliased(Craftsman), aliased(Apprentice)
     stmt = (
         select(Mentorship)
-        .join(craftsman, Mentorship.craftsman_id == craftsman.id)
-        .join(apprentice, Mentorship.apprentice_id == apprentice.id)
+        .join(MENTOR, Mentorship.craftsman_id == MENTOR.id)
+        .join(LEARNER, Mentorship.apprentice_id == LEARNER.id)
         .options(selectinload(Mentorship.craftsman), selectinload(Mentorship.apprentice))
         .order_by(Mentorship.id)
     )
@@ -122,17 +123,71 @@ def mentorships_query(
         stmt = stmt.where(Mentorship.alliance_id == principal.alliance_id)
     elif principal.role == "hr":
         stmt = stmt.where(
-            or_(craftsman.unit_id == principal.unit_id, apprentice.unit_id == principal.unit_id)
+            or_(MENTOR.unit_id == principal.unit_id, LEARNER.unit_id == principal.unit_id)
         )
     if alliance_id is not None:
         stmt = stmt.where(Mentorship.alliance_id == alliance_id)
     if status is not None:
         stmt = stmt.where(Mentorship.status == status)
     if unit_id is not None:
-        stmt = stmt.where(or_(craftsman.unit_id == unit_id, apprentice.unit_id == unit_id))
+        stmt = stmt.where(or_(MENTOR.unit_id == unit_id, LEARNER.unit_id == unit_id))
     if overdue_on is not None:
         stmt = stmt.where(Mentorship.status == "active", Mentorship.next_due_on < overdue_on)
     return stmt
+
+
+def mentorship_rows(stmt: Select[Mentorship]) -> Select[Any]:
+    """A :func:`mentorships_query` as plain rows: the pair, both people's names and units, and
+    the alliance's timezone (its local date decides what is overdue)."""
+    return stmt.join(Alliance, Alliance.id == Mentorship.alliance_id).with_only_columns(
+        *Mentorship.__table__.c,
+        MENTOR.name.label("craftsman_name"),
+        MENTOR.unit_id.label("craftsman_unit_id"),
+        LEARNER.name.label("apprentice_name"),
+        LEARNER.unit_id.label("apprentice_unit_id"),
+        Alliance.timezone.label("timezone"),
+    )
+
+
+def mentorship_items(rows: Sequence[Row[Any]], now: datetime | None = None) -> list[dict[str, Any]]:
+    """Rows of :func:`mentorship_rows` as the API shows them, with the derived cycle fields."""
+    todays: dict[str, date] = {}
+    items = []
+    for row in rows:
+        today = todays.get(row.timezone) or todays.setdefault(
+            row.timezone, local_today(row.timezone, now)
+        )
+        items.append(
+            {
+                "id": row.id,
+                "alliance_id": row.alliance_id,
+                "craftsman": person_ref(
+                    row.craftsman_id, row.craftsman_name, row.craftsman_unit_id
+                ),
+                "apprentice": person_ref(
+                    row.apprentice_id, row.apprentice_name, row.apprentice_unit_id
+                ),
+                "started_on": row.started_on,
+                "summary_every_days": row.summary_every_days,
+                "status": row.status,
+                "ended_on": row.ended_on,
+                "next_due_on": row.next_due_on,
+                "periods_filled": row.periods_filled,
+                "overdue_periods": overdue_periods(row, today),
+                "last_summary_at": row.last_summary_at,
+                "proposal_id": row.proposal_id,
+            }
+        )
+    return items
+
+
+def mentorship_item(session: Session, principal: Principal, mentorship_id: int) -> dict[str, Any]:
+    """One mentorship in the caller's scope as the API shows it, or 404."""
+    stmt = mentorship_rows(mentorships_query(principal).where(Mentorship.id == mentorship_id))
+    row = session.execute(stmt).one_or_none()
+    if row is None:
+        raise NotFound(f"No mentorship {mentorship_id}.")
+    return mentorship_items([row])[0]
 
 
 def end_mentorship(session: Session, *, mentorship: Mentorship, today: date) -> Mentorship:
@@ -236,22 +291,3 @@ def summaries_query(mentorship: Mentorship) -> Select[TrainingSummary]:
         .where(TrainingSummary.mentorship_id == mentorship.id)
         .order_by(TrainingSummary.period_index)
     )
-
-
-def mentorship_view(mentorship: Mentorship, today: date) -> dict[str, Any]:
-    """The API's representation with the derived cycle fields."""
-    return {
-        "id": mentorship.id,
-        "alliance_id": mentorship.alliance_id,
-        "craftsman": mentorship.craftsman,
-        "apprentice": mentorship.apprentice,
-        "started_on": mentorship.started_on,
-        "summary_every_days": mentorship.summary_every_days,
-        "status": mentorship.status,
-        "ended_on": mentorship.ended_on,
-        "next_due_on": mentorship.next_due_on,
-        "periods_filled": mentorship.periods_filled,
-        "overdue_periods": overdue_periods(mentorship, today),
-        "last_summary_at": mentorship.last_summary_at,
-        "proposal_id": mentorship.proposal_id,
-    }

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, delete, func, insert, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Row, Select, delete, func, insert, select, update
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from matcher.db import utcnow
 from matcher.errors import NotFound, ValidationFailed
-from matcher.models import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, Unit
+from matcher.models import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, Skill, Unit
 from matcher.services.skills import resolve_skill_keys
 from matcher.text import skill_key
 
@@ -32,6 +32,11 @@ class PersonKind:
     owner_fk: Literal["craftsman_id", "apprentice_id"]
     scalar_fields: tuple[str, ...]
     child_fields: tuple[str, ...]
+
+    @property
+    def child_names(self) -> tuple[str, ...]:
+        """The keys of one skill as the API shows it."""
+        return ("name", *self.child_fields)
 
 
 _COMMON = ("name", "email", "locale", "region", "active")
@@ -199,9 +204,10 @@ def people_query(
     updated_since: datetime | None = None,
     external_id: str | None = None,
 ) -> Select[Any]:
-    """The filtered list of people, oldest first by id (stable across pages)."""
+    """The filtered list of people as plain rows of their columns, oldest first by id (stable
+    across pages); :func:`people_items` turns a page of them into what the API shows."""
     model = kind.model
-    stmt = select(model).options(selectinload(getattr(model, kind.child_attr)))
+    stmt = select(*model.__table__.c)
     if unit_ids is not None:
         stmt = stmt.where(model.unit_id.in_(unit_ids))
     if active is not None:
@@ -211,6 +217,53 @@ def people_query(
     if external_id is not None:
         stmt = stmt.where(model.external_id == external_id)
     return stmt.order_by(model.id)
+
+
+# The two people of a pair, as the proposal and mentorship queries join them.
+MENTOR = aliased(Craftsman, name="mentor")
+LEARNER = aliased(Apprentice, name="learner")
+
+
+def person_ref(person_id: int, name: str, unit_id: int) -> dict[str, Any]:
+    """Another person as a proposal or a mentorship shows them."""
+    return {"id": person_id, "name": name, "unit_id": unit_id}
+
+
+def person_item(session: Session, *, kind: PersonKind, person_id: int) -> dict[str, Any]:
+    """One person as the API shows them (as :func:`people_items`), or ``NotFound``."""
+    stmt = people_query(kind=kind, unit_ids=None).where(kind.model.id == person_id)
+    rows = session.execute(stmt).all()
+    if not rows:
+        raise NotFound(f"No {kind.label} {person_id}.")
+    return people_items(session, kind=kind, rows=rows)[0]
+
+
+def people_items(
+    session: Session, *, kind: PersonKind, rows: Sequence[Row[Any]]
+) -> list[dict[str, Any]]:
+    """People rows of :func:`people_query` as the API shows them, each with its skills in the
+    order HR sent them (one query for the whole page)."""
+    child = kind.child_model
+    owner = getattr(child, kind.owner_fk)
+    children: dict[int, list[dict[str, Any]]] = {}
+    if rows:
+        for owner_id, *values in session.execute(
+            select(owner, Skill.name, *(getattr(child, name) for name in kind.child_fields))
+            .join(Skill, Skill.id == child.skill_id)
+            .where(owner.in_([row.id for row in rows]))
+            .order_by(owner, child.position)
+        ):
+            children.setdefault(owner_id, []).append(
+                dict(zip(kind.child_names, values, strict=True))
+            )
+    fields = ("id", "unit_id", "external_id", *kind.scalar_fields, "created_at", "updated_at")
+    items: list[dict[str, Any]] = []
+    for row in rows:
+        mapping = row._mapping
+        item = {name: mapping[name] for name in fields}
+        item[kind.child_attr] = children.get(row.id, [])
+        items.append(item)
+    return items
 
 
 def count_people(session: Session, *, kind: PersonKind, unit_ids: Sequence[int]) -> int:

@@ -4,11 +4,12 @@ the unmatched, and the numbers behind the charts."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from matcher.models import (
@@ -22,6 +23,7 @@ from matcher.models import (
     Unit,
     UnmatchedApprentice,
 )
+from matcher.services.people import LEARNER, MENTOR, person_ref
 from matcher.services.review import OPEN_PROPOSALS
 
 SORTS = ("score", "unit")
@@ -74,6 +76,74 @@ def proposals_page(
         )
     )
     return ProposalPage(proposals=proposals, total=total, page=page, pages=pages)
+
+
+def proposals_query(*, run_id: int, status: str | None = None) -> Select[Any]:
+    """A run's proposals as plain rows with both people's names and units, best score first."""
+    stmt = (
+        select(
+            *Proposal.__table__.c,
+            MENTOR.name.label("craftsman_name"),
+            MENTOR.unit_id.label("craftsman_unit_id"),
+            LEARNER.name.label("apprentice_name"),
+            LEARNER.unit_id.label("apprentice_unit_id"),
+        )
+        .join(MENTOR, Proposal.craftsman_id == MENTOR.id)
+        .join(LEARNER, Proposal.apprentice_id == LEARNER.id)
+        .where(Proposal.match_run_id == run_id)
+        .order_by(Proposal.score.desc(), Proposal.id)
+    )
+    return stmt if status is None else stmt.where(Proposal.status == status)
+
+
+def proposal_items(rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """Rows of :func:`proposals_query` as the API shows them."""
+    return [
+        {
+            "id": row.id,
+            "match_run_id": row.match_run_id,
+            "craftsman": person_ref(row.craftsman_id, row.craftsman_name, row.craftsman_unit_id),
+            "apprentice": person_ref(
+                row.apprentice_id, row.apprentice_name, row.apprentice_unit_id
+            ),
+            "score": row.score,
+            "fit": row.fit,
+            "explanation": row.explanation,
+            "status": row.status,
+            "comment": row.comment,
+        }
+        for row in rows
+    ]
+
+
+def unmatched_query(*, run_id: int) -> Select[Any]:
+    """The apprentices a run left unmatched, as plain rows with their names and units."""
+    return (
+        select(
+            UnmatchedApprentice.apprentice_id,
+            UnmatchedApprentice.reason_code,
+            UnmatchedApprentice.detail,
+            LEARNER.name.label("apprentice_name"),
+            LEARNER.unit_id.label("apprentice_unit_id"),
+        )
+        .join(LEARNER, UnmatchedApprentice.apprentice_id == LEARNER.id)
+        .where(UnmatchedApprentice.match_run_id == run_id)
+        .order_by(UnmatchedApprentice.apprentice_id)
+    )
+
+
+def unmatched_items(rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """Rows of :func:`unmatched_query` as the API shows them."""
+    return [
+        {
+            "apprentice": person_ref(
+                row.apprentice_id, row.apprentice_name, row.apprentice_unit_id
+            ),
+            "reason_code": row.reason_code,
+            "detail": row.detail,
+        }
+        for row in rows
+    ]
 
 
 def status_counts(session: Session, *, run: MatchRun) -> dict[str, int]:
