@@ -43,7 +43,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     engine = make_engine(database_url)
     app.extensions["matcher"] = extensions.MatcherState(
-        settings=settings, engine=engine, session_factory=make_session_factory(engine)
+        settings=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        read_session_factory=make_session_factory(
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+        ),
     )
     register_extensions(app)
     register_blueprints(app)

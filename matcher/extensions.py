@@ -6,7 +6,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +23,8 @@ class MatcherState:
     settings: Settings
     engine: Engine
     session_factory: sessionmaker[Session]
+    # Sessions of GET and HEAD requests: no BEGIN and no ROLLBACK around their reads.
+    read_session_factory: sessionmaker[Session]
 
 
 def state(app: Flask | None = None) -> MatcherState:
@@ -31,10 +33,21 @@ def state(app: Flask | None = None) -> MatcherState:
     return result
 
 
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 def db() -> Session:
-    """The request's session; the request boundary commits it, teardown closes it."""
+    """The request's session; the request boundary commits it, teardown closes it.
+
+    A read request's session runs in autocommit: on PostgreSQL (READ COMMITTED) each statement
+    sees its own snapshot inside a transaction anyway, and SQLite's driver begins none for reads,
+    so the BEGIN and ROLLBACK round trips would buy nothing. Reads never write.
+    """
     if "db_session" not in g:
-        g.db_session = state().session_factory()
+        matcher_state = state()
+        read = has_request_context() and request.method in READ_METHODS
+        factory = matcher_state.read_session_factory if read else matcher_state.session_factory
+        g.db_session = factory()
     session: Session = g.db_session
     return session
 
