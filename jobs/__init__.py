@@ -46,9 +46,18 @@ class Job:
 
 def registry() -> dict[str, Job]:
     """Every job by its stable name."""
-    from jobs import match_runs, reminders
+    from jobs import heartbeat, match_runs, reminders
+    from matcher.services.heartbeat import BEAT_EVERY_SECONDS
 
     declared = [
+        Job(
+            "heartbeat",
+            heartbeat.heartbeat,
+            "interval",
+            {"seconds": BEAT_EVERY_SECONDS},
+            "Record that the active scheduler runs jobs (/readyz, /metrics).",
+            start_after=0,
+        ),
         Job(
             "match_runs",
             match_runs.solve_queued_runs,

@@ -44,7 +44,8 @@ OUTBOX_SENDS = Counter(
 
 class DatabaseCollector:
     """Figures every process shares, read from the database at scrape time: the outbox backlog
-    and failures, and match runs by status (correct whichever process did the work)."""
+    and failures, match runs by status and the scheduler's heartbeat age (correct whichever
+    process did the work)."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
@@ -54,7 +55,7 @@ class DatabaseCollector:
 
         from matcher.db import utcnow
         from matcher.extensions import state
-        from matcher.models import MatchRun, Reminder
+        from matcher.models import MatchRun, Reminder, SchedulerHeartbeat
 
         with state(self.app).session_factory() as session:
             outbox = GaugeMetricFamily(
@@ -81,6 +82,14 @@ class DatabaseCollector:
             ):
                 runs.add_metric([status], count)
             yield runs
+            beat_at = session.scalar(select(SchedulerHeartbeat.beat_at))
+            if beat_at is not None:  # absent until a scheduler first beats: nothing to alert on
+                heartbeat = GaugeMetricFamily(
+                    "matcher_scheduler_heartbeat_age_seconds",
+                    "Seconds since the active scheduler last ran its heartbeat job",
+                )
+                heartbeat.add_metric([], (utcnow() - beat_at).total_seconds())
+                yield heartbeat
 
 
 def register_metrics(app: Flask) -> None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from jobs.scheduler import LeaderLock
+from jobs import registry
+from jobs.scheduler import LeaderLock, run_job
 from matcher import create_app
+from matcher.db import utcnow
 from matcher.extensions import state
 from matcher.models import Reminder
+from matcher.services.heartbeat import STALE_AFTER_SECONDS
 from matcher.services.matching import create_match_run, execute_match_run
 from tests.factories import World
 
@@ -24,14 +29,53 @@ def test_healthz_and_readyz(client: FlaskClient) -> None:
 
 
 def test_readyz_reports_whether_a_scheduler_is_active(app: Flask, client: FlaskClient) -> None:
-    assert client.get("/readyz").get_json()["scheduler"] == "not running"
+    def readyz() -> dict[str, Any]:
+        response = client.get("/readyz")
+        assert response.status_code == 200  # reported, never a reason to take the API out
+        body: dict[str, Any] = response.get_json()
+        return body
+
+    assert readyz()["scheduler"] == "not running"
+    assert readyz()["scheduler_heartbeat_at"] is None
     scheduler = LeaderLock(state(app).engine)  # what a running `matcher scheduler` holds
     assert scheduler.try_acquire()
+    heartbeat = registry()["heartbeat"]
+    settings = state(app).settings
     try:
-        assert client.get("/readyz").get_json()["scheduler"] == "active"
+        assert readyz()["scheduler"] == "stalled"  # holds the lock, has never beaten
+        beat_at = utcnow() - timedelta(seconds=20)
+        run_job(
+            heartbeat,
+            session_factory=state(app).session_factory,
+            settings=settings,
+            instance_path=Path(app.instance_path),
+            now=beat_at,
+        )
+        body = readyz()
+        assert body["scheduler"] == "active"
+        assert datetime.fromisoformat(body["scheduler_heartbeat_at"]) == beat_at
+        assert 20 <= body["scheduler_heartbeat_age_seconds"] < 80
+        late = utcnow() - timedelta(seconds=STALE_AFTER_SECONDS + 5)
+        run_job(
+            heartbeat,
+            session_factory=state(app).session_factory,
+            settings=settings,
+            instance_path=Path(app.instance_path),
+            now=late,
+        )
+        assert readyz()["scheduler"] == "stalled"  # the lock is held, the jobs do not run
+        metrics = client.get("/metrics").get_data(as_text=True)
+        line = next(
+            line
+            for line in metrics.splitlines()
+            if line.startswith("matcher_scheduler_heartbeat_age_seconds ")
+        )
+        assert float(line.split()[1]) >= STALE_AFTER_SECONDS + 5
     finally:
         scheduler.release()
-    assert client.get("/readyz").get_json()["scheduler"] == "not running"
+    body = readyz()
+    assert body["scheduler"] == "not running"
+    assert datetime.fromisoformat(body["scheduler_heartbeat_at"]) == late  # the last one known
 
 
 def test_metrics_show_the_outbox_and_match_runs_from_the_database(

@@ -218,6 +218,8 @@ def test_the_scheduler_process_solves_queued_runs_and_a_second_one_stands_by(
     standby = None
     try:
         _wait_for_line(active, "scheduler active")
+        _wait_for_line(active, "job heartbeat")
+        assert client.get("/readyz").get_json()["scheduler"] == "active"
         standby = _scheduler(database_url)
         _wait_for_line(standby, "standing by")
         _wait_for_line(active, f"match run {queued.get_json()['id']}: proposed")
