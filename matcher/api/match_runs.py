@@ -218,7 +218,7 @@ class RunProposals(MethodView):
         run = access.match_run_in_scope(db(), principal(), run_id)
         stmt = proposals_query(run_id=run.id, status=args.get("status"))
         rows, headers = page_rows(db(), stmt, args)
-        return json_list(proposal_items(rows), headers)
+        return json_list(proposal_items(db(), rows), headers)
 
 
 @blp.route("/match-runs/<id:run_id>/unmatched")

@@ -30,7 +30,7 @@ from matcher.services.review import (
     rejected_pairs_query,
     swap,
 )
-from matcher.services.run_report import proposals_query
+from matcher.services.run_report import proposal_items, proposals_query
 
 blp = Blueprint("proposals", __name__, description="Review of proposals and commit of a run")
 BLUEPRINTS = [blp]
@@ -205,7 +205,7 @@ class ProposalsCsv(MethodView):
             .execute(select(Unit.id, Unit.name).where(Unit.alliance_id == run.alliance_id))
             .all()
         )
-        proposals = db().execute(proposals_query(run_id=run.id))
+        rows = db().execute(proposals_query(run_id=run.id)).all()
         out = io.StringIO()
         out.write("\ufeff")
         writer = csv.writer(out)
@@ -225,37 +225,42 @@ class ProposalsCsv(MethodView):
                 "comment",
             ]
         )
-        for p in proposals:
-            explanation = "; ".join(
-                f"{row['skill']} L{row['wanted_level']} ← {row['craftsman_skill'] or '-'}"
-                f" L{row['craftsman_level'] or '-'} ({row['credit']:.2f})"
-                for row in p.explanation
-            )
-            writer.writerow(
-                [
-                    _cell(v)
-                    for v in (
-                        p.id,
-                        p.status,
-                        f"{p.score:.4f}",
-                        f"{p.fit:.4f}",
-                        p.craftsman_id,
-                        p.craftsman_name,
-                        units.get(p.craftsman_unit_id, ""),
-                        p.apprentice_id,
-                        p.apprentice_name,
-                        units.get(p.apprentice_unit_id, ""),
-                        explanation,
-                        p.comment or "",
-                    )
-                ]
-            )
+        for start in range(0, len(rows), CSV_CHUNK):
+            for p in proposal_items(db(), rows[start : start + CSV_CHUNK]):
+                explanation = "; ".join(
+                    f"{row['skill']} L{row['wanted_level']} ← {row['craftsman_skill'] or '-'}"
+                    f" L{row['craftsman_level'] or '-'} ({row['credit']:.2f})"
+                    for row in p["explanation"]
+                )
+                craftsman, apprentice = p["craftsman"], p["apprentice"]
+                writer.writerow(
+                    [
+                        _cell(v)
+                        for v in (
+                            p["id"],
+                            p["status"],
+                            f"{p['score']:.4f}",
+                            f"{p['fit']:.4f}",
+                            craftsman["id"],
+                            craftsman["name"],
+                            units.get(craftsman["unit_id"], ""),
+                            apprentice["id"],
+                            apprentice["name"],
+                            units.get(apprentice["unit_id"], ""),
+                            explanation,
+                            p["comment"] or "",
+                        )
+                    ]
+                )
         filename = f"match-run-{run.id}-proposals.csv"
         return Response(
             out.getvalue().encode("utf-8"),
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
+
+
+CSV_CHUNK = 500  # proposals named per query: IN lists stay small on every database
 
 
 def _cell(value: object) -> object:

@@ -79,41 +79,57 @@ def proposals_page(
 
 
 def proposals_query(*, run_id: int, status: str | None = None) -> Select[Any]:
-    """A run's proposals as plain rows with both people's names and units, best score first."""
+    """A run's proposals, best score first, as narrow rows: a page is counted and cut without
+    the explanations and names, which :func:`proposal_items` reads for that page only (a window
+    count over the wide rows cost SQLite three times as much)."""
     stmt = (
-        select(
-            *Proposal.__table__.c,
-            MENTOR.name.label("craftsman_name"),
-            MENTOR.unit_id.label("craftsman_unit_id"),
-            LEARNER.name.label("apprentice_name"),
-            LEARNER.unit_id.label("apprentice_unit_id"),
-        )
-        .join(MENTOR, Proposal.craftsman_id == MENTOR.id)
-        .join(LEARNER, Proposal.apprentice_id == LEARNER.id)
+        select(*(c for c in Proposal.__table__.c if c.name != "explanation"))
         .where(Proposal.match_run_id == run_id)
         .order_by(Proposal.score.desc(), Proposal.id)
     )
     return stmt if status is None else stmt.where(Proposal.status == status)
 
 
-def proposal_items(rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
-    """Rows of :func:`proposals_query` as the API shows them."""
-    return [
-        {
-            "id": row.id,
-            "match_run_id": row.match_run_id,
-            "craftsman": person_ref(row.craftsman_id, row.craftsman_name, row.craftsman_unit_id),
-            "apprentice": person_ref(
-                row.apprentice_id, row.apprentice_name, row.apprentice_unit_id
-            ),
-            "score": row.score,
-            "fit": row.fit,
-            "explanation": row.explanation,
-            "status": row.status,
-            "comment": row.comment,
-        }
-        for row in rows
-    ]
+def proposal_items(session: Session, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """Rows of :func:`proposals_query` as the API shows them, with their explanations and both
+    people's names and units (one query for the page)."""
+    details = {
+        detail.id: detail
+        for detail in session.execute(
+            select(
+                Proposal.id,
+                Proposal.explanation,
+                MENTOR.name.label("craftsman_name"),
+                MENTOR.unit_id.label("craftsman_unit_id"),
+                LEARNER.name.label("apprentice_name"),
+                LEARNER.unit_id.label("apprentice_unit_id"),
+            )
+            .join(MENTOR, Proposal.craftsman_id == MENTOR.id)
+            .join(LEARNER, Proposal.apprentice_id == LEARNER.id)
+            .where(Proposal.id.in_([row.id for row in rows]))
+        )
+    }
+    items = []
+    for row in rows:
+        detail = details[row.id]
+        items.append(
+            {
+                "id": row.id,
+                "match_run_id": row.match_run_id,
+                "craftsman": person_ref(
+                    row.craftsman_id, detail.craftsman_name, detail.craftsman_unit_id
+                ),
+                "apprentice": person_ref(
+                    row.apprentice_id, detail.apprentice_name, detail.apprentice_unit_id
+                ),
+                "score": row.score,
+                "fit": row.fit,
+                "explanation": detail.explanation,
+                "status": row.status,
+                "comment": row.comment,
+            }
+        )
+    return items
 
 
 def unmatched_query(*, run_id: int) -> Select[Any]:
