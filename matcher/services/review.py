@@ -225,10 +225,14 @@ def decide_many(
     actor: str,
     ids: Sequence[int] | None = None,
     min_score: float | None = None,
+    pending_only: bool = False,
 ) -> int:
-    """Approve or reject many proposals of a run at once; returns how many changed."""
+    """Approve or reject many proposals of a run at once; returns how many changed.
+    ``pending_only`` leaves the proposals someone already decided as they are."""
     _require_open_run(session, run.id)
     stmt = select(Proposal).where(Proposal.match_run_id == run.id, Proposal.status != status)
+    if pending_only:
+        stmt = stmt.where(Proposal.status == "pending")
     if ids is not None:
         unknown = set(ids) - set(
             session.scalars(

@@ -138,6 +138,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "flash.reject": "已拒绝：{craftsman} → {apprentice}",
         "flash.swap": "已为 {apprentice} 换成师傅 {craftsman}",
         "flash.commit": "方案已提交，建立了 {n} 个师徒关系。",
+        "flash.bulk": "已批准 {n} 条得分不低于 {score} 的待定建议。",
+        "bulk.title": "批量批准",
+        "bulk.hint": "批准所有得分不低于所填分数的待定建议（当前 {pending} 条待定）；"
+        "已批准或已拒绝的不变。",
+        "bulk.min_score": "最低得分",
+        "bulk.submit": "批准待定建议",
+        "bulk.invalid": "无法批量批准：请填写 0 到 2 之间的分数",
     },
     "en": {
         "summary.title": "Hand in the training summary",
@@ -279,6 +286,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "flash.reject": "Rejected: {craftsman} → {apprentice}",
         "flash.swap": "{apprentice} now has craftsman {craftsman}",
         "flash.commit": "Committed: {n} mentorships created.",
+        "flash.bulk": "Approved {n} pending proposals scoring {score} or more.",
+        "bulk.title": "Approve in bulk",
+        "bulk.hint": "Approve every pending proposal scoring at least this much ({pending} pending "
+        "now); approved and rejected ones stay as they are.",
+        "bulk.min_score": "Minimum score",
+        "bulk.submit": "Approve pending",
+        "bulk.invalid": "Cannot approve in bulk: give a score from 0 to 2",
     },
 }
 

@@ -19,7 +19,7 @@ from matcher.extensions import db, state
 from matcher.models import Alliance, MatchRun, Proposal, User
 from matcher.services.matching import PARAM_DEFAULTS, start_match_run
 from matcher.services.mentorships import local_today
-from matcher.services.review import commit_run, decide, etag, swap
+from matcher.services.review import commit_run, decide, decide_many, etag, swap
 from matcher.services.run_report import (
     SORTS,
     proposals_page,
@@ -258,6 +258,48 @@ def _messages(exc: ma.ValidationError) -> str:
     """Field messages of a refused form, on one line."""
     messages = exc.messages if isinstance(exc.messages, dict) else {"form": exc.messages}
     return " ".join(f"{field}: {' '.join(map(str, m))}" for field, m in messages.items())
+
+
+class ApprovePendingFormSchema(ma.Schema):
+    """The page's sweep: approve every pending proposal scoring at least ``min_score``."""
+
+    class Meta:
+        unknown = ma.EXCLUDE  # the CSRF token rides along
+
+    min_score = ma.fields.Float(
+        required=True, allow_nan=False, validate=ma.validate.Range(min=0, max=2)
+    )
+    comment = Text(load_default="", validate=ma.validate.Length(max=2000))
+
+
+@blp.post("/runs/<int:run_id>/approve-pending")
+@sign_in_required
+def approve_pending(run_id: int) -> Any:
+    """Approve the pending proposals at or above a score in one go; decided ones stay as they
+    are (each approval is audited like one made row by row)."""
+    user = signed_in_user()
+    run = _user_run(user, run_id)
+    try:
+        form = ApprovePendingFormSchema().load(request.form)
+        changed = decide_many(
+            db(),
+            run=run,
+            status="approved",
+            comment=form["comment"].strip() or None,
+            actor=actor(user),
+            min_score=form["min_score"],
+            pending_only=True,
+        )
+    except ma.ValidationError as exc:
+        error = (translate(user.locale, "bulk.invalid"), _messages(exc))
+        return _render_run(user, run, status=422, page_error=error)
+    except DomainError as exc:
+        db().rollback()
+        closed = (translate(user.locale, "run.closed"), exc.detail)
+        return _render_run(user, run, status=exc.status, page_error=closed)
+    db().commit()
+    flash(translate(user.locale, "flash.bulk", n=changed, score=f"{form['min_score']:g}"))
+    return redirect(url_for("runs.run_page", run_id=run.id), 303)
 
 
 @blp.post("/runs/<int:run_id>/commit")

@@ -150,6 +150,11 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
         assert status == 400 and "安全令牌" in html
         committed = client.post(f"/runs/{review.run.id}/commit", data={"csrf_token": bad or ""})
         assert committed.status_code == 400
+        swept = client.post(
+            f"/runs/{review.run.id}/approve-pending",
+            data={"csrf_token": bad or "", "min_score": "0"},
+        )
+        assert swept.status_code == 400
     assert client.post("/runs/new", data={"min_fit": "0.3"}).status_code == 400
     assert client.post("/sign-out").status_code == 400
     assert client.get(f"/runs/{review.run.id}").status_code == 200  # still signed in
@@ -228,6 +233,40 @@ def test_approve_reject_and_swap_from_the_page(
             ("proposal.swap", f"user:{review.email}"),
         ]
     )
+
+
+def test_approve_pending_at_or_above_a_score_leaves_decided_ones_alone(
+    client: FlaskClient, session: Session, review: Review
+) -> None:
+    token = sign_in(client, review.email)
+    proposals = _proposals(session, review)
+    assert len({p.score for p in proposals}) >= 3
+    best = proposals[0]
+    assert _decide(client, review, best, token, action="reject")[0] == 200
+    threshold = sorted(p.score for p in proposals)[len(proposals) // 2]
+    url = f"/runs/{review.run.id}/approve-pending"
+
+    for bad in ("", "高", "2.5", "-1", "nan"):
+        response = client.post(url, data={"csrf_token": token, "min_score": bad})
+        assert response.status_code == 422
+        assert 'id="page-error"' in response.get_data(as_text=True)
+    assert {p.status for p in _proposals(session, review)} == {"pending", "rejected"}
+
+    response = client.post(
+        url, data={"csrf_token": token, "min_score": str(threshold), "comment": " 分数达标 "}
+    )
+    assert response.status_code == 303
+    expected = {p.id for p in proposals if p.score >= threshold and p.id != best.id}
+    assert expected and len(expected) < len(proposals) - 1
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"已批准 {len(expected)} 条" in page
+    after = {p.id: p for p in _proposals(session, review)}
+    assert after[best.id].status == "rejected"  # a decision already made stays
+    assert {i for i, p in after.items() if p.status == "approved"} == expected
+    assert {after[i].comment for i in expected} == {"分数达标"}
+    assert {p.status for i, p in after.items() if i not in expected | {best.id}} == {"pending"}
+    actions = session.scalars(select(AuditEvent.action)).all()
+    assert sorted(actions) == ["proposal.approved"] * len(expected) + ["proposal.rejected"]
 
 
 def test_a_refused_swap_or_a_stale_form_shows_why_and_changes_nothing(
