@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -294,9 +294,7 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
     )
     problems = _commit_conflicts(session, run=run, approved=approved)
     if problems:
-        raise Conflict(
-            "The data changed since the review; nothing was committed: " + " ".join(problems)
-        )
+        raise CommitConflicts(problems)
     claimed = session.execute(
         update(MatchRun)
         .where(MatchRun.id == run.id, MatchRun.status == "proposed")
@@ -326,26 +324,72 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
     return CommitResult(run=run, mentorships_created=len(approved), already_committed=False)
 
 
+@dataclass(frozen=True)
+class CommitConflict:
+    """One reason approved proposals can no longer become mentorships, naming the person."""
+
+    kind: Literal["craftsman_inactive", "apprentice_inactive", "apprentice_mentored", "no_slot"]
+    person_id: int
+    name: str
+    unit: str
+    free: int = 0  # no_slot: the craftsman's free slots now ...
+    wanted: int = 0  # ... and the approved pairs that need one
+
+    def describe(self) -> str:
+        """The conflict in English (the web pages say it in the user's language)."""
+        who = f"{self.name} (#{self.person_id}, {self.unit})"
+        return {
+            "craftsman_inactive": f"Craftsman {who} is inactive.",
+            "apprentice_inactive": f"Apprentice {who} is inactive.",
+            "apprentice_mentored": f"Apprentice {who} already has an active mentorship.",
+            "no_slot": f"Craftsman {who} has {self.free} free slots for {self.wanted} "
+            "approved pairs.",
+        }[self.kind]
+
+
+class CommitConflicts(Conflict):
+    """A commit refused because the data moved since the review; nothing was written. The
+    problem's ``errors.conflicts`` lists each reason as data (kind, person, unit, slots)."""
+
+    def __init__(self, conflicts: Sequence[CommitConflict]) -> None:
+        self.conflicts = list(conflicts)
+        super().__init__(
+            "The data changed since the review; nothing was committed: "
+            + " ".join(conflict.describe() for conflict in self.conflicts),
+            errors={"conflicts": [asdict(conflict) for conflict in self.conflicts]},
+        )
+
+
 def _commit_conflicts(
     session: Session, *, run: MatchRun, approved: Sequence[Proposal]
-) -> list[str]:
+) -> list[CommitConflict]:
     """Every reason the approved proposals can no longer become mentorships."""
     if not approved:
         return []
     craftsman_ids = {p.craftsman_id for p in approved}
     apprentice_ids = {p.apprentice_id for p in approved}
-    inactive_craftsmen = set(
-        session.scalars(
-            select(Craftsman.id).where(Craftsman.id.in_(craftsman_ids), Craftsman.active.is_(False))
-        )
-    )
-    inactive_apprentices = set(
-        session.scalars(
-            select(Apprentice.id).where(
-                Apprentice.id.in_(apprentice_ids), Apprentice.active.is_(False)
+    craftsmen = {
+        row.id: row
+        for row in session.execute(
+            select(
+                Craftsman.id,
+                Craftsman.name,
+                Craftsman.active,
+                Craftsman.capacity,
+                Unit.name.label("unit_name"),
             )
+            .join(Unit, Unit.id == Craftsman.unit_id)
+            .where(Craftsman.id.in_(craftsman_ids))
         )
-    )
+    }
+    apprentices = {
+        row.id: row
+        for row in session.execute(
+            select(Apprentice.id, Apprentice.name, Apprentice.active, Unit.name.label("unit_name"))
+            .join(Unit, Unit.id == Apprentice.unit_id)
+            .where(Apprentice.id.in_(apprentice_ids))
+        )
+    }
     mentored = set(
         session.scalars(
             select(Mentorship.apprentice_id).where(
@@ -360,22 +404,29 @@ def _commit_conflicts(
             .group_by(Mentorship.craftsman_id)
         ).all()
     )
-    capacity = dict(
-        session.execute(
-            select(Craftsman.id, Craftsman.capacity).where(Craftsman.id.in_(craftsman_ids))
-        ).all()
-    )
     wanted: dict[int, int] = {}
     for proposal in approved:
         wanted[proposal.craftsman_id] = wanted.get(proposal.craftsman_id, 0) + 1
-    problems = [f"Craftsman {c} is inactive." for c in sorted(inactive_craftsmen)]
-    problems += [f"Apprentice {a} is inactive." for a in sorted(inactive_apprentices)]
-    if not run.params.get("include_mentored"):
-        problems += [f"Apprentice {a} already has an active mentorship." for a in sorted(mentored)]
+
+    def about(kind: Any, person: Any, **slots: int) -> CommitConflict:
+        return CommitConflict(kind, person.id, person.name, person.unit_name, **slots)
+
+    problems = [
+        about("craftsman_inactive", craftsmen[c])
+        for c in sorted(craftsmen)
+        if not craftsmen[c].active
+    ]
     problems += [
-        f"Craftsman {c} has {capacity[c] - load.get(c, 0)} free slots for {n} approved pairs."
+        about("apprentice_inactive", apprentices[a])
+        for a in sorted(apprentices)
+        if not apprentices[a].active
+    ]
+    if not run.params.get("include_mentored"):
+        problems += [about("apprentice_mentored", apprentices[a]) for a in sorted(mentored)]
+    problems += [
+        about("no_slot", craftsmen[c], free=craftsmen[c].capacity - load.get(c, 0), wanted=n)
         for c, n in sorted(wanted.items())
-        if load.get(c, 0) + n > capacity[c]
+        if load.get(c, 0) + n > craftsmen[c].capacity
     ]
     return problems
 

@@ -134,6 +134,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "commit.hint": "已批准的 {approved} 对将成为师徒关系；待定和已拒绝的不会。",
         "commit.submit": "提交（{approved} 对）",
         "commit.conflict": "无法提交：数据在审核后发生了变化，什么也没有写入",
+        "conflict.craftsman_inactive": "师傅{name}（{unit}）已停用。",
+        "conflict.apprentice_inactive": "徒弟{name}（{unit}）已停用。",
+        "conflict.apprentice_mentored": "徒弟{name}（{unit}）已有进行中的师徒关系。",
+        "conflict.no_slot": "师傅{name}（{unit}）只剩 {free} 个名额，已批准的却有 {wanted} 对。",
         "flash.approve": "已批准：{craftsman} → {apprentice}",
         "flash.reject": "已拒绝：{craftsman} → {apprentice}",
         "flash.swap": "已为 {apprentice} 换成师傅 {craftsman}",
@@ -282,6 +286,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ones do not.",
         "commit.submit": "Commit ({approved} pairs)",
         "commit.conflict": "Cannot commit: the data changed since the review; nothing was written",
+        "conflict.craftsman_inactive": "Craftsman {name} ({unit}) is inactive.",
+        "conflict.apprentice_inactive": "Apprentice {name} ({unit}) is inactive.",
+        "conflict.apprentice_mentored": "Apprentice {name} ({unit}) already has an active "
+        "mentorship.",
+        "conflict.no_slot": "Craftsman {name} ({unit}) has {free} free slots for {wanted} "
+        "approved pairs.",
         "flash.approve": "Approved: {craftsman} → {apprentice}",
         "flash.reject": "Rejected: {craftsman} → {apprentice}",
         "flash.swap": "{apprentice} now has craftsman {craftsman}",

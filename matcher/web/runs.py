@@ -6,6 +6,7 @@ trail records them with the user as the actor.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import marshmallow as ma
@@ -19,7 +20,14 @@ from matcher.extensions import db, state
 from matcher.models import Alliance, MatchRun, Proposal, User
 from matcher.services.matching import PARAM_DEFAULTS, start_match_run
 from matcher.services.mentorships import local_today
-from matcher.services.review import commit_run, decide, decide_many, etag, swap
+from matcher.services.review import (
+    CommitConflicts,
+    commit_run,
+    decide,
+    decide_many,
+    etag,
+    swap,
+)
 from matcher.services.run_report import (
     SORTS,
     proposals_page,
@@ -314,7 +322,13 @@ def commit(run_id: int) -> Any:
         result = commit_run(db(), run=run, actor=actor(user), today=local_today(alliance.timezone))
     except DomainError as exc:
         db().rollback()
-        conflict = (translate(user.locale, "commit.conflict"), exc.detail)
+        if isinstance(exc, CommitConflicts):  # say who and why, in the user's language
+            reasons = " ".join(
+                translate(user.locale, f"conflict.{c.kind}", **asdict(c)) for c in exc.conflicts
+            )
+        else:
+            reasons = translate_detail(user.locale, exc.detail)
+        conflict = (translate(user.locale, "commit.conflict"), reasons)
         return _render_run(user, run, status=exc.status, page_error=conflict)
     db().commit()
     flash(translate(user.locale, "flash.commit", n=result.mentorships_created))

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from matcher.models import AuditEvent, MatchRun, Mentorship, RejectedPair
+from matcher.models import AuditEvent, MatchRun, Mentorship, RejectedPair, Unit
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
 from tests import factories
@@ -282,7 +282,25 @@ def test_commit_refuses_when_the_data_moved(
     )
     refused = commit(client, world, run)
     assert refused.status_code == 409
-    assert f"Craftsman {craftsman_id} is inactive" in refused.get_json()["detail"]
+    name, unit = (
+        listed[0]["craftsman"]["name"],
+        session.get(Unit, listed[0]["craftsman"]["unit_id"]),
+    )
+    assert unit is not None
+    assert (
+        f"Craftsman {name} (#{craftsman_id}, {unit.name}) is inactive"
+        in refused.get_json()["detail"]
+    )
+    assert refused.get_json()["errors"]["conflicts"] == [
+        {
+            "kind": "craftsman_inactive",
+            "person_id": craftsman_id,
+            "name": name,
+            "unit": unit.name,
+            "free": 0,
+            "wanted": 0,
+        }
+    ]
     assert session.scalar(select(func.count()).select_from(Mentorship)) == 0
     assert session.get(MatchRun, run.id).status == "proposed"  # type: ignore[union-attr]
 
@@ -302,6 +320,8 @@ def test_commit_refuses_when_another_run_took_the_capacity(
     assert commit(client, world, rival).status_code == 200
     refused = commit(client, world, run)
     assert refused.status_code == 409
+    kinds = {c["kind"] for c in refused.get_json()["errors"]["conflicts"]}
+    assert kinds and kinds <= {"no_slot", "apprentice_mentored"}
     assert (
         "free slots" in refused.get_json()["detail"]
         or "already has an active mentorship" in refused.get_json()["detail"]
