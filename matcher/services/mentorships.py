@@ -28,7 +28,7 @@ from matcher.models import (
     TrainingSummary,
 )
 from matcher.services.access import Principal
-from matcher.services.people import LEARNER, MENTOR, person_ref
+from matcher.services.people import LEARNER, MENTOR, PAIR_COLUMNS, pair_refs
 from matcher.services.skills import resolve_skill_keys
 from matcher.text import skill_display, skill_key
 
@@ -141,10 +141,7 @@ def mentorship_rows(stmt: Select[Mentorship]) -> Select[Any]:
     the alliance's timezone (its local date decides what is overdue)."""
     return stmt.join(Alliance, Alliance.id == Mentorship.alliance_id).with_only_columns(
         *Mentorship.__table__.c,
-        MENTOR.name.label("craftsman_name"),
-        MENTOR.unit_id.label("craftsman_unit_id"),
-        LEARNER.name.label("apprentice_name"),
-        LEARNER.unit_id.label("apprentice_unit_id"),
+        *PAIR_COLUMNS,
         Alliance.timezone.label("timezone"),
     )
 
@@ -161,12 +158,7 @@ def mentorship_items(rows: Sequence[Row[Any]], now: datetime | None = None) -> l
             {
                 "id": row.id,
                 "alliance_id": row.alliance_id,
-                "craftsman": person_ref(
-                    row.craftsman_id, row.craftsman_name, row.craftsman_unit_id
-                ),
-                "apprentice": person_ref(
-                    row.apprentice_id, row.apprentice_name, row.apprentice_unit_id
-                ),
+                **pair_refs(row, row),
                 "started_on": row.started_on,
                 "summary_every_days": row.summary_every_days,
                 "status": row.status,

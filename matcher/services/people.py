@@ -229,6 +229,26 @@ def person_ref(person_id: int, name: str, unit_id: int) -> dict[str, Any]:
     return {"id": person_id, "name": name, "unit_id": unit_id}
 
 
+# Both people's names and units, for a query that joins MENTOR and LEARNER to a pair.
+PAIR_COLUMNS = (
+    MENTOR.name.label("craftsman_name"),
+    MENTOR.unit_id.label("craftsman_unit_id"),
+    LEARNER.name.label("apprentice_name"),
+    LEARNER.unit_id.label("apprentice_unit_id"),
+)
+
+
+def pair_refs(pair: Row[Any], names: Row[Any]) -> dict[str, dict[str, Any]]:
+    """``craftsman`` and ``apprentice`` of a pair (a proposal, a mentorship): their ids from
+    ``pair``, their names and units from the :data:`PAIR_COLUMNS` of ``names``."""
+    return {
+        "craftsman": person_ref(pair.craftsman_id, names.craftsman_name, names.craftsman_unit_id),
+        "apprentice": person_ref(
+            pair.apprentice_id, names.apprentice_name, names.apprentice_unit_id
+        ),
+    }
+
+
 def person_item(session: Session, *, kind: PersonKind, person_id: int) -> dict[str, Any]:
     """One person as the API shows them (as :func:`people_items`), or ``NotFound``."""
     stmt = people_query(kind=kind, unit_ids=None).where(kind.model.id == person_id)

@@ -23,7 +23,7 @@ from matcher.models import (
     Unit,
     UnmatchedApprentice,
 )
-from matcher.services.people import LEARNER, MENTOR, person_ref
+from matcher.services.people import LEARNER, MENTOR, PAIR_COLUMNS, pair_refs, person_ref
 from matcher.services.review import OPEN_PROPOSALS
 
 SORTS = ("score", "unit")
@@ -96,14 +96,7 @@ def proposal_items(session: Session, rows: Sequence[Row[Any]]) -> list[dict[str,
     details = {
         detail.id: detail
         for detail in session.execute(
-            select(
-                Proposal.id,
-                Proposal.explanation,
-                MENTOR.name.label("craftsman_name"),
-                MENTOR.unit_id.label("craftsman_unit_id"),
-                LEARNER.name.label("apprentice_name"),
-                LEARNER.unit_id.label("apprentice_unit_id"),
-            )
+            select(Proposal.id, Proposal.explanation, *PAIR_COLUMNS)
             .join(MENTOR, Proposal.craftsman_id == MENTOR.id)
             .join(LEARNER, Proposal.apprentice_id == LEARNER.id)
             .where(Proposal.id.in_([row.id for row in rows]))
@@ -116,12 +109,7 @@ def proposal_items(session: Session, rows: Sequence[Row[Any]]) -> list[dict[str,
             {
                 "id": row.id,
                 "match_run_id": row.match_run_id,
-                "craftsman": person_ref(
-                    row.craftsman_id, detail.craftsman_name, detail.craftsman_unit_id
-                ),
-                "apprentice": person_ref(
-                    row.apprentice_id, detail.apprentice_name, detail.apprentice_unit_id
-                ),
+                **pair_refs(row, detail),
                 "score": row.score,
                 "fit": row.fit,
                 "explanation": detail.explanation,

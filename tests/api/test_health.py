@@ -39,30 +39,26 @@ def test_readyz_reports_whether_a_scheduler_is_active(app: Flask, client: FlaskC
     assert readyz()["scheduler_heartbeat_at"] is None
     scheduler = LeaderLock(state(app).engine)  # what a running `matcher scheduler` holds
     assert scheduler.try_acquire()
-    heartbeat = registry()["heartbeat"]
-    settings = state(app).settings
+
+    def beat(at: datetime) -> None:  # the scheduler's heartbeat job, run as of ``at``
+        run_job(
+            registry()["heartbeat"],
+            session_factory=state(app).session_factory,
+            settings=state(app).settings,
+            instance_path=Path(app.instance_path),
+            now=at,
+        )
+
     try:
         assert readyz()["scheduler"] == "stalled"  # holds the lock, has never beaten
         beat_at = utcnow() - timedelta(seconds=20)
-        run_job(
-            heartbeat,
-            session_factory=state(app).session_factory,
-            settings=settings,
-            instance_path=Path(app.instance_path),
-            now=beat_at,
-        )
+        beat(beat_at)
         body = readyz()
         assert body["scheduler"] == "active"
         assert datetime.fromisoformat(body["scheduler_heartbeat_at"]) == beat_at
         assert 20 <= body["scheduler_heartbeat_age_seconds"] < 80
         late = utcnow() - timedelta(seconds=STALE_AFTER_SECONDS + 5)
-        run_job(
-            heartbeat,
-            session_factory=state(app).session_factory,
-            settings=settings,
-            instance_path=Path(app.instance_path),
-            now=late,
-        )
+        beat(late)
         assert readyz()["scheduler"] == "stalled"  # the lock is held, the jobs do not run
         metrics = client.get("/metrics").get_data(as_text=True)
         line = next(
