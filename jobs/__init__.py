@@ -42,6 +42,8 @@ class Job:
     description: str = ""
     # Also run this many seconds after the scheduler starts (catch up after downtime); None: no.
     start_after: float | None = None
+    # Also run as soon as the first run of this job has finished (to send what it queued).
+    follows: str | None = None
 
 
 def registry() -> dict[str, Job]:
@@ -80,7 +82,7 @@ def registry() -> dict[str, Job]:
             "interval",
             {"minutes": 1},
             "Send queued emails over SMTP; retry temporary failures with growing delay.",
-            start_after=15,  # after the start-up reminders scan has queued its emails
+            follows="reminders",  # at start, right after the catch-up scan queued its emails
         ),
         Job(
             "digest",

@@ -150,6 +150,10 @@ def build_scheduler(
         },
     )
 
+    jobs = registry()
+    # job name -> the job that runs once right after its first run (popped: first run only)
+    followers = {job.follows: job.name for job in jobs.values() if job.follows}
+
     def guarded(job: Job) -> None:
         if not lock.still_held():
             log.error("leader lock lost; stopping so that a standby can take over")
@@ -161,8 +165,12 @@ def build_scheduler(
             )
         except Exception:
             log.exception("job %s failed; it runs again at its next time", job.name)
+        finally:
+            follower = followers.pop(job.name, None)
+            if follower is not None:
+                scheduler.modify_job(follower, next_run_time=datetime.now(UTC))
 
-    for job in registry().values():
+    for job in jobs.values():
         at_start = {}
         if job.start_after is not None:
             at_start["next_run_time"] = datetime.now(UTC) + timedelta(seconds=job.start_after)

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from jobs import registry
-from jobs.scheduler import LeaderLock, run_job
+from jobs.scheduler import LeaderLock, build_scheduler, run_job
 from matcher.db import utcnow
 from matcher.extensions import state
 from matcher.models import MatchRun
@@ -175,6 +175,36 @@ def test_only_one_scheduler_holds_the_leader_lock(app: Flask) -> None:
         leader.release()
     assert standby.try_acquire()
     standby.release()
+
+
+def test_the_outbox_runs_right_after_the_first_reminders_scan(app: Flask, tmp_path: Path) -> None:
+    lock = LeaderLock(state(app).engine)
+    assert lock.try_acquire()
+    try:
+        scheduler = build_scheduler(
+            session_factory=state(app).session_factory,
+            settings=state(app).settings,
+            instance_path=tmp_path,
+            lock=lock,
+        )
+        registered = {job.id: job for job in scheduler.get_jobs()}
+        assert set(registered) == set(registry())
+        assert getattr(registered["outbox"], "next_run_time", None) is None  # not at start
+
+        def run_once(name: str) -> None:  # what the scheduler's thread pool does with a job
+            job = scheduler.get_job(name)
+            job.func(*job.args)
+
+        started = datetime.now(UTC)
+        run_once("reminders")
+        first = scheduler.get_job("outbox").next_run_time
+        assert first is not None and started <= first <= datetime.now(UTC)
+        later = started + timedelta(hours=1)
+        scheduler.modify_job("outbox", next_run_time=later)
+        run_once("reminders")  # later scans leave the outbox to its own minute
+        assert scheduler.get_job("outbox").next_run_time == later
+    finally:
+        lock.release()
 
 
 def _scheduler(database_url: str) -> subprocess.Popen[str]:
