@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -58,38 +59,36 @@ class DatabaseCollector:
         from matcher.models import MatchRun, Reminder, SchedulerHeartbeat
 
         with state(self.app).session_factory() as session:
-            outbox = GaugeMetricFamily(
-                "matcher_outbox_emails", "Emails in the outbox by status", labels=["status"]
+
+            def by_status(name: str, documentation: str, model: Any) -> GaugeMetricFamily:
+                gauge = GaugeMetricFamily(name, documentation, labels=["status"])
+                for status, count in session.execute(
+                    select(model.status, func.count()).group_by(model.status)
+                ):
+                    gauge.add_metric([status], count)
+                return gauge
+
+            def age(name: str, documentation: str, since: datetime | None) -> GaugeMetricFamily:
+                gauge = GaugeMetricFamily(name, documentation)
+                gauge.add_metric([], (utcnow() - since).total_seconds() if since else 0.0)
+                return gauge
+
+            yield by_status("matcher_outbox_emails", "Emails in the outbox by status", Reminder)
+            yield age(
+                "matcher_outbox_oldest_pending_seconds",
+                "Age of the oldest email still pending",
+                session.scalar(
+                    select(func.min(Reminder.created_at)).where(Reminder.status == "pending")
+                ),
             )
-            for status, count in session.execute(
-                select(Reminder.status, func.count()).group_by(Reminder.status)
-            ):
-                outbox.add_metric([status], count)
-            yield outbox
-            oldest = session.scalar(
-                select(func.min(Reminder.created_at)).where(Reminder.status == "pending")
-            )
-            age = GaugeMetricFamily(
-                "matcher_outbox_oldest_pending_seconds", "Age of the oldest email still pending"
-            )
-            age.add_metric([], (utcnow() - oldest).total_seconds() if oldest else 0.0)
-            yield age
-            runs = GaugeMetricFamily(
-                "matcher_match_runs", "Match runs by status", labels=["status"]
-            )
-            for status, count in session.execute(
-                select(MatchRun.status, func.count()).group_by(MatchRun.status)
-            ):
-                runs.add_metric([status], count)
-            yield runs
+            yield by_status("matcher_match_runs", "Match runs by status", MatchRun)
             beat_at = session.scalar(select(SchedulerHeartbeat.beat_at))
             if beat_at is not None:  # absent until a scheduler first beats: nothing to alert on
-                heartbeat = GaugeMetricFamily(
+                yield age(
                     "matcher_scheduler_heartbeat_age_seconds",
                     "Seconds since the active scheduler last ran its heartbeat job",
+                    beat_at,
                 )
-                heartbeat.add_metric([], (utcnow() - beat_at).total_seconds())
-                yield heartbeat
 
 
 def register_metrics(app: Flask) -> None:

@@ -55,6 +55,14 @@ def run(app: Flask, name: str, now: datetime, **settings: Any) -> dict[str, Any]
     )
 
 
+def queue_upcoming(app: Flask, session: Session, world: World) -> datetime:
+    """One pair, its two "upcoming" emails queued the day before the due date; that time."""
+    make_pairs(session, world)
+    now = at_local(DUE - timedelta(days=1))
+    run(app, "reminders", now)
+    return now
+
+
 def make_pairs(session: Session, world: World, count: int = 1) -> list[Mentorship]:
     """``count`` mentorships: sibling-unit craftsmen (en) with home-unit apprentices (zh-CN)."""
     craftsmen = upsert_people(
@@ -209,9 +217,7 @@ def test_emails_go_over_smtp_in_each_recipients_language_with_a_working_link(
 def test_smtp_refused_is_retried_later_and_nothing_is_lost(
     app: Flask, session: Session, world: World, smtp_sink: Sink
 ) -> None:
-    make_pairs(session, world)
-    now = at_local(DUE - timedelta(days=1))
-    run(app, "reminders", now)
+    now = queue_upcoming(app, session, world)
     closed = f"smtp://127.0.0.1:{free_port()}"
     assert run(app, "outbox", now, smtp_url=closed) == {
         "sent": 0,
@@ -231,9 +237,7 @@ def test_smtp_refused_is_retried_later_and_nothing_is_lost(
 def test_smtp_5xx_fails_the_email_and_shows_it(
     app: Flask, client: FlaskClient, session: Session, world: World, smtp_sink: Sink
 ) -> None:
-    make_pairs(session, world)
-    now = at_local(DUE - timedelta(days=1))
-    run(app, "reminders", now)
+    now = queue_upcoming(app, session, world)
     smtp_sink.refuse["xm0@hzdj.example.cn"] = "550 5.1.1 No such mailbox"
     assert run(app, "outbox", now, smtp_url=smtp_sink.url) == {
         "sent": 1,
@@ -339,9 +343,7 @@ def test_a_reminder_queued_before_the_summary_came_in_is_cancelled_not_sent(
 def test_the_outbox_logs_in_when_the_smtp_url_has_credentials(
     app: Flask, session: Session, world: World, smtp_sink_with_login: Sink
 ) -> None:
-    make_pairs(session, world)
-    now = at_local(DUE - timedelta(days=1))
-    run(app, "reminders", now)
+    now = queue_upcoming(app, session, world)
     anonymous = f"smtp://127.0.0.1:{smtp_sink_with_login.port}"
     # 530 "authentication required" is the settings' fault, not the emails': they wait.
     assert run(app, "outbox", now, smtp_url=anonymous)["retry"] == 2
@@ -354,9 +356,7 @@ def test_the_outbox_logs_in_when_the_smtp_url_has_credentials(
 def test_a_stalled_smtp_server_times_out_the_outbox_while_the_web_answers(
     app: Flask, client: FlaskClient, session: Session, world: World
 ) -> None:
-    make_pairs(session, world)
-    now = at_local(DUE - timedelta(days=1))
-    run(app, "reminders", now)
+    now = queue_upcoming(app, session, world)
     connected = threading.Event()
     with socket.socket() as server:  # accepts, then never says a word (no SMTP greeting)
         server.bind(("127.0.0.1", 0))
