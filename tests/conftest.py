@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
@@ -121,7 +122,10 @@ def backend(database_url: str) -> str:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and "[postgresql" in report.nodeid:
+    # Only skips for want of the server count here: a PostgreSQL-half test skipped for another
+    # reason (no Chromium) is listed by pytest's own summary under its own reason.
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+    if report.skipped and "PostgreSQL unreachable" in str(reason):
         _skipped_postgres.append(report.nodeid)
 
 
@@ -132,6 +136,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{len(_skipped_postgres)} PostgreSQL tests were SKIPPED (no server at {PG_URL}); "
             "only the SQLite half ran. Start PostgreSQL or set MATCHER_TEST_POSTGRES_URL."
         )
+        per_file = Counter(nodeid.split("::", 1)[0] for nodeid in _skipped_postgres)
+        for path, count in sorted(per_file.items()):
+            terminalreporter.line(f"  {path}: {count} skipped on PostgreSQL")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
