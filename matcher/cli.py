@@ -14,6 +14,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from matcher.db import session_scope
 from matcher.extensions import state
+from matcher.models import REMINDER_KINDS
 
 DEMO_FILE = Path(__file__).parent / "demo" / "alliance.json"
 
@@ -38,6 +39,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(scheduler)
     app.cli.add_command(users_group)
     app.cli.add_command(jobs_group)
+    app.cli.add_command(reminders_group)
 
 
 @click.group("db", help="Database schema.")
@@ -412,6 +414,38 @@ def jobs_run(name: str, now_text: str | None) -> None:
         now=now,
     )
     click.echo(json.dumps(outcome, ensure_ascii=False, default=str))
+
+
+@click.group("reminders", help="The email outbox.")
+def reminders_group() -> None:
+    """Outbox commands."""
+
+
+@reminders_group.command("retry")
+@click.option(
+    "--status",
+    type=click.Choice(["failed"]),
+    required=True,
+    help="Which emails to send again (failed: once the cause is fixed).",
+)
+@click.option("--kind", type=click.Choice(REMINDER_KINDS))
+@click.option("--mentorship", "mentorship_id", type=click.IntRange(min=1), help="Mentorship id.")
+@with_appcontext
+def reminders_retry(status: str, kind: str | None, mentorship_id: int | None) -> None:
+    """Queue failed emails again (audited); the outbox job sends them on its next run."""
+    from matcher.db import utcnow
+    from matcher.services.reminders import retry_reminders
+
+    with session_scope(state().session_factory) as session:
+        ids = retry_reminders(
+            session,
+            status=status,
+            kind=kind,
+            mentorship_id=mentorship_id,
+            actor="cli",
+            now=utcnow(),
+        )
+    click.echo(f"{len(ids)} {status} reminders queued again")
 
 
 @click.group("users", help="Coordinators who sign in to the web pages.")

@@ -127,7 +127,7 @@ class AuditQueryArgsSchema(PageArgsSchema):
     """Filters of the audit trail."""
 
     object_type = ma.fields.String(
-        validate=ma.validate.OneOf(["proposal", "match_run", "rejected_pair"])
+        validate=ma.validate.OneOf(["proposal", "match_run", "rejected_pair", "reminder"])
     )
     object_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
 
