@@ -81,14 +81,13 @@ class DatabaseCollector:
                 "(`matcher reminders retry --status failed` once the cause is fixed)",
                 labels=["kind"],
             )
-            counts: dict[str, int] = {
-                kind: count
-                for kind, count in session.execute(
+            counts: dict[str, int] = dict(
+                session.execute(
                     select(Reminder.kind, func.count())
                     .where(Reminder.status == "failed")
                     .group_by(Reminder.kind)
-                )
-            }
+                ).all()
+            )
             for kind in REMINDER_KINDS:
                 failed.add_metric([kind], counts.get(kind, 0))
             yield failed
