@@ -61,34 +61,45 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
                 try:
                     rendered = render(session, reminder, ctx.settings, ctx.now)
                     message = build_message(reminder, rendered, ctx.settings, ctx.now)
-                    mailer.send(message)
                 except Exception as exc:
-                    # Only a 5xx is permanent; anything else (a dropped connection, or a bug
-                    # while rendering) is retried later, and fails the row after MAX_ATTEMPTS.
-                    permanent = isinstance(exc, PermanentFailure)
-                    if not isinstance(exc, TemporaryFailure | PermanentFailure):
-                        log.exception("reminder %s could not be sent", reminder.id)
-                    status = mark_failed_attempt(
-                        session,
-                        reminder=reminder,
-                        token=token,
-                        now=ctx.now,
-                        error=str(exc),
-                        permanent=permanent,
+                    # A bug of ours (a template, data we let in): logged as one, retried like a
+                    # temporary failure; once failed, `matcher reminders retry` after the fix.
+                    log.exception(
+                        "reminder %s (%s): the email could not be built", reminder.id, reminder.kind
                     )
-                    counts["failed" if status == "failed" else "retry"] += 1
-                    OUTBOX_SENDS.labels("failed" if status == "failed" else "retry").inc()
-                    level = logging.ERROR if status == "failed" else logging.WARNING
-                    log.log(
-                        level,
-                        "reminder %s to %s: %s (%s)",
-                        reminder.id,
-                        reminder.recipient,
-                        status,
-                        exc,
-                    )
-                    continue
-                mark_sent(session, reminder_id=reminder.id, token=token, now=ctx.now)
-                counts["sent"] += 1
-                OUTBOX_SENDS.labels("sent").inc()
+                    error: Exception = exc
+                    error_text = f"building the email: {type(exc).__name__}: {exc}"
+                else:
+                    try:
+                        mailer.send(message)
+                    except Exception as exc:
+                        if not isinstance(exc, TemporaryFailure | PermanentFailure):
+                            log.exception("reminder %s could not be sent", reminder.id)
+                        error, error_text = exc, str(exc)
+                    else:
+                        mark_sent(session, reminder_id=reminder.id, token=token, now=ctx.now)
+                        counts["sent"] += 1
+                        OUTBOX_SENDS.labels("sent").inc()
+                        continue
+                # Only a 5xx is permanent; anything else (a dropped connection, or a bug while
+                # rendering) is retried later, and fails the row after MAX_ATTEMPTS.
+                status = mark_failed_attempt(
+                    session,
+                    reminder=reminder,
+                    token=token,
+                    now=ctx.now,
+                    error=error_text,
+                    permanent=isinstance(error, PermanentFailure),
+                )
+                counts["failed" if status == "failed" else "retry"] += 1
+                OUTBOX_SENDS.labels("failed" if status == "failed" else "retry").inc()
+                level = logging.ERROR if status == "failed" else logging.WARNING
+                log.log(
+                    level,
+                    "reminder %s to %s: %s (%s)",
+                    reminder.id,
+                    reminder.recipient,
+                    status,
+                    error_text,
+                )
     return counts

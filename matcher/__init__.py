@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, abort, g, request
 
 from matcher import extensions
 from matcher.config import Settings
@@ -71,6 +72,7 @@ def register_extensions(app: Flask) -> None:
     app.teardown_appcontext(extensions.close_db)
     register_request_ids(app)
     register_metrics(app)
+    app.before_request(_refuse_non_utf8_urls)
 
     @app.before_request
     def _authenticate() -> Response | None:
@@ -85,6 +87,21 @@ def register_extensions(app: Flask) -> None:
             g.principal = verdict.principal
             return verdict.refusal()  # a 429 problem once the key's budget is spent
         return None
+
+
+def _refuse_non_utf8_urls() -> None:
+    """A URL whose bytes are not UTF-8 names nothing here: 404, rather than Werkzeug's silent
+    U+FFFD that would make ``/craftsmen/%FF`` and ``/craftsmen/%FE`` the same person."""
+    environ = request.environ
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")  # gunicorn, Werkzeug
+    if raw is None:  # other servers: PATH_INFO holds the path's bytes as latin-1 (PEP 3333)
+        data = environ.get("PATH_INFO", "").encode("latin-1", "replace")
+    else:
+        data = unquote_to_bytes(raw)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        abort(404)
 
 
 def register_blueprints(app: Flask) -> None:

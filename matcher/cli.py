@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask
@@ -14,6 +15,10 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from matcher.db import session_scope
 from matcher.extensions import state
+from matcher.models import REMINDER_KINDS
+
+if TYPE_CHECKING:
+    from matcher.services.hr_import import Table
 
 DEMO_FILE = Path(__file__).parent / "demo" / "alliance.json"
 
@@ -38,6 +43,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(scheduler)
     app.cli.add_command(users_group)
     app.cli.add_command(jobs_group)
+    app.cli.add_command(reminders_group)
 
 
 @click.group("db", help="Database schema.")
@@ -280,17 +286,17 @@ def import_people(path: Path, unit_code: str, alliance_code: str | None) -> None
     from matcher.api.schemas import ApprenticeBulkItemSchema, CraftsmanBulkItemSchema
     from matcher.errors import DomainError
     from matcher.models import Alliance, Unit
-    from matcher.services.hr_import import detect_kind, read_rows, to_record
+    from matcher.services.hr_import import detect_kind, read_table, to_record
     from matcher.services.people import KINDS, upsert_people
 
     try:
-        rows = read_rows(path)
-        kind = detect_kind(rows)
+        table = read_table(path)
+        kind = detect_kind(table)
         schema = CraftsmanBulkItemSchema if kind == "craftsmen" else ApprenticeBulkItemSchema
         try:
-            items = schema(many=True).load([to_record(row, kind) for row in rows])
+            items = schema(many=True).load([to_record(row.cells, kind) for row in table.rows])
         except ma.ValidationError as exc:
-            raise _row_errors(exc.messages) from exc
+            raise _row_errors(table, exc.messages) from exc
         with session_scope(state().session_factory) as session:
             stmt = select(Unit).join(Alliance).where(Unit.code == unit_code)
             if alliance_code:
@@ -304,7 +310,7 @@ def import_people(path: Path, unit_code: str, alliance_code: str | None) -> None
             try:
                 outcome = upsert_people(session, kind=KINDS[kind], unit=units[0], items=items)
             except DomainError as exc:
-                raise _row_errors(exc.errors or {}, exc.detail) from exc
+                raise _row_errors(table, exc.errors or {}, exc.detail) from exc
     except DomainError as exc:
         raise click.ClickException(exc.detail) from exc
     click.echo(
@@ -314,16 +320,16 @@ def import_people(path: Path, unit_code: str, alliance_code: str | None) -> None
 
 
 def _row_errors(
-    errors: object, detail: str = "invalid rows; nothing was imported"
+    table: Table, errors: object, detail: str = "invalid rows; nothing was imported"
 ) -> click.ClickException:
-    """Item indexes as spreadsheet row numbers (the header is row 1)."""
+    """Item indexes as the file's line (CSV) or row (sheet) numbers."""
     lines = [detail]
     if isinstance(errors, dict):
         for index, problem in sorted(
             errors.items(), key=lambda kv: int(kv[0]) if str(kv[0]).isdigit() else -1
         ):
-            row = int(index) + 2 if str(index).isdigit() else index
-            lines.append(f"  row {row}: {json.dumps(problem, ensure_ascii=False)}")
+            where = table.where(int(index)) if str(index).isdigit() else index
+            lines.append(f"  {where}: {json.dumps(problem, ensure_ascii=False)}")
     return click.ClickException("\n".join(lines))
 
 
@@ -412,6 +418,38 @@ def jobs_run(name: str, now_text: str | None) -> None:
         now=now,
     )
     click.echo(json.dumps(outcome, ensure_ascii=False, default=str))
+
+
+@click.group("reminders", help="The email outbox.")
+def reminders_group() -> None:
+    """Outbox commands."""
+
+
+@reminders_group.command("retry")
+@click.option(
+    "--status",
+    type=click.Choice(["failed"]),
+    required=True,
+    help="Which emails to send again (failed: once the cause is fixed).",
+)
+@click.option("--kind", type=click.Choice(REMINDER_KINDS))
+@click.option("--mentorship", "mentorship_id", type=click.IntRange(min=1), help="Mentorship id.")
+@with_appcontext
+def reminders_retry(status: str, kind: str | None, mentorship_id: int | None) -> None:
+    """Queue failed emails again (audited); the outbox job sends them on its next run."""
+    from matcher.db import utcnow
+    from matcher.services.reminders import retry_reminders
+
+    with session_scope(state().session_factory) as session:
+        ids = retry_reminders(
+            session,
+            status=status,
+            kind=kind,
+            mentorship_id=mentorship_id,
+            actor="cli",
+            now=utcnow(),
+        )
+    click.echo(f"{len(ids)} {status} reminders queued again")
 
 
 @click.group("users", help="Coordinators who sign in to the web pages.")

@@ -56,7 +56,7 @@ class DatabaseCollector:
 
         from matcher.db import utcnow
         from matcher.extensions import state
-        from matcher.models import MatchRun, Reminder, SchedulerHeartbeat
+        from matcher.models import REMINDER_KINDS, MatchRun, Reminder, SchedulerHeartbeat
 
         with state(self.app).session_factory() as session:
 
@@ -74,6 +74,23 @@ class DatabaseCollector:
                 return gauge
 
             yield by_status("matcher_outbox_emails", "Emails in the outbox by status", Reminder)
+            # Every kind is present (0 too), so an alert on escalations needs no absent() rule.
+            failed = GaugeMetricFamily(
+                "matcher_outbox_failed_emails",
+                "Emails that failed for good, by kind: each is one nobody received "
+                "(`matcher reminders retry --status failed` once the cause is fixed)",
+                labels=["kind"],
+            )
+            counts: dict[str, int] = dict(
+                session.execute(
+                    select(Reminder.kind, func.count())
+                    .where(Reminder.status == "failed")
+                    .group_by(Reminder.kind)
+                ).all()
+            )
+            for kind in REMINDER_KINDS:
+                failed.add_metric([kind], counts.get(kind, 0))
+            yield failed
             yield age(
                 "matcher_outbox_oldest_pending_seconds",
                 "Age of the oldest email still pending",

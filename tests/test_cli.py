@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from matcher.migrations import head_revision
-from matcher.models import Alliance, ApiKey, Apprentice, Craftsman, Skill, Unit
+from matcher.models import Alliance, ApiKey, Apprentice, Craftsman, Skill, Unit, User
 from matcher.services.access import hash_key
 from tests import factories
 
@@ -100,3 +101,17 @@ def test_db_upgrade_creates_the_schema_from_the_console_script(tmp_path: Path) -
     )
     assert result.returncode == 0, result.stderr
     assert f"database schema at {head_revision()}" in result.stderr
+
+
+@pytest.mark.parametrize("email", ["co\nord@x.cn", "c@x\u2028.cn", "co\tord@x.cn", "c\x85@x.cn"])
+def test_users_create_refuses_an_email_that_is_not_one_line(
+    app: Flask, session: Session, email: str
+) -> None:
+    factories.alliance(session, "EMCA")
+    session.commit()
+    result = app.test_cli_runner().invoke(
+        args=["users", "create", "--email", email, "--alliance", "EMCA"],
+        env={"MATCHER_USER_PASSWORD": "long-enough-password"},
+    )
+    assert result.exit_code != 0 and "email" in result.output
+    assert session.scalar(select(func.count()).select_from(User)) == 0

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
+import re
+import time
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -29,12 +35,22 @@ def unit_code(session: Session) -> str:
     return "HZDJ"
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])
+ENCODINGS: dict[str, Callable[[str], bytes]] = {
+    "utf-8": lambda text: text.encode("utf-8"),
+    "utf-8-sig": lambda text: text.encode("utf-8-sig"),
+    "gb18030": lambda text: text.encode("gb18030"),
+    "gbk": lambda text: text.encode("gbk"),
+    "utf-16-le-bom": lambda text: codecs.BOM_UTF16_LE + text.encode("utf-16-le"),
+    "utf-16-be-bom": lambda text: codecs.BOM_UTF16_BE + text.encode("utf-16-be"),
+}
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
 def test_csv_in_the_encodings_excel_writes(
     app: Flask, session: Session, unit_code: str, tmp_path: Path, encoding: str
 ) -> None:
     path = tmp_path / "craftsmen.csv"
-    path.write_bytes(CRAFTSMEN_CSV.encode(encoding))
+    path.write_bytes(ENCODINGS[encoding](CRAFTSMEN_CSV))
     result = app.test_cli_runner().invoke(args=["import", str(path), "--unit", unit_code])
     assert result.exit_code == 0, result.output
     assert "2 created" in result.output
@@ -79,11 +95,11 @@ def test_a_bad_row_is_named_and_nothing_is_imported(
     )
     result = app.test_cli_runner().invoke(args=["import", str(path), "--unit", unit_code])
     assert result.exit_code != 0
-    assert "row 4" in result.output and "level" in result.output
+    assert "line 4" in result.output and "level" in result.output
     assert session.scalar(select(func.count()).select_from(Craftsman)) == 0
     path.write_text(CRAFTSMEN_CSV + "C-4,未知,杭州,,神秘技能:3,\n", encoding="utf-8")
     result = app.test_cli_runner().invoke(args=["import", str(path), "--unit", unit_code])
-    assert result.exit_code != 0 and "row 4" in result.output and "神秘技能" in result.output
+    assert result.exit_code != 0 and "line 4" in result.output and "神秘技能" in result.output
     assert session.scalar(select(func.count()).select_from(Craftsman)) == 0
 
 
@@ -97,3 +113,218 @@ def test_unknown_columns_and_unknown_units_are_refused(
     path.write_text("external_id,name,skills\nC-1,甲,焊接:3\n", encoding="utf-8")
     result = app.test_cli_runner().invoke(args=["import", str(path), "--unit", "NOPE"])
     assert result.exit_code != 0 and "NOPE" in result.output
+
+
+def import_file(app: Flask, path: Path, unit_code: str = "HZDJ") -> Any:
+    """Run ``matcher import``; a refusal must be a clean message, never a traceback."""
+    result = app.test_cli_runner().invoke(args=["import", str(path), "--unit", unit_code])
+    if result.exit_code != 0:
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        assert "Traceback" not in result.output
+    return result
+
+
+def people(session: Session) -> list[str]:
+    session.expire_all()
+    return sorted(session.scalars(select(Craftsman.external_id)))
+
+
+def xlsx(path: Path, rows: list[list[Any]], *, dimension: str | None = None) -> Path:
+    """Write ``rows`` to the first sheet; optionally make its <dimension> claim ``dimension``."""
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    workbook.save(path)
+    if dimension is not None:
+        rewrite_member(
+            path,
+            "xl/worksheets/sheet1.xml",
+            lambda xml: re.sub(rb'<dimension ref="[^"]*"\s*/>', dimension.encode(), xml),
+        )
+    return path
+
+
+def rewrite_member(path: Path, name: str, change: Callable[[bytes], bytes]) -> None:
+    with zipfile.ZipFile(path) as source:
+        members = [(info, source.read(info)) for info in source.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for info, data in members:
+            if info.filename == name:
+                changed = change(data)
+                assert changed != data
+                data = changed
+            target.writestr(info, data)
+
+
+CRAFTSMEN_ROWS = [
+    ["external_id", "name", "skills"],
+    ["C-1", "周建国", "数控车削:5"],
+    ["C-2", "李铁手", "焊接:4"],
+]
+
+
+@pytest.mark.parametrize(
+    "dimension",
+    [
+        '<dimension ref="A1:B2"/>',  # smaller than the data: both people all the same
+        '<dimension ref="A1:Z300"/>',  # larger, as real Excel files often say
+        '<dimension ref="A1:XFD1048576"/>',  # the whole sheet: must not be allocated
+        "",  # none at all
+    ],
+)
+def test_xlsx_is_read_as_it_is_whatever_its_dimension_claims(
+    app: Flask, session: Session, unit_code: str, tmp_path: Path, dimension: str
+) -> None:
+    path = xlsx(tmp_path / "c.xlsx", CRAFTSMEN_ROWS, dimension=dimension)
+    assert path.stat().st_size < 10_000
+    started = time.perf_counter()
+    result = import_file(app, path, unit_code)
+    assert result.exit_code == 0, result.output
+    assert time.perf_counter() - started < 10
+    assert people(session) == ["C-1", "C-2"]
+
+
+def test_trailing_empty_columns_and_cells_are_ignored(
+    app: Flask, session: Session, unit_code: str, tmp_path: Path
+) -> None:
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text(
+        "external_id,name,skills,,\nC-1,甲,焊接:3,,\n\nC-2,乙,焊接:2\n", encoding="utf-8"
+    )
+    assert import_file(app, csv_path, unit_code).exit_code == 0
+    rows: list[list[Any]] = [[*r, None, ""] for r in CRAFTSMEN_ROWS]
+    rows[0] = [*CRAFTSMEN_ROWS[0], None, None]
+    rows.append([])
+    rows.append(["C-3", "丙", "焊接:1", None])
+    result = import_file(app, xlsx(tmp_path / "c.xlsx", rows), unit_code)
+    assert result.exit_code == 0, result.output
+    assert people(session) == ["C-1", "C-2", "C-3"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("external_id,name,skills,name\nC-1,甲,焊接:3,乙\n", ["line 1", "'name' appears twice"]),
+        ("external_id,,name,skills\nC-1,,甲,焊接:3\n", ["line 1", "column 2 has no name"]),
+        ("external_id,name,skills,salary\nC-1,甲,焊接:3,100\n", ["line 1", "salary"]),
+        ("\n\nexternal_id,name,skills,salary\nC-1,甲,焊接:3,1\n", ["line 3", "salary"]),
+        ("external_id,name,skills\nC-1,甲,焊接:3\nC-2,乙,焊接:3,多余\n", ["line 3", "beyond"]),
+        # Blank lines and a quoted cell over two lines are counted: C-3 starts on line 6.
+        (
+            'external_id,name,skills\n\nC-1,甲,"焊接:3\n数控车削:2"\n\nC-3,丙,焊接:9\n',
+            ["line 6", "level"],
+        ),
+        ("external_id,name,skills\nC-1,甲,焊接:3\n\n\nC-2,乙,焊接:x\n", ["line 5", "level"]),
+        ('external_id,name,skills\nC-1,"甲\n乙",焊接:3\n', ["line 2", "name", "single line"]),
+        ('external_id,name,skills\nC-1,"甲\r\n乙",焊接:3\n', ["line 2", "name", "single line"]),
+        ("external_id,name,skills\nC-1,甲\u2028乙,焊接:3\n", ["line 2", "name", "single line"]),
+        ("external_id,name,skills\nC-1,甲\x85乙,焊接:3\n", ["line 2", "name", "single line"]),
+        ("external_id,name,skills\nC-1,甲\t乙,焊接:3\n", ["line 2", "name", "single line"]),
+        ('external_id,name,skills\n"C\n1",甲,焊接:3\n', ["line 2", "external_id"]),
+        ('external_id,name,skills\nC-1,甲,"焊接:3\n"\n"C-2,乙,焊接:3\n', ["line"]),
+    ],
+)
+def test_bad_headers_cells_and_rows_name_the_files_line_and_import_nothing(
+    app: Flask,
+    session: Session,
+    unit_code: str,
+    tmp_path: Path,
+    content: str,
+    expected: list[str],
+) -> None:
+    path = tmp_path / "c.csv"
+    path.write_bytes(content.encode("utf-8"))
+    result = import_file(app, path, unit_code)
+    assert result.exit_code == 1
+    for text in expected:
+        assert text in result.output, result.output
+    assert people(session) == []
+
+
+def test_xlsx_problems_name_the_sheet_row(
+    app: Flask, session: Session, unit_code: str, tmp_path: Path
+) -> None:
+    rows: list[list[Any]] = [
+        ["external_id", "name", "skills", "skills"],
+        ["C-1", "甲", "焊接:3", ""],
+    ]
+    result = import_file(app, xlsx(tmp_path / "dup.xlsx", rows), unit_code)
+    assert result.exit_code == 1 and "row 1" in result.output and "twice" in result.output
+    rows = [CRAFTSMEN_ROWS[0], [], CRAFTSMEN_ROWS[1], [], ["C-9", "王\n工", "焊接:3"]]
+    result = import_file(app, xlsx(tmp_path / "lb.xlsx", rows), unit_code)
+    assert result.exit_code == 1 and "row 5" in result.output and "single line" in result.output
+    rows = [CRAFTSMEN_ROWS[0], CRAFTSMEN_ROWS[1], ["C-2", "乙", "焊接:3", "多余"]]
+    result = import_file(app, xlsx(tmp_path / "extra.xlsx", rows), unit_code)
+    assert result.exit_code == 1 and "row 3" in result.output and "beyond" in result.output
+    assert people(session) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("utf16-without-bom.csv", "external_id,name,skills\nC-1,甲,焊接:3\n".encode("utf-16-le")),
+        ("binary.csv", bytes(range(256)) * 8),
+        ("png.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10"),
+        ("empty.csv", b""),
+        ("blank.csv", b"\n\n \n"),
+        ("text.xlsx", "external_id,name,skills\nC-1,甲,焊接:3\n".encode()),
+        ("empty.xlsx", b""),
+        ("truncated.xlsx", b"PK\x03\x04" + b"\x00" * 100),
+        ("people.txt", b"external_id,name\n"),
+    ],
+)
+def test_files_that_are_not_what_they_say_are_refused_cleanly(
+    app: Flask, session: Session, unit_code: str, tmp_path: Path, name: str, content: bytes
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = import_file(app, path, unit_code)
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert people(session) == []
+
+
+def test_a_zip_that_is_not_a_workbook_is_refused_cleanly(
+    app: Flask, session: Session, unit_code: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("hello.txt", "not a workbook")
+    assert import_file(app, path, unit_code).exit_code == 1
+    broken = xlsx(tmp_path / "broken.xlsx", CRAFTSMEN_ROWS)
+    rewrite_member(broken, "xl/worksheets/sheet1.xml", lambda xml: xml[: len(xml) // 2])
+    assert import_file(app, broken, unit_code).exit_code == 1
+    assert people(session) == []
+
+
+def test_xlsx_limits_are_checked_before_and_while_reading(
+    app: Flask, session: Session, unit_code: str, tmp_path: Path
+) -> None:
+    # 60 MiB of zeros compress to a few KiB: refused from the zip's directory, unopened.
+    bomb = xlsx(tmp_path / "bomb.xlsx", CRAFTSMEN_ROWS)
+    with zipfile.ZipFile(bomb, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/media/padding.bin", b"\0" * (60 * 2**20))
+    assert bomb.stat().st_size < 200_000
+    result = import_file(app, bomb, unit_code)
+    assert result.exit_code == 1 and "MiB" in result.output
+    wide = xlsx(tmp_path / "wide.xlsx", [[*CRAFTSMEN_ROWS[0], *[f"c{i}" for i in range(98)]]])
+    result = import_file(app, wide, unit_code)
+    assert result.exit_code == 1 and "100 columns" in result.output
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet()
+    sheet.append(CRAFTSMEN_ROWS[0])
+    for i in range(20_001):
+        sheet.append([f"C-{i}", "甲", "焊接:3"])
+    long = tmp_path / "long.xlsx"
+    workbook.save(long)
+    result = import_file(app, long, unit_code)
+    assert result.exit_code == 1 and "20000" in result.output
+    csv_path = tmp_path / "long.csv"
+    csv_path.write_text(
+        "external_id,name,skills\n" + "".join(f"C-{i},甲,焊接:3\n" for i in range(20_001)),
+        encoding="utf-8",
+    )
+    result = import_file(app, csv_path, unit_code)
+    assert result.exit_code == 1 and "20000" in result.output
+    assert people(session) == []

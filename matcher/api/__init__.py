@@ -35,9 +35,11 @@ class ExternalIdConverter(BaseConverter):
     ``.../craftsmen/bulk`` is the bulk endpoint (POST); without this, a PUT there would upsert a
     person whose external id is "bulk", a method the bulk path does not have (the OpenAPI
     document's concrete path wins over the templated one, and so does the service).
+    Anything else up to the next slash is matched, so the view checks it with the body's
+    ``external_id`` field (422 naming the field, not a 404 that hides why).
     """
 
-    regex = r"(?!bulk(?![^/]))[^/\x00]{1,100}"
+    regex = r"(?!bulk(?![^/]))[^/]+"
 
 
 def register_api(app: Flask) -> Api:

@@ -9,9 +9,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import marshmallow as ma
 
+from matcher.text import multi_line_problem, single_line_problem
+
 
 class Text(ma.fields.String):
-    """A string that the databases can store exactly: no NUL, no lone surrogates."""
+    """One line of text (names, ids, codes, regions, emails): what the databases store exactly
+    and an email header, a CSV cell or a log line can carry as it is.
+
+    Refused: NUL and lone surrogates (unstorable), control characters and line breaks (C0 with
+    TAB, DEL, C1, U+2028, U+2029 — anything that would split the line), and blank values unless
+    ``allow_blank``.
+    """
+
+    multi_line = False
+
+    def __init__(self, *, allow_blank: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.allow_blank = allow_blank
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
@@ -23,15 +37,49 @@ class Text(ma.fields.String):
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise ma.ValidationError("Must be valid Unicode (no lone surrogates).") from exc
+        problem = multi_line_problem(text) if self.multi_line else single_line_problem(text)
+        if problem:
+            raise ma.ValidationError(problem)
+        if not self.allow_blank and not text.strip():
+            raise ma.ValidationError("Must not be blank.")
         return text
 
 
-def text(min_length: int = 1, max_length: int = 200, **kwargs: Any) -> Text:
-    """A bounded Text field; blank (whitespace-only) values count as too short."""
-    validators: list[ma.validate.Validator] = [ma.validate.Length(min=min_length, max=max_length)]
-    if min_length:
-        validators.append(ma.validate.Regexp(r"[\s\S]*\S", error="Must not be blank."))
-    return Text(validate=validators, **kwargs)
+class MultiLineText(Text):
+    """Free text (summary content, comments): line breaks (\\n, \\r\\n) allowed, no other
+    control characters."""
+
+    multi_line = True
+
+
+class Identifier(Text):
+    """An id another system chose (a person's external id): one line, and no whitespace at either
+    end — ``"DUP-2"`` and ``"DUP-2 "`` would otherwise name two people, so it is refused rather
+    than silently trimmed (the same rule in bodies, in URLs and in imports)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if text != text.strip():
+            raise ma.ValidationError("Must not begin or end with whitespace.")
+        return text
+
+
+class Email(Text, ma.fields.Email):
+    """An email address on one line (marshmallow's address check lets U+2028 through)."""
+
+
+def text(
+    min_length: int = 1, max_length: int = 200, *, multi_line: bool = False, **kwargs: Any
+) -> Text:
+    """A bounded Text (or MultiLineText) field; with ``min_length`` blank values are refused."""
+    field = MultiLineText if multi_line else Text
+    return field(
+        allow_blank=not min_length,
+        validate=ma.validate.Length(min=min_length, max=max_length),
+        **kwargs,
+    )
 
 
 class StrictInteger(ma.fields.Integer):

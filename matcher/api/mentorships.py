@@ -67,7 +67,7 @@ class SummaryInputSchema(BaseSchema):
     """A training summary handed in over the API."""
 
     author = ma.fields.String(required=True, validate=ma.validate.OneOf(AUTHORS))
-    content = text(min_length=1, max_length=20_000, required=True)
+    content = text(min_length=1, max_length=20_000, multi_line=True, required=True)
     hours = StrictFloat(
         required=True,
         validate=ma.validate.Range(min=0, max=1000, min_inclusive=False),

@@ -54,6 +54,8 @@ def people_blueprint(
 ) -> Blueprint:
     """The five endpoints of one kind of person."""
     blp = Blueprint(plural, __name__, description=f"{plural.capitalize()} of member units")
+    # The URL's external id passes the very field that checks the body's.
+    external_id_field = schema().fields["external_id"]
 
     def _person_in_scope(person_id: int) -> Person:
         person = get_person(db(), kind=kind, person_id=person_id)
@@ -78,6 +80,13 @@ def people_blueprint(
         )
         def put(self, item: dict[str, Any], unit_id: int, external_id: str) -> Any:
             """Create or replace one person by the HR system's id (hr of the unit)."""
+            try:
+                external_id = external_id_field.deserialize(external_id)
+            except ma.ValidationError as exc:
+                raise ValidationFailed(
+                    "The external id in the URL is not valid; nothing was written.",
+                    errors={"external_id": exc.messages},
+                ) from exc
             unit = access.unit_in_scope(db(), principal(), unit_id)
             access.require_people_writer(principal(), unit)
             if item.setdefault("external_id", external_id) != external_id:

@@ -14,7 +14,7 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from matcher.api.base import Blueprint, PageArgsSchema, paginate
-from matcher.api.fields import StrictFloat, StrictInteger, Text
+from matcher.api.fields import MultiLineText, StrictFloat, StrictInteger
 from matcher.api.match_runs import MatchRunSchema, ProposalSchema
 from matcher.api.schemas import BaseSchema
 from matcher.errors import NotFound, PreconditionRequired
@@ -49,7 +49,9 @@ class ProposalPatchSchema(BaseSchema):
     """Either a decision (``status`` with an optional ``comment``) or a swap (``craftsman_id``)."""
 
     status = ma.fields.String(validate=ma.validate.OneOf(DECISIONS))
-    comment = Text(allow_none=True, validate=ma.validate.Length(max=2000))
+    comment = MultiLineText(
+        allow_none=True, allow_blank=True, validate=ma.validate.Length(max=2000)
+    )
     craftsman_id = StrictInteger(validate=ma.validate.Range(min=1, max=2**31 - 1))
 
     @ma.validates_schema
@@ -71,7 +73,12 @@ class BulkDecisionSchema(BaseSchema):
     )
     min_score = StrictFloat(validate=ma.validate.Range(min=0, max=2))
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(DECISIONS))
-    comment = Text(allow_none=True, load_default=None, validate=ma.validate.Length(max=2000))
+    comment = MultiLineText(
+        allow_none=True,
+        allow_blank=True,
+        load_default=None,
+        validate=ma.validate.Length(max=2000),
+    )
 
     @ma.validates_schema
     def _one_selector(self, data: dict[str, Any], **_: Any) -> None:
@@ -120,7 +127,7 @@ class AuditQueryArgsSchema(PageArgsSchema):
     """Filters of the audit trail."""
 
     object_type = ma.fields.String(
-        validate=ma.validate.OneOf(["proposal", "match_run", "rejected_pair"])
+        validate=ma.validate.OneOf(["proposal", "match_run", "rejected_pair", "reminder"])
     )
     object_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
 

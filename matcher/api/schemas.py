@@ -8,6 +8,8 @@ import marshmallow as ma
 
 from matcher.api.base import PageArgsSchema
 from matcher.api.fields import (
+    Email,
+    Identifier,
     StrictBoolean,
     StrictFloat,
     StrictInteger,
@@ -18,6 +20,7 @@ from matcher.api.fields import (
 from matcher.models import LOCALES
 
 READ_ONLY = "Read-only: set by the service."
+EXTERNAL_ID_LENGTH = ma.validate.Length(min=1, max=100)
 CODE = ma.validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", error="Letters, digits, '_', '.', '-'.")
 
 
@@ -79,9 +82,7 @@ class UnitSchema(BaseSchema):
     code = Text(required=True, validate=[ma.validate.Length(min=1, max=32), CODE])
     name = text(required=True)
     region = text(max_length=100, allow_none=True, load_default=None)
-    contact_email = ma.fields.Email(
-        allow_none=True, load_default=None, validate=ma.validate.Length(max=254)
-    )
+    contact_email = Email(allow_none=True, load_default=None, validate=ma.validate.Length(max=254))
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
 
@@ -107,7 +108,7 @@ class PeopleQueryArgsSchema(ListQueryArgsSchema):
     """Filters of the craftsman and apprentice lists."""
 
     active = ma.fields.Boolean()
-    external_id = Text(validate=ma.validate.Length(min=1, max=100))
+    external_id = Identifier(validate=EXTERNAL_ID_LENGTH)
 
 
 class SkillLevelSchema(BaseSchema):
@@ -132,11 +133,9 @@ class PersonSchema(BaseSchema):
 
     id = ma.fields.Integer(dump_only=True)
     unit_id = ma.fields.Integer(dump_only=True)
-    external_id = text(max_length=100)
+    external_id = Identifier(validate=EXTERNAL_ID_LENGTH)
     name = text(required=True)
-    email = ma.fields.Email(
-        allow_none=True, load_default=None, validate=ma.validate.Length(max=254)
-    )
+    email = Email(allow_none=True, load_default=None, validate=ma.validate.Length(max=254))
     locale = Text(load_default="zh-CN", validate=ma.validate.OneOf(LOCALES))
     region = text(max_length=100, allow_none=True, load_default=None)
     active = StrictBoolean(load_default=True)
@@ -175,13 +174,13 @@ class ApprenticePatchSchema(ApprenticeSchema):
 class CraftsmanBulkItemSchema(CraftsmanSchema):
     """One craftsman of a bulk upsert: ``external_id`` is required."""
 
-    external_id = text(required=True, max_length=100)
+    external_id = Identifier(required=True, validate=EXTERNAL_ID_LENGTH)
 
 
 class ApprenticeBulkItemSchema(ApprenticeSchema):
     """One apprentice of a bulk upsert: ``external_id`` is required."""
 
-    external_id = text(required=True, max_length=100)
+    external_id = Identifier(required=True, validate=EXTERNAL_ID_LENGTH)
 
 
 def top_level(schema: type[ma.Schema]) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ from matcher.models import (
 from matcher.services.mentorships import local_today, overdue_periods
 from matcher.services.reminders import ESCALATE_AFTER_DAYS
 from matcher.services.summary_links import SummaryLink, make_token
+from matcher.text import header_safe
 
 SUBJECTS = {
     "zh-CN": {
@@ -175,11 +176,15 @@ def _digest_context(session: Session, alliance: Alliance, reminder: Reminder) ->
 def build_message(
     reminder: Reminder, rendered: Rendered, settings: Settings, now: datetime
 ) -> EmailMessage:
-    """The MIME message: text and HTML alternatives, a stable Message-ID."""
+    """The MIME message: text and HTML alternatives, a stable Message-ID.
+
+    Header values pass ``header_safe``: a line break in a name or address (rows written before
+    single-line fields were validated) would otherwise make the ``email`` package refuse to build.
+    """
     message = EmailMessage()
-    message["Subject"] = rendered.subject
-    message["From"] = settings.mail_from
-    message["To"] = reminder.recipient
+    message["Subject"] = header_safe(rendered.subject)
+    message["From"] = header_safe(settings.mail_from)
+    message["To"] = header_safe(reminder.recipient)
     message["Date"] = format_datetime(now)
     message["Message-ID"] = message_id(reminder, settings.mail_from)
     message["X-Matcher-Reminder"] = str(reminder.id)

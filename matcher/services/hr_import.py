@@ -4,13 +4,22 @@ Columns (header row, any order): ``external_id``, ``name``, ``email``, ``locale`
 ``active``; craftsmen add ``honours`` (``全国劳动模范；大国工匠``), ``skills``
 (``数控车削:5；焊接:4``) and ``capacity``; apprentices add ``wants``
 (``数控车削:3；焊接:2:0.5``, that is name:level[:weight]).
+
+CSV in UTF-8 (with or without BOM), GB18030/GBK, or UTF-16 with its BOM; XLSX bounded before it
+is read (MAX_* below) and read as it is, whatever its ``<dimension>`` claims. Trailing empty
+columns and cells are padding; duplicate, unnamed or unknown columns and cells beyond the named
+columns are errors naming the file's line (CSV) or row (sheet), blank ones counted.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,42 +43,185 @@ CRAFTSMAN_COLUMNS = {
 APPRENTICE_COLUMNS = {"external_id", "name", "email", "locale", "region", "active", "wants"}
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """The rows of the first sheet (XLSX) or of the CSV (UTF-8, UTF-8 with BOM, or GB18030)."""
-    if path.suffix.lower() == ".xlsx":
-        from openpyxl import load_workbook
+MAX_ROWS = 20_000  # people, not counting the header and blank lines
+MAX_COLUMNS = 100
+MAX_UNCOMPRESSED_BYTES = 50 * 1024 * 1024
 
+
+@dataclass(frozen=True)
+class Row:
+    """One record of the file, with where it starts (CSV line / sheet row, blank ones counted)."""
+
+    line: int
+    cells: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Table:
+    """The file's header and records."""
+
+    unit: str  # "line" (CSV) or "row" (sheet): how error messages name places in the file
+    header_line: int
+    columns: list[str]
+    rows: list[Row]
+
+    def where(self, index: int) -> str:
+        """``line 7`` / ``row 7``: the place of record ``index``."""
+        return f"{self.unit} {self.rows[index].line}"
+
+
+def read_table(path: Path) -> Table:
+    """The header and records of the first sheet (XLSX) or of the CSV, all checked: what the
+    file holds, never what its header claims. Any problem is a ValidationFailed naming the file's
+    lines; nothing else escapes."""
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        unit, lines = "row", _xlsx_lines(path)
+    elif suffix == ".csv":
+        unit, lines = "line", _csv_lines(path)
+    else:
+        raise ValidationFailed(f"Unsupported file type '{path.suffix}': use .csv or .xlsx.")
+    return _table(unit, lines)
+
+
+def _table(unit: str, lines: Iterator[tuple[int, list[str]]]) -> Table:
+    problems: list[str] = []
+    header_line, columns = 0, []
+    for number, cells in lines:
+        if any(c.strip() for c in cells):
+            header_line, columns = number, _trimmed([c.strip().lower() for c in cells])
+            break
+    if not columns:
+        raise ValidationFailed("The file is empty: no header row.")
+    seen: dict[str, int] = {}
+    for position, column in enumerate(columns, start=1):
+        if not column:
+            problems.append(f"{unit} {header_line}: column {position} has no name")
+        elif column in seen:
+            problems.append(
+                f"{unit} {header_line}: column '{column}' appears twice "
+                f"(columns {seen[column]} and {position})"
+            )
+        else:
+            seen[column] = position
+    if problems:
+        raise _file_problems(problems)
+    rows: list[Row] = []
+    for number, cells in lines:
+        values = _trimmed([c.strip() for c in cells])
+        if not values:
+            continue  # a blank line: skipped, but still counted in the numbering
+        if len(values) > len(columns):
+            extra = len(values) - len(columns)
+            problems.append(
+                f"{unit} {number}: {extra} cell(s) beyond the {len(columns)} named columns"
+            )
+            continue
+        rows.append(Row(number, dict(zip(columns, values, strict=False))))
+        if len(rows) > MAX_ROWS:
+            raise ValidationFailed(f"More than {MAX_ROWS} records: split the file.")
+    if problems:
+        raise _file_problems(problems)
+    return Table(unit=unit, header_line=header_line, columns=columns, rows=rows)
+
+
+def _trimmed(cells: list[str]) -> list[str]:
+    """Without the trailing empty cells spreadsheets pad rows with."""
+    end = len(cells)
+    while end and not cells[end - 1]:
+        end -= 1
+    return cells[:end]
+
+
+def _file_problems(problems: list[str]) -> ValidationFailed:
+    return ValidationFailed("\n".join(["invalid file; nothing was imported", *problems]))
+
+
+def _csv_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each record with its first physical line (quoted cells may span lines)."""
+    text = _decode(path.read_bytes())
+    reader = csv.reader(io.StringIO(text, newline=""))
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _file_problems([f"line {reader.line_num}: not readable CSV ({exc})"]) from exc
+        if len(_trimmed([c.strip() for c in cells])) > MAX_COLUMNS:
+            raise _file_problems([f"line {start}: more than {MAX_COLUMNS} columns"])
+        yield start, cells
+        start = reader.line_num + 1
+
+
+def _decode(raw: bytes) -> str:
+    """UTF-16 (by its BOM), UTF-8 (with or without BOM), else GB18030 (Excel on Chinese
+    Windows saves CSV in GBK, which GB18030 contains)."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encodings = ["utf-16"]
+    else:
+        encodings = ["utf-8-sig", "gb18030"]
+    for encoding in encodings:
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" in text:
+            break  # decodable bytes, but a binary file, not text
+        return text
+    raise ValidationFailed(
+        "The file is not CSV text in UTF-8, GB18030/GBK or UTF-16 (with its BOM); "
+        "save it from the spreadsheet as 'CSV UTF-8'."
+    )
+
+
+def _xlsx_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """The first sheet's rows, numbered as the sheet numbers them, bounded before reading."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            # Declared sizes bound what reading may inflate (zipfile stops at them).
+            uncompressed = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValidationFailed("The file is not a valid .xlsx workbook (not a zip).") from exc
+    if uncompressed > MAX_UNCOMPRESSED_BYTES:
+        raise ValidationFailed(
+            f"The workbook unpacks to {uncompressed // 2**20} MiB, more than "
+            f"{MAX_UNCOMPRESSED_BYTES // 2**20} MiB: split it."
+        )
+    from openpyxl import load_workbook
+
+    rows: list[tuple[int, list[str]]] = []
+    try:
         workbook = load_workbook(path, read_only=True, data_only=True)
         try:
             sheet = workbook.worksheets[0]
-            values = [
-                ["" if c is None else str(c) for c in row]
-                for row in sheet.iter_rows(values_only=True)
-            ]
+            sheet.reset_dimensions()  # the file's <dimension> may lie either way: ignore it
+            # One column beyond the limit, to tell a sheet that uses more columns.
+            cells = sheet.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True)
+            for number, values in enumerate(cells, start=1):
+                text = ["" if v is None else str(v) for v in values]
+                if not any(t.strip() for t in text):
+                    continue  # a blank row: nothing to count or keep
+                if len(_trimmed(text)) > MAX_COLUMNS:
+                    raise _file_problems([f"row {number}: more than {MAX_COLUMNS} columns"])
+                rows.append((number, text))
+                if len(rows) > MAX_ROWS + 1:
+                    raise ValidationFailed(f"More than {MAX_ROWS} records: split the file.")
         finally:
             workbook.close()
-    elif path.suffix.lower() == ".csv":
-        raw = path.read_bytes()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = raw.decode("gb18030")  # Excel on Chinese Windows saves CSV in GBK
-        values = list(csv.reader(io.StringIO(text)))
-    else:
-        raise ValidationFailed(f"Unsupported file type '{path.suffix}': use .csv or .xlsx.")
-    if not values:
-        raise ValidationFailed("The file is empty.")
-    header = [h.strip().lower() for h in values[0]]
-    return [
-        dict(zip(header, (c.strip() for c in row), strict=False))
-        for row in values[1:]
-        if any(c.strip() for c in row)
-    ]
+    except ValidationFailed:
+        raise
+    except Exception as exc:  # a third-party parser on untrusted bytes: any failure is the file's
+        raise ValidationFailed(
+            f"The file is not a readable .xlsx workbook ({type(exc).__name__}: {exc})."
+        ) from exc
+    return iter(rows)
 
 
-def detect_kind(rows: list[dict[str, str]]) -> str:
-    """``craftsmen`` or ``apprentices``, from the columns present."""
-    columns = set(rows[0]) if rows else set()
+def detect_kind(table: Table) -> str:
+    """``craftsmen`` or ``apprentices``, from the columns present; unknown columns refused."""
+    columns = set(table.columns)
     if "wants" in columns:
         unknown = columns - APPRENTICE_COLUMNS
         kind = "apprentices"
@@ -81,7 +233,9 @@ def detect_kind(rows: list[dict[str, str]]) -> str:
             "Cannot tell craftsmen from apprentices: add a 'skills' or a 'wants' column."
         )
     if unknown:
-        raise ValidationFailed(f"Unknown columns: {sorted(unknown)}.")
+        raise _file_problems(
+            [f"{table.unit} {table.header_line}: unknown columns {sorted(unknown)}"]
+        )
     return kind
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
+from matcher.errors import ValidationFailed
 from matcher.models import (
     Alliance,
     Apprentice,
@@ -43,6 +44,7 @@ from matcher.models import (
     User,
 )
 from matcher.services.mentorships import local_today
+from matcher.services.review import audit
 
 REMIND_DAYS_BEFORE = 3
 ESCALATE_AFTER_DAYS = 14
@@ -348,3 +350,54 @@ def mark_failed_attempt(
     )
     session.commit()
     return status
+
+
+RETRYABLE_STATUSES = ("failed",)
+
+
+def retry_reminders(
+    session: Session,
+    *,
+    status: str,
+    actor: str,
+    now: datetime,
+    kind: str | None = None,
+    mentorship_id: int | None = None,
+) -> list[int]:
+    """Put failed reminders back in the outbox (after the cause was fixed); their ids.
+
+    Each row becomes pending with a fresh set of attempts, due at ``now``; each re-queue is
+    audited with the status, attempts and error it had.
+    """
+    if status not in RETRYABLE_STATUSES:
+        raise ValidationFailed(
+            f"Only {', '.join(RETRYABLE_STATUSES)} reminders can be retried.",
+            errors={"status": [f"One of {list(RETRYABLE_STATUSES)}."]},
+        )
+    stmt = select(Reminder).where(Reminder.status == status).order_by(Reminder.id)
+    if kind is not None:
+        stmt = stmt.where(Reminder.kind == kind)
+    if mentorship_id is not None:
+        stmt = stmt.where(Reminder.mentorship_id == mentorship_id)
+    reminders = session.scalars(stmt.with_for_update()).all()
+    for reminder in reminders:
+        audit(
+            session,
+            alliance_id=reminder.alliance_id,
+            actor=actor,
+            action="reminder.retry",
+            object_type="reminder",
+            object_id=reminder.id,
+            data={
+                "status": reminder.status,
+                "attempts": reminder.attempts,
+                "last_error": reminder.last_error,
+            },
+        )
+        reminder.status = "pending"
+        reminder.attempts = 0
+        reminder.next_attempt_at = now
+        reminder.locked_until = None
+        reminder.claimed_by = None
+    session.flush()
+    return [reminder.id for reminder in reminders]

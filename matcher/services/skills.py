@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 from matcher.db import utcnow
 from matcher.errors import Conflict, ValidationFailed
 from matcher.models import Skill, SkillAlias
-from matcher.text import skill_display, skill_key
+from matcher.text import single_line_problem, skill_display, skill_key
 
 
 def list_skills(session: Session) -> Sequence[Skill]:
@@ -60,6 +60,8 @@ def put_skill(
     key = skill_key(name)
     if not key:
         raise ValidationFailed("A skill name cannot be blank.", errors={"name": ["Blank."]})
+    if problem := single_line_problem(name):  # the URL's name: the body's names pass Text
+        raise ValidationFailed("The skill name is not one text line.", errors={"name": [problem]})
     skill = session.scalars(select(Skill).where(Skill.key == key)).one_or_none()
     if skill is None:
         owner = session.scalars(select(SkillAlias).where(SkillAlias.key == key)).one_or_none()

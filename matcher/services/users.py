@@ -9,6 +9,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from matcher.db import utcnow
 from matcher.errors import Conflict, ValidationFailed
 from matcher.models import LOCALES, Alliance, User
+from matcher.text import single_line_problem
 
 MIN_PASSWORD_LENGTH = 10
 _DUMMY_HASH = generate_password_hash("not-a-password-of-anyone")
@@ -28,7 +29,8 @@ def create_user(
     With ``update``, an existing user of that email gets the new password and locale instead.
     """
     email = email.strip().lower()
-    if "@" not in email or len(email) > 254:
+    # It becomes the To: of the digests: one line, like every email the API takes.
+    if "@" not in email or len(email) > 254 or single_line_problem(email):
         raise ValidationFailed("Invalid email.", errors={"email": ["Not a valid email address."]})
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(

@@ -13,7 +13,7 @@ import marshmallow as ma
 from flask import Blueprint, flash, redirect, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from matcher.api.fields import Text
+from matcher.api.fields import MultiLineText
 from matcher.api.match_runs import MatchParamsSchema
 from matcher.errors import Conflict, DomainError, NotFound
 from matcher.extensions import db, state
@@ -59,7 +59,9 @@ class DecisionFormSchema(ma.Schema):
     action = ma.fields.String(
         required=True, validate=ma.validate.OneOf(["approve", "reject", "swap"])
     )
-    comment = Text(load_default="", validate=ma.validate.Length(max=2000))
+    comment = MultiLineText(
+        allow_blank=True, load_default="", validate=ma.validate.Length(max=2000)
+    )
     craftsman_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
     etag = ma.fields.String(required=True, validate=ma.validate.Length(max=100))
 
@@ -277,7 +279,9 @@ class ApprovePendingFormSchema(ma.Schema):
     min_score = ma.fields.Float(
         required=True, allow_nan=False, validate=ma.validate.Range(min=0, max=2)
     )
-    comment = Text(load_default="", validate=ma.validate.Length(max=2000))
+    comment = MultiLineText(
+        allow_blank=True, load_default="", validate=ma.validate.Length(max=2000)
+    )
 
 
 @blp.post("/runs/<int:run_id>/approve-pending")

@@ -7,6 +7,7 @@ from typing import Any
 import marshmallow as ma
 from flask import Blueprint, request
 
+from matcher.api.fields import Text, text
 from matcher.errors import DomainError, NotFound
 from matcher.extensions import db, state
 from matcher.models import Alliance, Mentorship
@@ -24,11 +25,11 @@ class SummaryFormSchema(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE  # the CSRF token rides along
 
-    content = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=20_000))
+    content = text(min_length=1, max_length=20_000, multi_line=True, required=True)
     hours = ma.fields.Float(
         required=True, validate=ma.validate.Range(min=0, max=1000, min_inclusive=False)
     )
-    skills = ma.fields.String(load_default="", validate=ma.validate.Length(max=2000))
+    skills = Text(allow_blank=True, load_default="", validate=ma.validate.Length(max=2000))
 
 
 def _open(token: str) -> tuple[SummaryLink, Mentorship, Alliance, str]:

@@ -380,7 +380,7 @@ def test_chinese_text_and_emoji_round_trip_exactly(
     )
     content = (
         "本期学习「定子绕组嵌线」👨‍🏭🔥，合格率 100%。\n"
-        "徒弟说：\"师傅讲得好\" 'quotes' \\ 反斜杠\t制表符 🇨🇳 é 𠀀"
+        "徒弟说：\"师傅讲得好\" 'quotes' \\ 反斜杠\r\n🇨🇳 é 𠀀"
     )
     created = post_summary(
         client, world, mentorship.id, {"author": "apprentice", "content": content, "hours": 1.25}
@@ -417,3 +417,18 @@ def test_a_summary_racing_an_end_is_refused_and_the_ended_pair_stays_ended(
     assert summary_count(session) == 0
     read = get(client, world, f"/mentorships/{mentorship.id}")
     assert (read["status"], read["next_due_on"], read["periods_filled"]) == ("ended", None, 0)
+
+
+@pytest.mark.parametrize(
+    "control", ["\t", "\x07", "\x1b", "\x85", "\u2028", "\u2029", "\r", "\x0c"]
+)
+def test_summary_content_keeps_line_breaks_and_refuses_other_controls(
+    client: FlaskClient, session: Session, world: World, control: str
+) -> None:
+    mentorship = pair(session, world.unit, world.sibling_unit, TODAY - timedelta(days=40))
+    bad = {"author": "apprentice", "content": f"第一行{control}第二行", "hours": 1.0}
+    response = post_summary(client, world, mentorship.id, bad)
+    assert response.status_code == 422
+    assert "control characters" in " ".join(response.get_json()["errors"]["content"])
+    good = {"author": "apprentice", "content": "第一行\n第二行\r\n第三行", "hours": 1.0}
+    assert post_summary(client, world, mentorship.id, good).status_code == 201

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from flask.testing import FlaskClient
@@ -67,7 +68,7 @@ def test_put_is_a_full_replacement_with_documented_defaults(
         "张伟",
         "李“铁”匠 'quoted' \"double\"",
         "焊接大师 🔧⚡️👩🏽‍🏭",
-        "Ünïcödé\ttab\nnewline",
+        "Ünïcödé  two  spaces ",
         "ﾊﾝｶｸ 半角",
     ],
 )
@@ -91,7 +92,7 @@ def test_skill_names_are_normalised_and_aliases_resolved(client: FlaskClient, wo
         "C-N",
         {
             "name": "甲",
-            "skills": [{"name": "  ｔｉｇ ", "level": 4}, {"name": " Cnc车削\t", "level": 3}],
+            "skills": [{"name": "  ｔｉｇ ", "level": 4}, {"name": " Cnc车削  ", "level": 3}],
         },
     )
     assert response.status_code == 201, response.get_json()
@@ -373,3 +374,135 @@ def test_patch_changes_only_what_is_sent(client: FlaskClient, world: World) -> N
     assert refused.status_code == 422
     nested = client.patch(url, json={"skills": [{"name": "焊接"}]}, headers=world.auth("hr"))
     assert nested.status_code == 422  # a skill still needs its level in a PATCH
+
+
+# Every way a line can end (or a control character hide) in a single-line field.
+NOT_ONE_LINE = [
+    "\n",
+    "\r\n",
+    "\r",
+    "\u2028",
+    "\u2029",
+    "\x85",
+    "\x0b",
+    "\x1c",
+    "\t",
+    "\x07",
+    "\x9b",
+]
+
+
+def _problem_names(response: Any, *path: str) -> str:
+    """The messages at ``path`` in a 422 problem's errors (after checking it is one)."""
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    errors: Any = response.get_json()["errors"]
+    for key in path:
+        errors = errors[key]
+    return " ".join(errors)
+
+
+@pytest.mark.parametrize("breaker", NOT_ONE_LINE)
+def test_single_line_fields_refuse_line_breaks_and_controls_on_every_write(
+    client: FlaskClient, session: Session, world: World, breaker: str
+) -> None:
+    bad = f"王{breaker}工"
+    before = session.scalar(select(func.count()).select_from(Craftsman))
+    cases: list[tuple[dict[str, Any], tuple[str, ...]]] = [
+        ({"name": bad}, ("name",)),
+        ({"name": "x", "region": bad}, ("region",)),
+        ({"name": "x", "honours": ["ok", bad]}, ("honours", "1")),
+        (
+            {"name": "x", "skills": [{"name": f"焊{breaker}接", "level": 3}]},
+            ("skills", "0", "name"),
+        ),
+        ({"name": "x", "email": f"a@b.cn{breaker}"}, ("email",)),
+    ]
+    craftsman_id = world.craftsman_ids["HZDJ"]
+    for body, path in cases:
+        message = _problem_names(put_craftsman(client, world, "C-LB", body), *path)
+        assert "single line" in message or "email" in message
+        patch = client.patch(f"{API}/craftsmen/{craftsman_id}", json=body, headers=world.auth("hr"))
+        _problem_names(patch, *path)
+        item = {"external_id": "C-LB", **body}
+        bulk = client.post(
+            f"{API}/units/{world.unit.id}/craftsmen/bulk",
+            json=[{"external_id": "C-OK", "name": "好"}, item],
+            headers=world.auth("hr"),
+        )
+        _problem_names(bulk, "1", *path)
+    bulk = client.post(
+        f"{API}/units/{world.unit.id}/apprentices/bulk",
+        json=[{"external_id": f"A{breaker}1", "name": "徒"}],
+        headers=world.auth("hr"),
+    )
+    assert "single line" in _problem_names(bulk, "0", "external_id")
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Craftsman)) == before
+    assert session.get(Craftsman, craftsman_id).name == "工匠C-HZDJ"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("breaker", NOT_ONE_LINE)
+def test_units_and_alliances_refuse_line_breaks_too(
+    client: FlaskClient, world: World, breaker: str
+) -> None:
+    unit = f"{API}/units/{world.unit.id}"
+    for body, field in [
+        ({"name": f"杭州{breaker}电机"}, "name"),
+        ({"region": f"杭{breaker}州"}, "region"),
+        ({"contact_email": f"hr@hz.cn{breaker}"}, "contact_email"),
+        ({"code": f"HZ{breaker}"}, "code"),
+    ]:
+        response = client.patch(unit, json=body, headers=world.auth("coordinator"))
+        _problem_names(response, field)
+    response = client.post(
+        f"{API}/alliances",
+        json={"code": "NEW", "name": f"联盟{breaker}"},
+        headers=world.auth("admin"),
+    )
+    _problem_names(response, "name")
+
+
+@pytest.mark.parametrize(
+    ("external_id", "expected"),
+    [
+        ("%20%20", "Must not be blank."),
+        ("C-1%0D%0A", "single line"),
+        ("C%0A1", "single line"),
+        ("C%E2%80%A81", "single line"),
+        ("C%C2%851", "single line"),
+        ("C%091", "single line"),
+        ("C%001", "NUL"),
+        ("DUP-2%20", "whitespace"),
+        ("%20DUP-2", "whitespace"),
+        ("X" * 101, "Length must be between 1 and 100."),
+    ],
+)
+def test_the_urls_external_id_is_validated_like_the_bodys(
+    client: FlaskClient, session: Session, world: World, external_id: str, expected: str
+) -> None:
+    before = session.scalar(select(func.count()).select_from(Craftsman))
+    response = put_craftsman(client, world, external_id, {"name": "甲"})
+    assert expected in _problem_names(response, "external_id")
+    body = client.post(
+        f"{API}/units/{world.unit.id}/craftsmen/bulk",
+        json=[{"external_id": unquote(external_id), "name": "甲"}],
+        headers=world.auth("hr"),
+    )
+    assert expected in _problem_names(body, "0", "external_id")
+    assert session.scalar(select(func.count()).select_from(Craftsman)) == before
+
+
+@pytest.mark.parametrize("raw", ["C-%FF", "%C3", "C-%ED%A0%80", "%E4%B8"])
+def test_a_url_that_is_not_utf8_names_nothing(
+    client: FlaskClient, session: Session, world: World, raw: str
+) -> None:
+    before = session.scalar(select(func.count()).select_from(Craftsman))
+    response = put_craftsman(client, world, raw, {"name": "甲"})
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    listed = client.get(
+        f"{API}/units/{world.unit.id}/craftsmen?external_id={raw}", headers=world.auth("hr")
+    )
+    assert listed.status_code == 404
+    assert session.scalar(select(func.count()).select_from(Craftsman)) == before

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
+import pytest
 from flask.testing import FlaskClient
 
 from tests.factories import World
@@ -11,7 +13,7 @@ from tests.factories import World
 API = "/api/v1"
 
 
-def put(client: FlaskClient, world: World, name: str, body: dict[str, object]) -> object:
+def put(client: FlaskClient, world: World, name: str, body: dict[str, object]) -> Any:
     return client.put(f"{API}/skills/{quote(name)}", json=body, headers=world.auth("coordinator"))
 
 
@@ -60,3 +62,15 @@ def test_list_is_sorted_and_paginated(client: FlaskClient, world: World) -> None
     assert len(names) == 7 and "焊接" in names
     parents = {s["name"]: s["parent"] for s in listed}
     assert parents["氩弧焊"] == "焊接" and parents["焊接"] is None
+
+
+@pytest.mark.parametrize("breaker", ["\n", "\r\n", "\u2028", "\x85", "\t", "\x01"])
+def test_skill_names_are_one_line_in_the_url_and_the_body(
+    client: FlaskClient, world: World, breaker: str
+) -> None:
+    response = put(client, world, f"焊{breaker}接", {"parent": None, "aliases": []})
+    assert response.status_code == 422 and "name" in response.get_json()["errors"]
+    response = put(client, world, "新技能", {"parent": None, "aliases": [f"别{breaker}名"]})
+    assert response.status_code == 422 and "aliases" in response.get_json()["errors"]
+    response = put(client, world, "新技能", {"parent": f"焊{breaker}接", "aliases": []})
+    assert response.status_code == 422 and "parent" in response.get_json()["errors"]

@@ -18,13 +18,20 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from jobs import registry
 from jobs.scheduler import run_job
 from matcher.extensions import state
-from matcher.models import Apprentice, Craftsman, Mentorship, Reminder, TrainingSummary
+from matcher.models import (
+    Apprentice,
+    AuditEvent,
+    Craftsman,
+    Mentorship,
+    Reminder,
+    TrainingSummary,
+)
 from matcher.services.mentorships import create_mentorship
 from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
 from matcher.services.reminders import LEASE
@@ -393,3 +400,88 @@ def test_a_stalled_smtp_server_times_out_the_outbox_while_the_web_answers(
     assert outcome == {"sent": 0, "retry": 2, "failed": 0, "cancelled": 0}
     session.expire_all()
     assert {r.status for r in session.scalars(select(Reminder))} == {"pending"}
+
+
+@pytest.mark.parametrize("breaker", ["\n", "\r\n", "\r", "\u2028", "\u2029", "\x85", "\x0b"])
+def test_legacy_names_with_a_line_break_still_make_a_sendable_escalation(
+    app: Flask, session: Session, world: World, smtp_sink: Sink, breaker: str
+) -> None:
+    make_pairs(session, world)
+    # Rows written before names were validated: straight into the database.
+    session.execute(update(Craftsman).values(name=f"Master{breaker}Li"))
+    session.execute(update(Apprentice).values(name=f"王{breaker}小明"))
+    session.commit()
+    late = at_local(DUE + timedelta(days=20))
+    assert run(app, "reminders", late) == {"upcoming": 0, "overdue": 2, "escalation": 3}
+    outcome = run(app, "outbox", late, smtp_url=smtp_sink.url)
+    assert outcome == {"sent": 5, "retry": 0, "failed": 0, "cancelled": 0}
+    subjects = [str(m["Subject"]) for m in smtp_sink.messages if "Li" in str(m["Subject"])]
+    assert len(subjects) == 3  # the coordinator and both units
+    for subject in subjects:
+        assert "Master Li / 王 小明" in subject and subject == " ".join(subject.splitlines())
+
+
+def test_an_email_that_cannot_be_built_is_an_error_then_retried_by_the_cli_after_the_fix(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    world: World,
+    smtp_sink: Sink,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = queue_upcoming(app, session, world)
+    (pair,) = session.scalars(select(Mentorship)).all()
+    session.expire_all()
+    ids = sorted(session.scalars(select(Reminder.id)))
+
+    def broken(*_: Any) -> Any:
+        raise ValueError("a bug in the email builder")
+
+    monkeypatch.setattr("jobs.reminders.build_message", broken)  # the bug
+    monkeypatch.setattr("matcher.services.reminders.MAX_ATTEMPTS", 1)
+    with caplog.at_level("ERROR", logger="jobs.reminders"):
+        outcome = run(app, "outbox", now, smtp_url=smtp_sink.url)
+    assert outcome == {"sent": 0, "retry": 0, "failed": 2, "cancelled": 0}
+    for reminder_id in ids:
+        assert any(
+            r.levelname == "ERROR"
+            and f"reminder {reminder_id} (upcoming)" in r.getMessage()
+            and "could not be built" in r.getMessage()
+            for r in caplog.records
+        )
+    session.expire_all()
+    assert all(
+        r.status == "failed" and r.last_error.startswith("building the email: ValueError")
+        for r in session.scalars(select(Reminder))
+    )
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'matcher_outbox_failed_emails{kind="upcoming"} 2.0' in metrics
+    assert 'matcher_outbox_failed_emails{kind="escalation"} 0.0' in metrics
+
+    monkeypatch.undo()  # the fix is deployed; failed rows stay failed until an operator says so
+    later = now + timedelta(hours=1)
+    assert run(app, "outbox", later, smtp_url=smtp_sink.url)["sent"] == 0
+    cli = app.test_cli_runner()
+    result = cli.invoke(args=["reminders", "retry", "--status", "failed", "--kind", "overdue"])
+    assert result.exit_code == 0 and "0 failed reminders queued again" in result.output
+    result = cli.invoke(args=["reminders", "retry", "--status", "failed", "--mentorship", "999"])
+    assert result.exit_code == 0 and "0 failed reminders queued again" in result.output
+    result = cli.invoke(
+        args=["reminders", "retry", "--status", "failed", "--mentorship", str(pair.id)]
+    )
+    assert result.exit_code == 0 and "2 failed reminders queued again" in result.output
+    audited = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "reminder.retry").order_by(AuditEvent.id)
+    ).all()
+    assert [(a.object_type, a.object_id, a.actor) for a in audited] == [
+        ("reminder", i, "cli") for i in ids
+    ]
+    assert all("ValueError" in a.data["last_error"] for a in audited)
+    # Queued again as of the operator's clock: the next outbox run sends them.
+    assert run(app, "outbox", datetime.now(UTC), smtp_url=smtp_sink.url)["sent"] == 2
+    assert len(smtp_sink.message_ids()) == 2
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'matcher_outbox_failed_emails{kind="upcoming"} 0.0' in metrics
+    refused = cli.invoke(args=["reminders", "retry", "--status", "sent"])
+    assert refused.exit_code != 0
