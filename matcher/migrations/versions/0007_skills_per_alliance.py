@@ -70,15 +70,16 @@ REFERENCES = (
 
 
 def upgrade() -> None:
+    # The copies repeat their originals' keys: the global uniqueness goes before they are made.
     for table in ("skills", "skill_aliases"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column("alliance_id", sa.Integer(), nullable=True))
+            batch_op.drop_constraint(f"uq_{table}_key", type_="unique")
 
     _share_out(op.get_bind())
 
     with op.batch_alter_table("skills", schema=None) as batch_op:
         batch_op.alter_column("alliance_id", existing_type=sa.Integer(), nullable=False)
-        batch_op.drop_constraint("uq_skills_key", type_="unique")
         batch_op.create_unique_constraint(
             batch_op.f("uq_skills_alliance_id_key"), ["alliance_id", "key"]
         )
@@ -87,7 +88,6 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("skill_aliases", schema=None) as batch_op:
         batch_op.alter_column("alliance_id", existing_type=sa.Integer(), nullable=False)
-        batch_op.drop_constraint("uq_skill_aliases_key", type_="unique")
         batch_op.create_unique_constraint(
             batch_op.f("uq_skill_aliases_alliance_id_key"), ["alliance_id", "key"]
         )
