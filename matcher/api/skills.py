@@ -28,6 +28,7 @@ BLUEPRINTS = [blp]
 class Skills(MethodView):
     @blp.query(SkillQueryArgsSchema)
     @blp.response(200, SkillSchema(many=True))
+    @blp.alt_response(404, response="NOT_FOUND")  # an alliance_id outside the key's scope
     def get(self, args: dict[str, Any]) -> Any:
         """List the skill tags of the key's alliance by name.
 
