@@ -82,9 +82,9 @@ def run(backend: str, n: int, naive_n: int) -> None:
         app = create_app({"database_url": url, "env": "testing", "log_level": "WARNING"})
         factory = state(app).session_factory
         with factory() as session:
-            for name in SKILLS:
-                put_skill(session, name=name, parent=None, aliases=[])
             alliance = create_alliance(session, fields={"code": "B", "name": "bench"})
+            for name in SKILLS:
+                put_skill(session, alliance_id=alliance.id, name=name, parent=None, aliases=[])
             units = [
                 create_unit(session, alliance=alliance, fields={"code": c, "name": c})
                 for c in ("U1", "U2")

@@ -1,4 +1,4 @@
-"""The service's tables: alliances and their units, the skill taxonomy, people, and API keys."""
+"""The service's tables: alliances, their units and skill taxonomies, people, and API keys."""
 
 from __future__ import annotations
 
@@ -84,16 +84,22 @@ class Unit(TimestampMixin, Base):
 
 
 class Skill(TimestampMixin, Base):
-    """A skill tag of the taxonomy; ``key`` is the normalised name used for lookups."""
+    """A skill tag of an alliance's taxonomy; ``key`` is the normalised name used for lookups.
+
+    Each alliance owns its taxonomy (security.md): the same name in two alliances is two tags,
+    and a coordinator's renames and re-parentings change its own alliance's tags only.
+    """
 
     __tablename__ = "skills"
     __table_args__ = (
         CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
+        UniqueConstraint("alliance_id", "key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"))
     name: Mapped[str] = mapped_column(String(100))
-    key: Mapped[str] = mapped_column(String(100), unique=True)
+    key: Mapped[str] = mapped_column(String(100))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("skills.id"), index=True)
 
     parent: Mapped[Skill | None] = relationship(remote_side=[id])
@@ -106,11 +112,13 @@ class SkillAlias(Base):
     """Another name of a skill tag, resolved to the canonical tag on the way in."""
 
     __tablename__ = "skill_aliases"
+    __table_args__ = (UniqueConstraint("alliance_id", "key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"))  # its skill's
     skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
-    key: Mapped[str] = mapped_column(String(100), unique=True)
+    key: Mapped[str] = mapped_column(String(100))
 
     skill: Mapped[Skill] = relationship(back_populates="aliases")
 

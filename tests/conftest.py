@@ -54,20 +54,33 @@ def _postgres_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _database(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AbstractContextManager[str]:
+    """A new, empty database of the backend (no schema)."""
+    if backend == "sqlite":
+        return nullcontext(f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}")
+    return _postgres_database()
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A migrated, empty database of each backend (the suite runs once per backend)."""
-    database: AbstractContextManager[str]
-    if request.param == "sqlite":
-        database = nullcontext(f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}")
-    else:
-        database = _postgres_database()
-    with database as url:
+    with _database(request.param, tmp_path_factory) as url:
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def bare_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database of each backend without any schema, for tests that migrate it themselves."""
+    with _database(request.param, tmp_path_factory) as url:
         yield url
 
 

@@ -26,10 +26,10 @@ TAXONOMY = [
 ]
 
 
-def skills(session: Session) -> None:
-    """A small taxonomy with parents and aliases."""
+def skills(session: Session, owner: Alliance) -> None:
+    """A small taxonomy with parents and aliases, the alliance's own."""
     for name, parent, aliases in TAXONOMY:
-        put_skill(session, name=name, parent=parent, aliases=aliases)
+        put_skill(session, alliance_id=owner.id, name=name, parent=parent, aliases=aliases)
 
 
 def alliance(session: Session, code: str = "EMCA", **fields: Any) -> Alliance:
@@ -113,10 +113,11 @@ class World:
 
 
 def world(session: Session) -> World:
-    """Arrange the World and commit it."""
-    skills(session)
+    """Arrange the World and commit it; each alliance has its own copy of the taxonomy."""
     home = alliance(session, "EMCA")
     other = alliance(session, "OTHER")
+    skills(session, home)
+    skills(session, other)
     w = World(
         alliance=home,
         other_alliance=other,

@@ -28,8 +28,8 @@ CRAFTSMEN_CSV = (
 
 @pytest.fixture
 def unit_code(session: Session) -> str:
-    factories.skills(session)
     alliance = factories.alliance(session, "EMCA")
+    factories.skills(session, alliance)
     factories.unit(session, alliance, "HZDJ")
     session.commit()
     return "HZDJ"

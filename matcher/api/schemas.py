@@ -197,6 +197,33 @@ class BulkResultSchema(ma.Schema):
     unchanged = ma.fields.Integer()
 
 
+def taxonomy_alliance_id() -> ma.fields.Integer:
+    """``?alliance_id=`` of the skill endpoints: which alliance's taxonomy is meant."""
+    return ma.fields.Integer(
+        validate=ma.validate.Range(min=1, max=2**31 - 1),
+        metadata={
+            "description": "The alliance whose taxonomy is meant: required for an admin key "
+            "(422 without it); a coordinator or hr key means its own alliance (another "
+            "alliance's id is 404)."
+        },
+    )
+
+
+class SkillScopeArgsSchema(ma.Schema):
+    """Which alliance's taxonomy a skill request reads or writes."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    alliance_id = taxonomy_alliance_id()
+
+
+class SkillQueryArgsSchema(ListQueryArgsSchema):
+    """Paging and ``updated_since`` of the skill list, and the alliance whose tags to list."""
+
+    alliance_id = taxonomy_alliance_id()
+
+
 class SkillSchema(BaseSchema):
     """A skill tag: its canonical name, parent category and aliases."""
 

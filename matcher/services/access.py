@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from matcher.errors import Forbidden, NotFound, Unauthorized
+from matcher.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from matcher.models import Alliance, ApiKey, MatchRun, Unit
 
 KEY_PREFIX = "mk_"
@@ -121,6 +121,25 @@ def alliance_in_scope(session: Session, principal: Principal, alliance_id: int) 
     if alliance is None or (principal.role != "admin" and principal.alliance_id != alliance.id):
         raise NotFound(f"No alliance {alliance_id}.")
     return alliance
+
+
+def taxonomy_alliance_id(session: Session, principal: Principal, alliance_id: int | None) -> int:
+    """The alliance whose skill taxonomy the caller reads or writes: the key's own (coordinator,
+    hr); an admin key, which has none, must name one (``?alliance_id=``, else 422). An alliance
+    outside the key's scope, or none by that id, does not exist (404)."""
+    if principal.role == "admin":
+        if alliance_id is None:
+            raise ValidationFailed(
+                "An admin key must name the alliance whose taxonomy it means: ?alliance_id=.",
+                errors={"alliance_id": ["Required for an admin key."]},
+            )
+        if session.get(Alliance, alliance_id) is None:
+            raise NotFound(f"No alliance {alliance_id}.")
+        return alliance_id
+    own = principal.alliance_id  # every coordinator and hr key has one (api_keys "scope")
+    if own is None or (alliance_id is not None and alliance_id != own):
+        raise NotFound(f"No alliance {alliance_id}.")
+    return own
 
 
 def unit_in_scope(session: Session, principal: Principal, unit_id: int) -> Unit:

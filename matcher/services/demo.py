@@ -43,14 +43,15 @@ def load_demo(
     """
     if session.scalar(select(Alliance.id).limit(1)) is not None:
         return None
-    for skill in data["skills"]:
+    alliance = create_alliance(session, fields=data["alliance"])
+    for skill in data["skills"]:  # the demo alliance's own taxonomy
         put_skill(
             session,
+            alliance_id=alliance.id,
             name=skill["name"],
             parent=skill.get("parent"),
             aliases=skill.get("aliases", []),
         )
-    alliance = create_alliance(session, fields=data["alliance"])
     craftsmen = apprentices = 0
     units = []
     for unit_data in data["units"]:

@@ -7,14 +7,14 @@ and results back into rows, with set-based queries and no per-pair Python loops.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -94,6 +94,16 @@ def _int_column(session: Session, stmt: Any) -> NDArray[np.int64]:
     return np.fromiter(session.scalars(stmt), dtype=np.int64)
 
 
+def _taxonomy(session: Session, alliance_ids: Iterable[int]) -> Sequence[Row[int, int | None, str]]:
+    """The alliances' skill tags as (id, parent_id, name) by id: a parent is always a tag of
+    the same alliance, so every parent id is among them."""
+    return session.execute(
+        select(Skill.id, Skill.parent_id, Skill.name)
+        .where(Skill.alliance_id.in_(sorted(alliance_ids)))
+        .order_by(Skill.id)
+    ).all()
+
+
 def load_problem(
     session: Session, *, alliance: Alliance, params: Mapping[str, Any]
 ) -> LoadedProblem:
@@ -103,7 +113,7 @@ def load_problem(
     if params["unit_ids"]:
         unit_filter = unit_filter & Unit.id.in_(params["unit_ids"])
 
-    skills = session.execute(select(Skill.id, Skill.parent_id, Skill.name).order_by(Skill.id)).all()
+    skills = _taxonomy(session, [alliance.id])
     skill_ids = np.array([row[0] for row in skills], dtype=np.int64)
     parent_ids = np.array([row[1] if row[1] is not None else -1 for row in skills], dtype=np.int64)
     skill_parent = np.where(parent_ids >= 0, _positions(skill_ids, np.maximum(parent_ids, 0)), -1)
@@ -603,7 +613,9 @@ def pair_score(
     """What the matcher would say of one pair (default parameters, or a run's), and what forbids
     it."""
     params = {**PARAM_DEFAULTS, **(params or {})}
-    skills = session.execute(select(Skill.id, Skill.parent_id, Skill.name).order_by(Skill.id)).all()
+    # Both people's alliances: an admin may ask about a pair across two alliances, whose skills
+    # then simply share no tag (each alliance's tags are its own).
+    skills = _taxonomy(session, {craftsman.unit.alliance_id, apprentice.unit.alliance_id})
     skill_ids = np.array([row[0] for row in skills], dtype=np.int64)
     parent_ids = np.array([row[1] if row[1] is not None else -1 for row in skills], dtype=np.int64)
     n = len(skill_ids)

@@ -221,7 +221,7 @@ def add_summary(
     oldest_open = mentorship.periods_filled + 1
     if period is not None and period < oldest_open:
         raise Conflict(f"The summary of period {period} was already handed in.")
-    skills = _normalised_skills(session, summary.skills)
+    skills = _normalised_skills(session, summary.skills, alliance_id=mentorship.alliance_id)
     row = TrainingSummary(
         mentorship_id=mentorship.id,
         period_index=oldest_open,
@@ -261,10 +261,11 @@ def add_summary(
     return row
 
 
-def _normalised_skills(session: Session, names: list[str]) -> list[str]:
-    """Skill names practised, normalised like tags: aliases resolve, unknown names stay as given."""
+def _normalised_skills(session: Session, names: list[str], *, alliance_id: int) -> list[str]:
+    """Skill names practised, normalised like the alliance's tags: aliases resolve, unknown
+    names stay as given."""
     keys = [skill_key(name) for name in names]
-    known = resolve_skill_keys(session, keys)
+    known = resolve_skill_keys(session, keys, alliance_id=alliance_id)
     canonical: dict[int, str] = dict(
         session.execute(select(Skill.id, Skill.name).where(Skill.id.in_(known.values()))).all()
     )

@@ -84,7 +84,7 @@ def upsert_people(
     Raises ``ValidationFailed`` with errors keyed by item index before anything is written.
     Re-sending identical data changes nothing, not even ``updated_at``.
     """
-    targets = _resolve(session, kind, items)
+    targets = _resolve(session, kind, items, alliance_id=unit.alliance_id)
     existing = _load_existing(session, kind, unit.id, [item["external_id"] for item in items])
     now = utcnow()
     outcome = UpsertOutcome()
@@ -304,8 +304,11 @@ def _child_as_item(kind: PersonKind, child: CraftsmanSkill | ApprenticeWant) -> 
     return row
 
 
-def _resolve(session: Session, kind: PersonKind, items: Sequence[Item]) -> list[Children]:
-    """Skill names to ids, checking every item; raises with all problems found, by index."""
+def _resolve(
+    session: Session, kind: PersonKind, items: Sequence[Item], *, alliance_id: int
+) -> list[Children]:
+    """Skill names to ids of the alliance's taxonomy, checking every item; raises with all
+    problems found, by index."""
     errors: dict[str, dict[str, Any]] = {}
     first_seen: dict[str, int] = {}
     for index, item in enumerate(items):
@@ -315,7 +318,9 @@ def _resolve(session: Session, kind: PersonKind, items: Sequence[Item]) -> list[
                 f"Appears more than once in this batch (first at item {seen_at})."
             ]
     known = resolve_skill_keys(
-        session, (skill_key(child["name"]) for item in items for child in item[kind.child_attr])
+        session,
+        (skill_key(child["name"]) for item in items for child in item[kind.child_attr]),
+        alliance_id=alliance_id,
     )
     targets: list[Children] = []
     for index, item in enumerate(items):

@@ -214,7 +214,7 @@ def swap_candidates(
         Candidate(id, name, unit_id, unit_name, int(n), frozenset(skills.get(id, ())))
         for id, name, unit_id, unit_name, n in rows
     ]
-    related = _related_skills(session)
+    related = _related_skills(session, alliance_id=run.alliance_id)
     shortlists: dict[int, list[Candidate]] = {}
     for proposal in proposals:
         wanted = [related.get(w.skill_id, {w.skill_id}) for w in proposal.apprentice.wants]
@@ -228,10 +228,14 @@ def swap_candidates(
     return shortlists
 
 
-def _related_skills(session: Session) -> dict[int, set[int]]:
+def _related_skills(session: Session, *, alliance_id: int) -> dict[int, set[int]]:
     """skill -> the skills that earn it credit (matching.md: itself, its parent, its children,
-    those sharing its parent)."""
-    parent = dict(session.execute(select(Skill.id, Skill.parent_id)).all())
+    those sharing its parent), in the alliance's taxonomy."""
+    parent = dict(
+        session.execute(
+            select(Skill.id, Skill.parent_id).where(Skill.alliance_id == alliance_id)
+        ).all()
+    )
     children: dict[int, set[int]] = {}
     for skill, up in parent.items():
         if up is not None:

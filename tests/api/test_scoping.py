@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 from matcher.models import Apprentice, Craftsman, Proposal, RejectedPair
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import create_mentorship
+from matcher.services.skills import put_skill
 from tests.factories import World
 
 CRAFTSMAN_BODY = {"name": "新工匠", "skills": [{"name": "焊接", "level": 4}]}
 APPRENTICE_BODY = {"name": "新学徒", "wants": [{"name": "焊接", "level": 2}]}
+FOREIGN_SKILL = "外联盟专有工艺"  # a tag of the other alliance only
 
 # (method, path template, body, {key: expected status}); {unit} is the home unit, etc.
 RULES: list[tuple[str, str, Any, dict[str, int]]] = [
@@ -80,13 +82,80 @@ RULES: list[tuple[str, str, Any, dict[str, int]]] = [
             "foreign_hr": 404,
         },
     ),
-    ("GET", "/skills", None, {"admin": 200, "coordinator": 200, "hr": 200, "foreign_hr": 200}),
-    ("GET", "/skills/{skill}", None, {"admin": 200, "coordinator": 200, "hr": 200}),
+    # Each alliance owns its taxonomy: a key reads (and a coordinator writes) its own alliance's
+    # tags; an admin key has no alliance and must name one (422 without it).
+    (
+        "GET",
+        "/skills",
+        None,
+        {
+            "admin": 422,
+            "coordinator": 200,
+            "foreign_coordinator": 200,
+            "hr": 200,
+            "foreign_hr": 200,
+        },
+    ),
+    (
+        "GET",
+        "/skills?alliance_id={alliance}",
+        None,
+        {
+            "admin": 200,
+            "coordinator": 200,
+            "foreign_coordinator": 404,
+            "hr": 200,
+            "foreign_hr": 404,
+        },
+    ),
+    (
+        "GET",
+        "/skills/{skill}",
+        None,
+        {
+            "admin": 422,
+            "coordinator": 200,
+            "foreign_coordinator": 200,
+            "hr": 200,
+            "foreign_hr": 200,
+        },
+    ),
+    (
+        "GET",
+        "/skills/{skill}?alliance_id={alliance}",
+        None,
+        {
+            "admin": 200,
+            "coordinator": 200,
+            "foreign_coordinator": 404,
+            "hr": 200,
+            "foreign_hr": 404,
+        },
+    ),
+    (  # a tag that only the other alliance has
+        "GET",
+        "/skills/{foreign_skill}",
+        None,
+        {"coordinator": 404, "foreign_coordinator": 200, "hr": 404, "foreign_hr": 200},
+    ),
+    ("GET", "/skills/{foreign_skill}?alliance_id={alliance}", None, {"admin": 404}),
     (
         "PUT",
         "/skills/{skill}",
         {"aliases": ["arc"]},
-        {"admin": 200, "coordinator": 200, "foreign_coordinator": 200, "hr": 403},
+        {"admin": 422, "coordinator": 200, "foreign_coordinator": 200, "hr": 403},
+    ),
+    (
+        "PUT",
+        "/skills/{skill}?alliance_id={alliance}",
+        {"aliases": ["arc"]},
+        {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 403},
+    ),
+    (  # the other alliance's tag is invisible: the coordinator creates its own of that name
+        "PUT",
+        "/skills/{foreign_skill}",
+        {"aliases": []},
+        {"coordinator": 201, "foreign_coordinator": 200},
     ),
 ]
 for plural, body in (("craftsmen", CRAFTSMAN_BODY), ("apprentices", APPRENTICE_BODY)):
@@ -288,6 +357,15 @@ def _url(world: World, path: str, session: Session | None = None) -> str:
         session.add(rejected)
         session.commit()
         ids = {"run": run.id, "proposal": proposal.id, "rejected": rejected.id}
+    if session is not None and "{foreign_skill}" in path:
+        put_skill(
+            session,
+            alliance_id=world.other_alliance.id,
+            name=FOREIGN_SKILL,
+            parent=None,
+            aliases=[],
+        )
+        session.commit()
     if session is not None and "{mentorship}" in path:
         mentorship = create_mentorship(
             session,
@@ -301,6 +379,7 @@ def _url(world: World, path: str, session: Session | None = None) -> str:
         alliance=world.alliance.id,
         unit=world.unit.id,
         skill="焊接",
+        foreign_skill=FOREIGN_SKILL,
         craftsmen=world.craftsman_ids[world.unit.code],
         apprentices=world.apprentice_ids[world.unit.code],
         craftsmen_sibling=world.craftsman_ids[world.sibling_unit.code],

@@ -25,8 +25,8 @@ from tests import factories
 
 
 def _alliance(session: Session) -> tuple[Alliance, list[Unit]]:
-    factories.skills(session)
     alliance = factories.alliance(session, "EMCA")
+    factories.skills(session, alliance)
     units = [
         factories.unit(session, alliance, "U1", region="杭州"),
         factories.unit(session, alliance, "U2", region="湘潭"),
