@@ -83,7 +83,7 @@ def test_every_html_page_carries_the_security_headers(
             _assert_page_headers(response)
         except (AssertionError, KeyError) as exc:
             raise AssertionError(f"{name}: {exc!r} in {dict(response.headers)}") from exc
-    for name in ("sign-in form", "overview", "run page", "summary form"):
+    for name in ("sign-in form", "overview", "run page", "summary form", "API docs"):
         assert pages[name].headers["Content-Security-Policy"] == PAGE_POLICY, name
 
 
