@@ -59,13 +59,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    """Request lifecycle: a session per request, the caller authenticated before the view."""
+    """Request lifecycle: a session per request, the caller authenticated before the view,
+    bodies held to their limit and every response given its security headers."""
     from matcher.logs import register_request_ids
     from matcher.metrics import register_metrics
     from matcher.rate_limits import install_rate_limiter
+    from matcher.security import ChunkedBodyLimit, security_headers
     from matcher.services.access import authenticate
 
     matcher_state = extensions.state(app)
+    body_limit = ChunkedBodyLimit(app.wsgi_app, matcher_state.settings.max_body_bytes)
+    app.wsgi_app = body_limit  # type: ignore[method-assign]
+    app.after_request(security_headers)
     limiter = install_rate_limiter(
         app, engine=matcher_state.engine, per_minute=matcher_state.settings.rate_limit_per_minute
     )

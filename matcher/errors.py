@@ -26,6 +26,13 @@ class NotFound(DomainError):
     title = "Not found"
 
 
+def not_found(kind: str, ident: int | str) -> NotFound:
+    """The one answer for an id that was never used *and* for a resource outside the caller's
+    scope (security.md): built from what the caller asked for only, so the two are the same
+    bytes — never an owner, a unit or a run of the resource."""
+    return NotFound(f"No {kind} {ident}.")
+
+
 class Forbidden(DomainError):
     """The caller may see the resource but not do this to it."""
 

@@ -11,9 +11,9 @@ from flask import Flask, Response, send_from_directory
 from werkzeug.routing import BaseConverter, IntegerConverter
 
 from matcher.api.base import Api
+from matcher.api.fields import MAX_ID
 
 API_PREFIX = "/api/v1"
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database: larger ones cannot exist
 
 
 class IdConverter(IntegerConverter):
@@ -89,7 +89,8 @@ def register_api(app: Flask) -> Api:
 
 
 def _docs_blueprint() -> FlaskBlueprint:
-    """``/docs``: Swagger UI served from the installed package, so it works offline."""
+    """``/docs``: Swagger UI served from the installed package, so it works offline; its start
+    script is a file too, so the pages' Content-Security-Policy (no inline script) holds here."""
     static = Path(swagger_ui_bundle.swagger_ui_path)
     docs = FlaskBlueprint(
         "docs", __name__, static_folder=str(static), static_url_path="/docs/static"
@@ -97,16 +98,22 @@ def _docs_blueprint() -> FlaskBlueprint:
 
     @docs.get("/docs")
     def page() -> Response:
-        html = f"""<!doctype html>
+        html = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Craftsman matcher API</title>
 <link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="/docs/static/swagger-ui-bundle.js"></script>
-<script>
-window.ui = SwaggerUIBundle({{url: "{API_PREFIX}/openapi.json", dom_id: "#swagger-ui"}});
-</script>
+<script src="/docs/start.js"></script>
 </body></html>"""
         return Response(html, mimetype="text/html")
+
+    @docs.get("/docs/start.js")
+    def start() -> Response:
+        script = (
+            f'window.ui = SwaggerUIBundle({{url: "{API_PREFIX}/openapi.json", '
+            'dom_id: "#swagger-ui"});\n'
+        )
+        return Response(script, mimetype="text/javascript")
 
     @docs.get("/docs/static/<path:filename>")
     def asset(filename: str) -> Response:

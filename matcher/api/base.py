@@ -5,6 +5,7 @@ from __future__ import annotations
 import http
 import json
 import math
+import re
 from datetime import date
 from typing import Any
 
@@ -21,6 +22,11 @@ from werkzeug.exceptions import HTTPException
 from matcher.api.problems import PROBLEM_MIMETYPE, ProblemSchema, http_exception_problem
 
 MAX_PAGE = 1_000_000  # far beyond any real list; keeps OFFSET inside 64 bits on PostgreSQL
+# Bodies of this API nest three levels at most; Python's JSON parser recurses once per level
+# and fails (RecursionError, a 500) near a thousand. Deeper bodies are refused before parsing.
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
 WRITES = frozenset({"post", "put", "patch", "delete"})
 
 
@@ -97,6 +103,23 @@ class Parser(FlaskParser):
     form data would answer 200 having changed nothing. Every body of this API is required.
     """
 
+    def _raw_load_json(self, req: Any) -> Any:
+        """The body parsed as JSON, refused with 400 where the parser itself would fail."""
+        if not is_json_request(req):
+            return webargs_core.missing
+        text = req.get_data(cache=True).decode("utf-8")  # webargs answers UnicodeDecodeError
+        if json_depth(text) > MAX_JSON_DEPTH:
+            _bad_body(
+                f"The JSON body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels",
+                f"Nested deeper than {MAX_JSON_DEPTH} levels.",
+            )
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise  # webargs' own answer: 400, or no body at all when empty
+        except ValueError:  # an integer of more digits than Python converts (4300)
+            _bad_body("The JSON body holds a number too long to read", "Number too long.")
+
     def load_json(self, req: Any, schema: ma.Schema) -> Any:
         data = super().load_json(req, schema)
         if data is not webargs_core.missing:
@@ -108,6 +131,23 @@ class Parser(FlaskParser):
                 f"{req.mimetype or 'no media type'}); nothing was written.",
             )
         abort(400, message="This request needs a JSON body; nothing was written.")
+
+
+def json_depth(text: str, *, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply arrays and objects nest in a JSON text, found without parsing it: brackets
+    counted outside strings. Stops counting once past ``limit`` (the text is refused then)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+    return deepest
+
+
+def _bad_body(message: str, field_message: str) -> Any:
+    abort(400, message=f"{message}; nothing was written.", messages={"json": [field_message]})
 
 
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]

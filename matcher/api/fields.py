@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -92,6 +93,43 @@ class StrictInteger(ma.fields.Integer):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise self.make_error("invalid")
         return int(value)
+
+
+# Ids are INTEGER columns (32-bit on PostgreSQL): a larger one cannot exist, and binding it
+# would be a database error, not a "not found".
+MAX_ID = 2**31 - 1
+
+
+class Id(ma.fields.Integer):
+    """A row id, in a body or a query string: 1 to :data:`MAX_ID`, so every database can look
+    it up. In bodies it must be a JSON number (``strict``); query strings are text anyway."""
+
+    def __init__(self, *, strict: bool = True, **kwargs: Any) -> None:
+        super().__init__(strict=strict, validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if self.strict and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise self.make_error("invalid")
+        return int(super()._validated(value))
+
+
+class UtcDateTime(ma.fields.AwareDateTime):
+    """An ISO 8601 time with an offset, loaded as UTC: the form every timestamp column stores.
+
+    A time that exists with its offset but not in UTC (``0001-01-01T00:00:00+14:00`` falls
+    before year 1) cannot be compared with a stored one; it is a field error, not a 500.
+    """
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> datetime:
+        moment: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError as exc:
+            raise ma.ValidationError(
+                "Must lie between 0001-01-01 and 9999-12-31 once converted to UTC."
+            ) from exc
 
 
 class StrictFloat(ma.fields.Float):

@@ -10,9 +10,9 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from matcher.api.base import Blueprint, PageArgsSchema, json_list, page_rows, paginate
-from matcher.api.fields import StrictBoolean, StrictFloat, StrictInteger
+from matcher.api.fields import Id, StrictBoolean, StrictFloat
 from matcher.api.schemas import BaseSchema
-from matcher.errors import NotFound
+from matcher.errors import not_found
 from matcher.extensions import db, principal, state
 from matcher.models import Apprentice, Craftsman, MatchRun
 from matcher.services import access
@@ -31,7 +31,7 @@ blp = Blueprint("match_runs", __name__, description="Match runs, proposals and t
 BLUEPRINTS = [blp]
 
 _SHARE = ma.validate.Range(min=0, max=1)
-_ID = StrictInteger(validate=ma.validate.Range(min=1, max=2**31 - 1))
+_ID = Id()
 _PAIR = ma.fields.List(_ID, validate=ma.validate.Length(equal=2))
 
 
@@ -138,12 +138,8 @@ class ProposalListArgsSchema(PageArgsSchema):
 class PairScoreArgsSchema(ma.Schema):
     """The pair to score."""
 
-    craftsman_id = ma.fields.Integer(
-        required=True, validate=ma.validate.Range(min=1, max=2**31 - 1)
-    )
-    apprentice_id = ma.fields.Integer(
-        required=True, validate=ma.validate.Range(min=1, max=2**31 - 1)
-    )
+    craftsman_id = Id(strict=False, required=True)
+    apprentice_id = Id(strict=False, required=True)
 
 
 class PairScoreSchema(ma.Schema):
@@ -244,7 +240,7 @@ class PairScore(MethodView):
         craftsman = db().get(Craftsman, args["craftsman_id"])
         apprentice = db().get(Apprentice, args["apprentice_id"])
         if craftsman is None or not access.can_see_unit(caller, craftsman.unit):
-            raise NotFound(f"No craftsman {args['craftsman_id']}.")
+            raise not_found("craftsman", args["craftsman_id"])
         if apprentice is None or not access.can_see_unit(caller, apprentice.unit):
-            raise NotFound(f"No apprentice {args['apprentice_id']}.")
+            raise not_found("apprentice", args["apprentice_id"])
         return pair_score(db(), craftsman=craftsman, apprentice=apprentice)

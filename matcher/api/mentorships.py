@@ -8,7 +8,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from matcher.api.base import Blueprint, PageArgsSchema, json_list, page_rows, paginate
-from matcher.api.fields import StrictFloat, text
+from matcher.api.fields import Id, StrictFloat, text
 from matcher.api.match_runs import PersonRefSchema
 from matcher.api.schemas import BaseSchema
 from matcher.errors import Forbidden
@@ -58,8 +58,8 @@ class MentorshipQueryArgsSchema(PageArgsSchema):
     """Filters of the mentorship list."""
 
     status = ma.fields.String(validate=ma.validate.OneOf(MENTORSHIP_STATUSES))
-    unit_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
-    alliance_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
+    unit_id = Id(strict=False)
+    alliance_id = Id(strict=False)
     overdue = ma.fields.Boolean(metadata={"description": "Only active pairs with a period overdue"})
 
 

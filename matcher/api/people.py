@@ -23,7 +23,7 @@ from matcher.api.schemas import (
     PeopleQueryArgsSchema,
     top_level,
 )
-from matcher.errors import ValidationFailed
+from matcher.errors import ValidationFailed, not_found
 from matcher.extensions import db, principal
 from matcher.services import access
 from matcher.services.people import (
@@ -59,12 +59,14 @@ def people_blueprint(
 
     def _person_in_scope(person_id: int) -> Person:
         person = get_person(db(), kind=kind, person_id=person_id)
-        access.unit_in_scope(db(), principal(), person.unit_id)  # 404 outside the key's scope
+        if not access.can_see_unit(principal(), person.unit):
+            raise not_found(kind.label, person_id)  # as if it did not exist
         return person
 
     def _item_in_scope(person_id: int) -> Item:
         item = person_item(db(), kind=kind, person_id=person_id)
-        access.unit_in_scope(db(), principal(), item["unit_id"])  # 404 outside the key's scope
+        if not access.can_see_unit_id(db(), principal(), item["unit_id"]):
+            raise not_found(kind.label, person_id)  # as if it did not exist
         return item
 
     @blp.route(f"/units/<id:unit_id>/{plural}/<external_id:external_id>")

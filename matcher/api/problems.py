@@ -73,7 +73,9 @@ def http_exception_problem(error: HTTPException) -> Response:
     data = getattr(error, "data", None) or {}
     errors = data.get("errors") or _field_errors(data.get("messages"))
     detail = data.get("message") or error.description or error.name
-    if status == 422 and errors:
+    if data.get("message"):
+        pass  # the layer that refused said why
+    elif status == 422 and errors:
         detail = "The request has invalid fields; see 'errors'. Nothing was written."
     elif status == 400 and errors:
         detail = "The request body is not valid JSON; nothing was written."

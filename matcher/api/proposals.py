@@ -14,12 +14,12 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from matcher.api.base import Blueprint, PageArgsSchema, paginate
-from matcher.api.fields import MultiLineText, StrictFloat, StrictInteger
+from matcher.api.fields import Id, MultiLineText, StrictFloat
 from matcher.api.match_runs import MatchRunSchema, ProposalSchema
 from matcher.api.schemas import BaseSchema
-from matcher.errors import NotFound, PreconditionRequired
+from matcher.errors import PreconditionRequired
 from matcher.extensions import db, principal
-from matcher.models import Alliance, AuditEvent, Proposal, RejectedPair, Unit
+from matcher.models import Alliance, AuditEvent, Unit
 from matcher.services import access
 from matcher.services.review import (
     clear_rejection,
@@ -52,7 +52,7 @@ class ProposalPatchSchema(BaseSchema):
     comment = MultiLineText(
         allow_none=True, allow_blank=True, validate=ma.validate.Length(max=2000)
     )
-    craftsman_id = StrictInteger(validate=ma.validate.Range(min=1, max=2**31 - 1))
+    craftsman_id = Id()
 
     @ma.validates_schema
     def _one_change(self, data: dict[str, Any], **_: Any) -> None:
@@ -68,7 +68,7 @@ class BulkDecisionSchema(BaseSchema):
     """Approve or reject many proposals: by ``ids`` or by ``min_score``."""
 
     ids = ma.fields.List(
-        StrictInteger(validate=ma.validate.Range(min=1, max=2**31 - 1)),
+        Id(),
         validate=ma.validate.Length(min=1, max=100_000),
     )
     min_score = StrictFloat(validate=ma.validate.Range(min=0, max=2))
@@ -129,15 +129,7 @@ class AuditQueryArgsSchema(PageArgsSchema):
     object_type = ma.fields.String(
         validate=ma.validate.OneOf(["proposal", "match_run", "rejected_pair", "reminder"])
     )
-    object_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
-
-
-def _proposal_in_scope(proposal_id: int) -> Proposal:
-    proposal = db().get(Proposal, proposal_id)
-    if proposal is None:
-        raise NotFound(f"No proposal {proposal_id}.")
-    access.match_run_in_scope(db(), principal(), proposal.match_run_id)
-    return proposal
+    object_id = Id(strict=False)
 
 
 @blp.route("/proposals/<id:proposal_id>")
@@ -145,7 +137,7 @@ class ProposalById(MethodView):
     @blp.response(200, ProposalSchema, headers={"ETag": {"schema": {"type": "string"}}})
     def get(self, proposal_id: int) -> Any:
         """Read a proposal; its ``ETag`` guards the next change."""
-        proposal = _proposal_in_scope(proposal_id)
+        proposal = access.proposal_in_scope(db(), principal(), proposal_id)
         return proposal, 200, {"ETag": etag(proposal)}
 
     @blp.arguments(ProposalPatchSchema)
@@ -155,7 +147,7 @@ class ProposalById(MethodView):
     @blp.doc(parameters=[IF_MATCH])
     def patch(self, change: dict[str, Any], proposal_id: int) -> Any:
         """Approve, reject or swap a proposal; needs ``If-Match`` with its current ``ETag``."""
-        proposal = _proposal_in_scope(proposal_id)
+        proposal = access.proposal_in_scope(db(), principal(), proposal_id)
         expected = request.headers.get("If-Match")
         if not expected:
             raise PreconditionRequired("Send If-Match with the proposal's ETag (from GET).")
@@ -306,11 +298,8 @@ class RejectedPairById(MethodView):
     @blp.response(204)
     def delete(self, rejected_pair_id: int) -> None:
         """Clear a rejection: the pair may be proposed again."""
-        rejected = db().get(RejectedPair, rejected_pair_id)
-        alliance_id = rejected.craftsman.unit.alliance_id if rejected else None
-        if rejected is None or rejected.cleared_at is not None or alliance_id is None:
-            raise NotFound(f"No standing rejection {rejected_pair_id}.")
-        access.alliance_in_scope(db(), principal(), alliance_id)
+        rejected = access.standing_rejection_in_scope(db(), principal(), rejected_pair_id)
+        alliance_id = rejected.craftsman.unit.alliance_id
         clear_rejection(db(), rejected=rejected, actor=principal().label, alliance_id=alliance_id)
         db().commit()
 

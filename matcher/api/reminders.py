@@ -9,6 +9,7 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from matcher.api.base import Blueprint, PageArgsSchema, paginate
+from matcher.api.fields import Id
 from matcher.extensions import db, principal
 from matcher.models import REMINDER_KINDS, REMINDER_STATUSES, Reminder
 from matcher.services import access
@@ -42,8 +43,8 @@ class ReminderQueryArgsSchema(PageArgsSchema):
 
     status = ma.fields.String(validate=ma.validate.OneOf(REMINDER_STATUSES))
     kind = ma.fields.String(validate=ma.validate.OneOf(REMINDER_KINDS))
-    mentorship_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
-    alliance_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
+    mentorship_id = Id(strict=False)
+    alliance_id = Id(strict=False)
 
 
 @blp.route("/reminders")

@@ -14,6 +14,7 @@ from matcher.api.fields import (
     StrictFloat,
     StrictInteger,
     Text,
+    UtcDateTime,
     text,
     validate_timezone,
 )
@@ -97,7 +98,7 @@ class ListQueryArgsSchema(PageArgsSchema):
     class Meta:
         unknown = ma.RAISE
 
-    updated_since = ma.fields.AwareDateTime(
+    updated_since = UtcDateTime(
         metadata={
             "description": "Only records changed at or after this time (ISO 8601 with offset)"
         }

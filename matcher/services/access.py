@@ -1,7 +1,9 @@
 """Who may see and change what: the 401 / 403 / 404 rules of the API contract.
 
-A resource outside the caller's scope is reported as absent (404) so that its existence is not
-revealed; a resource in scope that the caller's role may not change is 403.
+A resource outside the caller's scope is reported as absent (404), in the very words used for
+an id that was never used (:func:`matcher.errors.not_found`), so that its existence is not
+revealed; a resource in scope that the caller's role may not change is 403. A role that may not
+use a route at all is refused (403) before anything is looked up, whatever the id.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from matcher.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
-from matcher.models import Alliance, ApiKey, MatchRun, Unit
+from matcher.errors import Forbidden, Unauthorized, ValidationFailed, not_found
+from matcher.models import Alliance, ApiKey, MatchRun, Proposal, RejectedPair, Unit
 
 KEY_PREFIX = "mk_"
 
@@ -114,12 +116,17 @@ def require_role(principal: Principal, *roles: str) -> None:
         raise Forbidden(f"A {principal.role} key may not do this.")
 
 
+def in_alliance(principal: Principal, alliance_id: int) -> bool:
+    """Whether the caller's key reaches what belongs to this alliance."""
+    return principal.role == "admin" or principal.alliance_id == alliance_id
+
+
 def alliance_in_scope(session: Session, principal: Principal, alliance_id: int) -> Alliance:
     """The alliance, if the caller's key reaches it (hr keys read no alliance resources)."""
     require_role(principal, "coordinator")
     alliance = session.get(Alliance, alliance_id)
-    if alliance is None or (principal.role != "admin" and principal.alliance_id != alliance.id):
-        raise NotFound(f"No alliance {alliance_id}.")
+    if alliance is None or not in_alliance(principal, alliance.id):
+        raise not_found("alliance", alliance_id)
     return alliance
 
 
@@ -134,11 +141,11 @@ def taxonomy_alliance_id(session: Session, principal: Principal, alliance_id: in
                 errors={"alliance_id": ["Required for an admin key."]},
             )
         if session.get(Alliance, alliance_id) is None:
-            raise NotFound(f"No alliance {alliance_id}.")
+            raise not_found("alliance", alliance_id)
         return alliance_id
     own = principal.alliance_id  # every coordinator and hr key has one (api_keys "scope")
     if own is None or (alliance_id is not None and alliance_id != own):
-        raise NotFound(f"No alliance {alliance_id}.")
+        raise not_found("alliance", alliance_id if alliance_id is not None else "")
     return own
 
 
@@ -146,23 +153,27 @@ def unit_in_scope(session: Session, principal: Principal, unit_id: int) -> Unit:
     """The unit, if the caller's key reaches it: its alliance's coordinator or its own hr."""
     unit = session.get(Unit, unit_id)
     if unit is None or not can_see_unit(principal, unit):
-        raise NotFound(f"No unit {unit_id}.")
+        raise not_found("unit", unit_id)
     return unit
 
 
 def can_see_unit(principal: Principal, unit: Unit) -> bool:
     """Whether the unit (and its people) lie in the caller's scope."""
-    if principal.role == "admin":
-        return True
-    if principal.role == "coordinator":
-        return principal.alliance_id == unit.alliance_id
-    return principal.unit_id == unit.id
+    if principal.role == "hr":
+        return principal.unit_id == unit.id
+    return in_alliance(principal, unit.alliance_id)
+
+
+def can_see_unit_id(session: Session, principal: Principal, unit_id: int) -> bool:
+    """:func:`can_see_unit` for a unit known by its id."""
+    unit = session.get(Unit, unit_id)
+    return unit is not None and can_see_unit(principal, unit)
 
 
 def require_people_writer(principal: Principal, unit: Unit) -> None:
     """People are written by their own unit's HR system (or an admin); coordinators only read."""
     if not can_see_unit(principal, unit):
-        raise NotFound(f"No unit {unit.id}.")
+        raise not_found("unit", unit.id)
     require_role(principal, "hr")
 
 
@@ -170,6 +181,34 @@ def match_run_in_scope(session: Session, principal: Principal, run_id: int) -> M
     """A match run of the caller's alliance (coordinators and admins only)."""
     require_role(principal, "coordinator")
     run = session.get(MatchRun, run_id)
-    if run is None or (principal.role != "admin" and principal.alliance_id != run.alliance_id):
-        raise NotFound(f"No match run {run_id}.")
+    if run is None or not in_alliance(principal, run.alliance_id):
+        raise not_found("match run", run_id)
     return run
+
+
+def proposal_in_scope(session: Session, principal: Principal, proposal_id: int) -> Proposal:
+    """A proposal of a run of the caller's alliance (coordinators and admins only).
+
+    The role is checked first: an hr key is refused alike whether the id exists or not.
+    """
+    require_role(principal, "coordinator")
+    proposal = session.get(Proposal, proposal_id)
+    run = session.get(MatchRun, proposal.match_run_id) if proposal else None
+    if proposal is None or run is None or not in_alliance(principal, run.alliance_id):
+        raise not_found("proposal", proposal_id)
+    return proposal
+
+
+def standing_rejection_in_scope(
+    session: Session, principal: Principal, rejected_pair_id: int
+) -> RejectedPair:
+    """A rejection not yet cleared, of the caller's alliance (coordinators and admins only)."""
+    require_role(principal, "coordinator")
+    rejected = session.get(RejectedPair, rejected_pair_id)
+    if (
+        rejected is None
+        or rejected.cleared_at is not None
+        or not in_alliance(principal, rejected.craftsman.unit.alliance_id)
+    ):
+        raise not_found("standing rejection", rejected_pair_id)
+    return rejected

@@ -27,7 +27,7 @@ from matcher.algorithms import (
     solve_match,
 )
 from matcher.db import utcnow
-from matcher.errors import Conflict, NotFound, ValidationFailed
+from matcher.errors import Conflict, ValidationFailed, not_found
 from matcher.metrics import MATCH_RUN_SECONDS
 from matcher.models import (
     ACTIVE_RUN_INDEX,
@@ -408,7 +408,7 @@ def get_match_run(session: Session, *, run_id: int) -> MatchRun:
     """A run, or ``NotFound``."""
     run = session.get(MatchRun, run_id)
     if run is None:
-        raise NotFound(f"No match run {run_id}.")
+        raise not_found("match run", run_id)
     return run
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from matcher.db import utcnow
-from matcher.errors import Conflict, NotFound
+from matcher.errors import Conflict, not_found
 from matcher.models import (
     Alliance,
     Apprentice,
@@ -99,7 +99,7 @@ def get_mentorship(session: Session, principal: Principal, mentorship_id: int) -
         options=[selectinload(Mentorship.craftsman), selectinload(Mentorship.apprentice)],
     )
     if mentorship is None or not can_see_mentorship(principal, mentorship):
-        raise NotFound(f"No mentorship {mentorship_id}.")
+        raise not_found("mentorship", mentorship_id)
     return mentorship
 
 
@@ -178,7 +178,7 @@ def mentorship_item(session: Session, principal: Principal, mentorship_id: int) 
     stmt = mentorship_rows(mentorships_query(principal).where(Mentorship.id == mentorship_id))
     row = session.execute(stmt).one_or_none()
     if row is None:
-        raise NotFound(f"No mentorship {mentorship_id}.")
+        raise not_found("mentorship", mentorship_id)
     return mentorship_items([row])[0]
 
 

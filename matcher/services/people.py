@@ -11,7 +11,7 @@ from sqlalchemy import Row, Select, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from matcher.db import utcnow
-from matcher.errors import NotFound, ValidationFailed
+from matcher.errors import ValidationFailed, not_found
 from matcher.models import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, Skill, Unit
 from matcher.services.skills import resolve_skill_keys
 from matcher.text import skill_key
@@ -192,7 +192,7 @@ def get_person(session: Session, *, kind: PersonKind, person_id: int) -> Person:
         .execution_options(populate_existing=True)
     ).one_or_none()
     if person is None:
-        raise NotFound(f"No {kind.label} {person_id}.")
+        raise not_found(kind.label, person_id)
     return person
 
 
@@ -254,7 +254,7 @@ def person_item(session: Session, *, kind: PersonKind, person_id: int) -> dict[s
     stmt = people_query(kind=kind, unit_ids=None).where(kind.model.id == person_id)
     rows = session.execute(stmt).all()
     if not rows:
-        raise NotFound(f"No {kind.label} {person_id}.")
+        raise not_found(kind.label, person_id)
     return people_items(session, kind=kind, rows=rows)[0]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -64,11 +65,34 @@ def _require_open_run(session: Session, run_id: int) -> MatchRun:
     return run
 
 
+# RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; If-Match takes a list of them
+# (empty elements allowed). Header values reach WSGI as Latin-1, so obs-text is \x80-\xff.
+_ENTITY_TAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
+_ENTITY_TAG_LIST = re.compile(rf"[\s,]*(?:{_ENTITY_TAG}[ \t]*(?:,[\s,]*|$))*")
+_TAGS = re.compile(r'(W/)?("[^"]*")')
+
+
+def if_match(field_value: str, current: str) -> bool:
+    """Whether an ``If-Match`` field value matches the current (strong) entity tag.
+
+    RFC 9110 §13.1.1: ``*`` matches any current representation; otherwise the value is a
+    comma-separated list that matches if one of its tags equals ``current`` by the strong
+    comparison (a weak tag ``W/"..."`` never matches). A malformed value matches nothing.
+    """
+    value = field_value.strip()
+    if value == "*":
+        return True
+    if not _ENTITY_TAG_LIST.fullmatch(value):
+        return False
+    return any(not weak and tag == current for weak, tag in _TAGS.findall(value))
+
+
 def _compare_and_set(
     session: Session, proposal: Proposal, expected_etag: str, **values: Any
 ) -> None:
-    """Write only if nobody changed the proposal since ``expected_etag`` was read (else 412)."""
-    if expected_etag not in (etag(proposal), "*"):
+    """Write only if ``expected_etag``, an ``If-Match`` field value, still matches the proposal
+    (else 412): nobody changed it since it was read."""
+    if not if_match(expected_etag, etag(proposal)):
         raise PreconditionFailed("The proposal changed since you read it; reload and decide again.")
     written = session.execute(
         update(Proposal)

@@ -13,7 +13,7 @@ import marshmallow as ma
 from flask import Blueprint, flash, redirect, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from matcher.api.fields import MultiLineText
+from matcher.api.fields import Id, MultiLineText
 from matcher.api.match_runs import MatchParamsSchema
 from matcher.errors import Conflict, DomainError, NotFound
 from matcher.extensions import db, state
@@ -62,7 +62,7 @@ class DecisionFormSchema(ma.Schema):
     comment = MultiLineText(
         allow_blank=True, load_default="", validate=ma.validate.Length(max=2000)
     )
-    craftsman_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
+    craftsman_id = Id(strict=False)
     etag = ma.fields.String(required=True, validate=ma.validate.Length(max=100))
 
     @ma.validates_schema

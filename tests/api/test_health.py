@@ -141,6 +141,7 @@ def test_openapi_documents_every_endpoint_and_the_problem_schema(
 
 def test_docs_page_is_served_offline(client: FlaskClient) -> None:
     page = client.get("/docs")
-    assert page.status_code == 200 and b"/api/v1/openapi.json" in page.data
+    assert page.status_code == 200 and b"/docs/start.js" in page.data
+    assert b"/api/v1/openapi.json" in client.get("/docs/start.js").data
     with client.get("/docs/static/swagger-ui-bundle.js") as asset:
         assert asset.status_code == 200 and asset.mimetype == "text/javascript"

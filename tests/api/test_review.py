@@ -83,6 +83,38 @@ def test_a_decision_needs_if_match_and_a_stale_etag_is_refused(
     assert read(client, world, first["id"])[0]["status"] == "approved"
 
 
+# If-Match as RFC 9110 §13.1.1 reads it: "*" or a list of entity tags, compared strongly.
+# "{tag}" stands for the proposal's current ETag, "{weak}" for it marked weak.
+IF_MATCH_CASES = [
+    ("{tag}", 200),
+    ("*", 200),
+    ('"p0v0", {tag}', 200),
+    ('{tag}, "p0v0"', 200),
+    ('"p0v0" ,{tag} , ', 200),
+    ('"a,b", {tag}', 200),  # a comma inside a tag is part of the tag
+    ("{weak}", 412),  # weak tags never match If-Match
+    ('"p0v0", {weak}', 412),
+    ('"p0v0"', 412),
+    ('"p0v0", "p0v1"', 412),
+    ("{bare}", 412),  # an unquoted tag is not an entity tag
+    ("{tag} {tag}", 412),  # two tags without a comma: not a list
+    ("*, {tag}", 412),  # "*" stands alone
+]
+
+
+@pytest.mark.parametrize(("if_match", "status"), IF_MATCH_CASES)
+def test_if_match_takes_any_listed_strong_etag_or_a_star(
+    client: FlaskClient, world: World, run: MatchRun, if_match: str, status: int
+) -> None:
+    first = proposals(client, world, run)[0]
+    _, etag = read(client, world, first["id"])
+    value = if_match.format(tag=etag, weak=f"W/{etag}", bare=etag.strip('"'))
+    response = patch(client, world, first["id"], {"status": "approved"}, value)
+    assert response.status_code == status, (value, response.get_data(as_text=True))
+    decided = read(client, world, first["id"])[0]["status"]
+    assert decided == ("approved" if status == 200 else "pending")
+
+
 def test_rejection_is_remembered_and_audited(
     client: FlaskClient, session: Session, world: World, run: MatchRun
 ) -> None:

@@ -344,7 +344,9 @@ CASES = [
 ]
 
 
-def _url(world: World, path: str, session: Session | None = None) -> str:
+def _ids(world: World, path: str, session: Session | None = None) -> dict[str, Any]:
+    """What the placeholders of ``path`` stand for (runs, proposals and mentorships are made
+    here when the path needs them and a session is given)."""
     ids: dict[str, Any] = {}
     if session is not None and any(k in path for k in ("{run}", "{proposal}", "{rejected}")):
         run = create_match_run(session, alliance=world.alliance, params={}, created_by="test")
@@ -375,19 +377,23 @@ def _url(world: World, path: str, session: Session | None = None) -> str:
         )
         session.commit()
         ids["mentorship"] = mentorship.id
-    return "/api/v1" + path.format(
-        alliance=world.alliance.id,
-        unit=world.unit.id,
-        skill="焊接",
-        foreign_skill=FOREIGN_SKILL,
-        craftsmen=world.craftsman_ids[world.unit.code],
-        apprentices=world.apprentice_ids[world.unit.code],
-        craftsmen_sibling=world.craftsman_ids[world.sibling_unit.code],
-        run=ids.get("run", 1),
-        proposal=ids.get("proposal", 1),
-        rejected=ids.get("rejected", 1),
-        mentorship=ids.get("mentorship", 1),
-    )
+    return {
+        "alliance": world.alliance.id,
+        "unit": world.unit.id,
+        "skill": "焊接",
+        "foreign_skill": FOREIGN_SKILL,
+        "craftsmen": world.craftsman_ids[world.unit.code],
+        "apprentices": world.apprentice_ids[world.unit.code],
+        "craftsmen_sibling": world.craftsman_ids[world.sibling_unit.code],
+        "run": ids.get("run", 1),
+        "proposal": ids.get("proposal", 1),
+        "rejected": ids.get("rejected", 1),
+        "mentorship": ids.get("mentorship", 1),
+    }
+
+
+def _url(world: World, path: str, session: Session | None = None) -> str:
+    return "/api/v1" + path.format(**_ids(world, path, session))
 
 
 def _people_count(session: Session) -> tuple[int, int]:
@@ -415,6 +421,61 @@ def test_every_endpoint_answers_each_key_as_the_contract_says(
     if status >= 400:
         assert response.mimetype == "application/problem+json"
         assert _people_count(session) == before  # a refused write wrote nothing
+
+
+UNUSED = 2**31 - 1  # the largest id there can be; never one these tests make
+PEOPLE_WRITES = [
+    (method, path)
+    for method, path, _, expected in RULES
+    if path.startswith(("/units/{unit}/craftsmen", "/units/{unit}/apprentices", "/craftsmen/"))
+    or path.startswith("/apprentices/")
+    if expected.get("coordinator") == 403
+]
+# 403s for a resource the key can see but its role may not change: the only refusals where an
+# existing id and an unused one rightly answer differently (403, 404).
+IN_SCOPE_REFUSALS = {
+    ("PATCH", "/alliances/{alliance}", "coordinator"),
+    ("PATCH", "/units/{unit}", "hr"),
+    ("POST", "/mentorships/{mentorship}/summaries", "sibling_hr"),
+    *((method, path, "coordinator") for method, path in PEOPLE_WRITES),
+}
+ID_PLACEHOLDER = re.compile(r"\{(?!skill\})(\w+)\}")  # skill names are not scoped ids
+REFUSALS = [
+    pytest.param(method, path, body, who, id=f"{method} {path} as {who}")
+    for method, path, body, expected in RULES
+    if ID_PLACEHOLDER.search(path)
+    for who, status in expected.items()
+    if status == 404 or (status == 403 and (method, path, who) not in IN_SCOPE_REFUSALS)
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "who"), REFUSALS)
+def test_out_of_scope_answers_exactly_as_an_id_never_used(
+    client: FlaskClient,
+    session: Session,
+    world: World,
+    method: str,
+    path: str,
+    body: Any,
+    who: str,
+) -> None:
+    """security.md: outside a key's scope a resource does not exist. The answer for it is the
+    answer for an id never used, byte for byte, but for the echo of the id asked for."""
+    ids = _ids(world, path, session)
+    asked = {str(ids[name]) for name in ID_PLACEHOLDER.findall(path)}
+    existing = client.open(
+        "/api/v1" + path.format(**ids), method=method, json=body, headers=world.auth(who)
+    )
+    unused_ids = {**ids, **dict.fromkeys(ID_PLACEHOLDER.findall(path), UNUSED)}
+    unused = client.open(
+        "/api/v1" + path.format(**unused_ids), method=method, json=body, headers=world.auth(who)
+    )
+    echoed = existing.get_data(as_text=True)
+    for ident in asked:
+        echoed = re.sub(rf"\b{ident}\b", str(UNUSED), echoed)
+    assert (existing.status_code, echoed) == (unused.status_code, unused.get_data(as_text=True))
+    # The same headers too (their values differ only per request: request id, rate budget).
+    assert sorted(existing.headers.keys()) == sorted(unused.headers.keys())
 
 
 @pytest.mark.parametrize(("method", "path", "body"), [r[:3] for r in RULES])

@@ -64,11 +64,21 @@ def live_server(app: Flask) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A page that fails the test if the browser reports a Content-Security-Policy violation on
+    any page it visits (the console names each one; nothing else would show it)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     page = context.new_page()
     page.set_default_timeout(15_000)
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     context.close()
+    assert violations == []
 
 
 def _proposals(session: Session, review: Review) -> list[Proposal]:
@@ -189,3 +199,15 @@ def test_phone_layout_scrolls_the_table_not_the_page(
     )
     # The wide proposals table scrolls inside its wrapper; the page itself does not.
     assert sizes["page"] <= sizes["view"] < sizes["wrap"]
+
+
+def test_the_api_docs_render_under_their_policy(page: Page, live_server: str) -> None:
+    response = page.goto(live_server + "/docs")
+    assert (
+        response is not None
+        and "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    )
+    # Swagger UI builds the page from the OpenAPI document: its operations are listed.
+    expect(page.locator(".opblock-tag").first).to_be_visible()
+    page.locator(".opblock-summary").first.click()
+    expect(page.locator(".opblock-body").first).to_be_visible()
