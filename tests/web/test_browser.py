@@ -19,7 +19,10 @@ from tests.conftest import IN_CI
 from tests.web.conftest import PASSWORD, Review
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The README's pictures are refreshed on purpose (MATCHER_UPDATE_SCREENSHOTS=1), never as a side
+# effect of a test run, which would leave a checkout dirty.
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+UPDATE_SCREENSHOTS = os.environ.get("MATCHER_UPDATE_SCREENSHOTS") == "1"
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -92,14 +95,16 @@ def _proposals(session: Session, review: Review) -> list[Proposal]:
     )
 
 
-def _screenshot(page: Page, name: str, width: int, height: int) -> None:
+def _screenshot(page: Page, folder: Path, name: str, width: int, height: int) -> None:
     page.set_viewport_size({"width": width, "height": height})
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    folder = DOCS_SCREENSHOTS if UPDATE_SCREENSHOTS else folder
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / name), full_page=True)
+    assert (folder / name).stat().st_size > 0
 
 
 def test_review_a_run_in_the_browser(
-    page: Page, live_server: str, session: Session, review: Review, backend: str
+    page: Page, live_server: str, session: Session, review: Review, backend: str, tmp_path: Path
 ) -> None:
     # Sign in.
     page.goto(live_server + "/")
@@ -147,10 +152,10 @@ def test_review_a_run_in_the_browser(
     assert by_id[second.id].status == "rejected"
     assert by_id[third.id].craftsman_id == int(choice) != third_craftsman
 
-    if backend == "sqlite":  # one backend writes the pictures, so two runs never race
+    if backend == "sqlite" or not UPDATE_SCREENSHOTS:  # one backend writes the README's pictures
         page.locator(f"#p{first.id} details").evaluate("d => d.open = true")
-        _screenshot(page, "run-desktop.png", 1280, 800)
-        _screenshot(page, "run-phone.png", 390, 844)
+        _screenshot(page, tmp_path, "run-desktop.png", 1280, 800)
+        _screenshot(page, tmp_path, "run-phone.png", 390, 844)
         page.set_viewport_size({"width": 1280, "height": 800})
 
     # A form whose CSRF token was taken out is refused, and nothing changes.
