@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -114,7 +115,7 @@ class LeaderLock:
         database = self.engine.url.database
         if database and database != ":memory:":
             return f"{database}.scheduler.lock"
-        return str(Path(os.environ.get("TMPDIR", "/tmp")) / "matcher-scheduler.lock")
+        return str(Path(tempfile.gettempdir()) / "matcher-scheduler.lock")
 
 
 def run_job(

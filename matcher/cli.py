@@ -214,7 +214,7 @@ def serve(bind: str, workers: int, dev: bool) -> None:
         str(workers),
         "matcher.wsgi:app",
     ]
-    os.execve(sys.executable, argv, env)
+    os.execve(sys.executable, argv, env)  # noqa: S606 - our own interpreter, a fixed argv
 
 
 def _param(value: str) -> tuple[str, object]:

@@ -82,13 +82,14 @@ class _Statements:
 
 
 def _statements(mark: str) -> _Statements:
+    # Only module constants and the driver's placeholder are formatted in; every value is bound.
     return _Statements(
-        count=f"INSERT INTO {TABLE} (key_id, window_start, count) "
+        count=f"INSERT INTO {TABLE} (key_id, window_start, count) "  # noqa: S608
         f"SELECT id, {mark}, 1 FROM {KEYS} WHERE key_hash = {mark} AND revoked_at IS NULL "
         f"ON CONFLICT (key_id, window_start) DO UPDATE SET count = {TABLE}.count + 1 "
         "RETURNING key_id, count",
-        prune=f"DELETE FROM {TABLE} WHERE key_id = {mark} AND window_start < {mark}",
-        scope=f"SELECT role, alliance_id, unit_id FROM {KEYS} WHERE id = {mark}",
+        prune=f"DELETE FROM {TABLE} WHERE key_id = {mark} AND window_start < {mark}",  # noqa: S608
+        scope=f"SELECT role, alliance_id, unit_id FROM {KEYS} WHERE id = {mark}",  # noqa: S608
     )
 
 

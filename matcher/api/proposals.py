@@ -275,8 +275,7 @@ class CommitRun(MethodView):
     def post(self, run_id: int) -> Any:
         """Turn the run's approved proposals into mentorships (idempotent; 409 if data moved)."""
         run = access.match_run_in_scope(db(), principal(), run_id)
-        alliance = db().get(Alliance, run.alliance_id)
-        assert alliance is not None
+        alliance = db().get_one(Alliance, run.alliance_id)
         today = datetime.now(ZoneInfo(alliance.timezone)).date()
         result = commit_run(db(), run=run, actor=principal().label, today=today)
         db().commit()

@@ -77,8 +77,7 @@ def render(
     session: Session, reminder: Reminder, settings: Settings, now: datetime | None = None
 ) -> Rendered:
     """The email of one outbox row, from the data as it is at ``now`` (default: the clock's)."""
-    alliance = session.get(Alliance, reminder.alliance_id)
-    assert alliance is not None
+    alliance = session.get_one(Alliance, reminder.alliance_id)
     locale = reminder.locale if reminder.locale in SUBJECTS else "zh-CN"
     if reminder.kind == "digest":
         context = _digest_context(session, alliance, reminder)
@@ -101,8 +100,7 @@ def _pair_context(
     settings: Settings,
     now: datetime | None,
 ) -> dict[str, Any]:
-    mentorship = session.get(Mentorship, reminder.mentorship_id)
-    assert mentorship is not None
+    mentorship = session.get_one(Mentorship, reminder.mentorship_id)
     craftsman, apprentice = mentorship.craftsman, mentorship.apprentice
     units = {
         u.id: u

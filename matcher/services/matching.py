@@ -457,8 +457,7 @@ def execute_match_run(
 
 
 def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | None) -> MatchRun:
-    alliance = session.get(Alliance, run.alliance_id)
-    assert alliance is not None
+    alliance = session.get_one(Alliance, run.alliance_id)
     params = run.params
     report = progress or (lambda _stage, _fraction: None)
     try:

@@ -63,8 +63,7 @@ def create_mentorship(
 ) -> Mentorship:
     """A new active mentorship; the cadence defaults to the alliance's."""
     if summary_every_days is None:
-        alliance = session.get(Alliance, craftsman.unit.alliance_id)
-        assert alliance is not None
+        alliance = session.get_one(Alliance, craftsman.unit.alliance_id)
         summary_every_days = alliance.summary_every_days
     mentorship = Mentorship(
         alliance_id=craftsman.unit.alliance_id,

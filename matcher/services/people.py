@@ -328,19 +328,16 @@ def _resolve(
         seen: dict[int, int] = {}
         for position, child in enumerate(item[kind.child_attr]):
             skill_id = known.get(skill_key(child["name"]))
-            problem = None
-            if skill_id is None:
+            if skill_id is None or skill_id in seen:
                 problem = (
                     f"Unknown skill tag '{child['name']}'; coordinators manage tags at /skills."
+                    if skill_id is None
+                    else f"Same skill as item {seen[skill_id]} (after aliases are resolved)."
                 )
-            elif skill_id in seen:
-                problem = f"Same skill as item {seen[skill_id]} (after aliases are resolved)."
-            if problem:
                 errors.setdefault(str(index), {}).setdefault(kind.child_attr, {})[str(position)] = {
                     "name": [problem]
                 }
                 continue
-            assert skill_id is not None
             seen[skill_id] = position
             rows.append((skill_id, *(child[name] for name in kind.child_fields)))
         targets.append(tuple(rows))

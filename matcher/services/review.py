@@ -58,8 +58,7 @@ def etag(proposal: Proposal) -> str:
 
 
 def _require_open_run(session: Session, run_id: int) -> MatchRun:
-    run = session.get(MatchRun, run_id)
-    assert run is not None
+    run = session.get_one(MatchRun, run_id)
     if run.status != "proposed":
         raise Conflict(f"Match run {run.id} is {run.status}; its proposals can no longer change.")
     return run

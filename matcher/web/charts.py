@@ -15,7 +15,8 @@ RED, BLUE = "#b4232a", "#2f6db5"
 
 def _svg(height: int, title: str, body: list[str]) -> Markup:
     """An SVG scaling to its container's width, labelled for screen readers."""
-    return Markup(
+    # Every text put into ``body`` and ``title`` went through ``escape``; the rest is numbers.
+    return Markup(  # noqa: S704
         f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg" font-size="12" fill="{INK}">'
         f"<title>{escape(title)}</title>{''.join(body)}</svg>"

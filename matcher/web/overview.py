@@ -23,8 +23,7 @@ def index() -> Any:
     user = current_user()
     if user is None:
         return sign_in_page()
-    alliance = db().get(Alliance, user.alliance_id)
-    assert alliance is not None
+    alliance = db().get_one(Alliance, user.alliance_id)
     today = local_today(alliance.timezone)
     return render_page(
         "web/overview.html",

@@ -172,8 +172,7 @@ def _params_from_form(
 def new_run() -> Any:
     """The parameters form; a valid one starts the run and leads to its page."""
     user = signed_in_user()
-    alliance = db().get(Alliance, user.alliance_id)
-    assert alliance is not None
+    alliance = db().get_one(Alliance, user.alliance_id)
     errors: dict[str, Any] = {}
     if request.method == "POST":
         params, errors = _params_from_form(request.form, user.locale)
@@ -320,8 +319,7 @@ def commit(run_id: int) -> Any:
     """Approved proposals become mentorships; a conflict (409) is shown and nothing is written."""
     user = signed_in_user()
     run = _user_run(user, run_id)
-    alliance = db().get(Alliance, run.alliance_id)
-    assert alliance is not None
+    alliance = db().get_one(Alliance, run.alliance_id)
     try:
         result = commit_run(db(), run=run, actor=actor(user), today=local_today(alliance.timezone))
     except DomainError as exc:

@@ -36,7 +36,7 @@ def upgrade() -> None:
     # the others fail with a reason (their coordinator starts them again once it is done).
     op.execute(
         sa.text(
-            "UPDATE match_runs SET status = 'failed', error = :error "
+            "UPDATE match_runs SET status = 'failed', error = :error "  # noqa: S608 - a constant
             f"WHERE {ACTIVE_RUN} AND EXISTS (SELECT 1 FROM match_runs AS older "
             "WHERE older.alliance_id = match_runs.alliance_id "
             "AND older.status IN ('queued', 'running') AND older.id < match_runs.id)"
