@@ -20,9 +20,7 @@ API_PREFIX = "/api/v1"
 def create_app(config: Mapping[str, Any] | None = None, instance_path: str | None = None) -> Flask:
     """Build the WSGI app; ``config`` overrides settings read from ``MATCHER_*`` variables."""
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
-    settings = Settings.from_env(overrides=config).with_instance_secret_key(
-        Path(app.instance_path)
-    )
+    settings = Settings.from_env(overrides=config).with_instance_secret_key(Path(app.instance_path))
     database_url = settings.database_url
     if not database_url:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)

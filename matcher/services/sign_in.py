@@ -54,7 +54,7 @@ def wait_after(failures: int, free: int) -> timedelta | None:
     """How long further attempts wait after ``failures`` of a subject allowed ``free``."""
     if failures < free:
         return None
-    return min(MAX_WAIT, FIRST_WAIT * 2 ** min(failures - free, 16))
+    return min(MAX_WAIT, FIRST_WAIT * (1 << min(failures - free, 16)))
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,7 @@ def _count(
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.scope, table.subject],
         set_={
-            "failures": case(
-                (locked, table.failures), (stale, 1), else_=table.failures + 1
-            ),
+            "failures": case((locked, table.failures), (stale, 1), else_=table.failures + 1),
             "last_failure_at": case((locked, table.last_failure_at), else_=now),
             "locked_until": case((locked, table.locked_until), else_=None),
         },
@@ -154,9 +152,7 @@ def _prune(session: Session, *, now: datetime) -> None:
     )
 
 
-def record_failure(
-    session: Session, *, email: str, address: str, gate: Gate, actor: str
-) -> None:
+def record_failure(session: Session, *, email: str, address: str, gate: Gate, actor: str) -> None:
     """Audit a failed attempt and the locks it set (its count was taken by ``claim_attempt``).
 
     The same statements run whether or not the account exists.
@@ -178,9 +174,7 @@ def record_failure(
     _audit_locks(session, gate, alliance_id=alliance_id, user_id=user_id, actor=actor)
 
 
-def record_success(
-    session: Session, *, user: User, address: str, gate: Gate, actor: str
-) -> None:
+def record_success(session: Session, *, user: User, address: str, gate: Gate, actor: str) -> None:
     """The right password: the account's count starts over and the address's attempt is taken
     back (a lock of the address that this attempt set stays, and is audited)."""
     session.execute(
@@ -198,9 +192,7 @@ def record_success(
         .values(failures=SignInThrottle.failures - 1)
     )
     address_locks = Gate(None, tuple(lock for lock in gate.locks if lock.scope == ADDRESS))
-    _audit_locks(
-        session, address_locks, alliance_id=user.alliance_id, user_id=user.id, actor=actor
-    )
+    _audit_locks(session, address_locks, alliance_id=user.alliance_id, user_id=user.id, actor=actor)
 
 
 def _audit_locks(
