@@ -33,6 +33,9 @@ FIRST_WAIT = timedelta(seconds=30)  # after the free failures; doubled by each f
 MAX_WAIT = timedelta(minutes=15)
 FREE_FAILURES = {ACCOUNT: ACCOUNT_FREE_FAILURES, ADDRESS: ADDRESS_FREE_FAILURES}
 MAX_SUBJECT = 254  # the column's length
+# Counts change in the database only: rows a caller holds are not matched in Python (the
+# statements are set-based, and a held row's times may be older than the database's).
+SET_BASED = {"synchronize_session": False}
 
 
 def account_subject(email: str) -> str:
@@ -134,7 +137,8 @@ def claim_attempt(session: Session, *, email: str, address: str, now: datetime) 
             session.execute(
                 update(SignInThrottle)
                 .where(SignInThrottle.scope == scope, SignInThrottle.subject == subject)
-                .values(locked_until=until)
+                .values(locked_until=until),
+                execution_options=SET_BASED,
             )
             locks.append(Lock(scope, subject, failures, until))
     return Gate(retry_after=None, locks=tuple(locks))
@@ -148,7 +152,8 @@ def _prune(session: Session, *, now: datetime) -> None:
                 SignInThrottle.locked_until.is_(None),
                 SignInThrottle.locked_until < now - WINDOW,
             ),
-        )
+        ),
+        execution_options=SET_BASED,
     )
 
 
@@ -180,7 +185,8 @@ def record_success(session: Session, *, user: User, address: str, gate: Gate, ac
     session.execute(
         delete(SignInThrottle).where(
             SignInThrottle.scope == ACCOUNT, SignInThrottle.subject == account_subject(user.email)
-        )
+        ),
+        execution_options=SET_BASED,
     )
     session.execute(
         update(SignInThrottle)
@@ -189,7 +195,8 @@ def record_success(session: Session, *, user: User, address: str, gate: Gate, ac
             SignInThrottle.subject == address_subject(address),
             SignInThrottle.failures > 0,
         )
-        .values(failures=SignInThrottle.failures - 1)
+        .values(failures=SignInThrottle.failures - 1),
+        execution_options=SET_BASED,
     )
     address_locks = Gate(None, tuple(lock for lock in gate.locks if lock.scope == ADDRESS))
     _audit_locks(session, address_locks, alliance_id=user.alliance_id, user_id=user.id, actor=actor)
