@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy import and_, case, delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,7 @@ MAX_SUBJECT = 254  # the column's length
 # Counts change in the database only: rows a caller holds are not matched in Python (the
 # statements are set-based, and a held row's times may be older than the database's).
 SET_BASED = {"synchronize_session": False}
+PRUNE_BATCH = 1000  # stale rows deleted by one fresh count; the next fresh count takes more
 
 
 def account_subject(email: str) -> str:
@@ -145,13 +146,24 @@ def claim_attempt(session: Session, *, email: str, address: str, now: datetime) 
 
 
 def _prune(session: Session, *, now: datetime) -> None:
-    session.execute(
-        delete(SignInThrottle).where(
+    """Delete counts nobody remembers any more, a bounded batch at a time. Rows that another
+    attempt holds are skipped (PostgreSQL's SKIP LOCKED): two prunes never wait for each other,
+    so they cannot deadlock with the upserts around them."""
+    forgotten = (
+        select(SignInThrottle.scope, SignInThrottle.subject)
+        .where(
             SignInThrottle.last_failure_at < now - WINDOW,
             or_(
                 SignInThrottle.locked_until.is_(None),
                 SignInThrottle.locked_until < now - WINDOW,
             ),
+        )
+        .limit(PRUNE_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    session.execute(
+        delete(SignInThrottle).where(
+            tuple_(SignInThrottle.scope, SignInThrottle.subject).in_(forgotten)
         ),
         execution_options=SET_BASED,
     )

@@ -231,6 +231,35 @@ def test_one_address_gets_more_failures_than_one_account_then_waits_too(
     assert not other.refused
 
 
+def test_forgotten_counts_are_deleted_and_live_ones_kept(session: Session) -> None:
+    now = utcnow()
+    old = now - throttle.WINDOW - timedelta(seconds=1)
+    session.add_all(
+        [
+            SignInThrottle(scope="account", subject="old@x.cn", failures=3, last_failure_at=old),
+            SignInThrottle(
+                scope="account",
+                subject="locked@x.cn",
+                failures=9,
+                last_failure_at=old,
+                locked_until=now,  # its lock ended less than the window ago
+            ),
+            SignInThrottle(scope="address", subject="10.0.0.9", failures=2, last_failure_at=now),
+        ]
+    )
+    session.commit()
+    throttle.claim_attempt(session, email="new@x.cn", address="10.0.0.8", now=now)
+    session.commit()
+    session.expire_all()
+    kept = {(row.scope, row.subject) for row in session.scalars(select(SignInThrottle))}
+    assert kept == {
+        ("account", "locked@x.cn"),
+        ("address", "10.0.0.9"),
+        ("address", "10.0.0.8"),
+        ("account", "new@x.cn"),
+    }
+
+
 def _sign_in_address(app: Flask, session: Session, review: Review, forwarded: str) -> str:
     client = app.test_client()
     response = client.post(
