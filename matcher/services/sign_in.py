@@ -128,8 +128,8 @@ def claim_attempt(session: Session, *, email: str, address: str, now: datetime) 
     # The address first: an address that is locked touches no account's count.
     for scope, subject in ((ADDRESS, address_subject(address)), (ACCOUNT, account_subject(email))):
         failures, locked_until = _count(session, scope=scope, subject=subject, now=now)
-        if locked_until is not None:
-            return Gate(retry_after=_seconds(locked_until, now))
+        if locked_until is not None:  # (an address lock this attempt set is kept in locks)
+            return Gate(retry_after=_seconds(locked_until, now), locks=tuple(locks))
         if failures == 1:  # a fresh count: forget what nobody remembers any more
             _prune(session, now=now)
         wait = wait_after(failures, FREE_FAILURES[scope])
@@ -175,10 +175,7 @@ def record_failure(session: Session, *, email: str, address: str, gate: Gate, ac
     The same statements run whether or not the account exists.
     """
     subject = account_subject(email)
-    user = session.execute(
-        select(User.id, User.alliance_id).where(User.email == subject)
-    ).one_or_none()
-    user_id, alliance_id = (user.id, user.alliance_id) if user else (0, None)
+    user_id, alliance_id = _audited_user(session, subject)
     audit(
         session,
         alliance_id=alliance_id,
@@ -189,6 +186,21 @@ def record_failure(session: Session, *, email: str, address: str, gate: Gate, ac
         data={"email": subject, "address": address_subject(address)},
     )
     _audit_locks(session, gate, alliance_id=alliance_id, user_id=user_id, actor=actor)
+
+
+def record_refusal(session: Session, *, email: str, gate: Gate, actor: str) -> None:
+    """A refused attempt is no failure (no password was checked), but a lock it set is audited."""
+    if gate.locks:
+        user_id, alliance_id = _audited_user(session, account_subject(email))
+        _audit_locks(session, gate, alliance_id=alliance_id, user_id=user_id, actor=actor)
+
+
+def _audited_user(session: Session, subject: str) -> tuple[int, int | None]:
+    """The audit's object for an account: the user's id and alliance, or 0 and none."""
+    user = session.execute(
+        select(User.id, User.alliance_id).where(User.email == subject)
+    ).one_or_none()
+    return (user.id, user.alliance_id) if user else (0, None)
 
 
 def record_success(session: Session, *, user: User, address: str, gate: Gate, actor: str) -> None:

@@ -19,7 +19,13 @@ from werkzeug.wrappers import Response
 from matcher.db import utcnow
 from matcher.extensions import db
 from matcher.models import User
-from matcher.services.sign_in import address_subject, claim_attempt, record_failure, record_success
+from matcher.services.sign_in import (
+    address_subject,
+    claim_attempt,
+    record_failure,
+    record_refusal,
+    record_success,
+)
 from matcher.services.users import (
     authenticate_user,
     end_web_session,
@@ -144,6 +150,8 @@ def sign_in() -> Any:
     # Counted before the password is checked, and committed: a concurrent attempt sees it.
     db().commit()
     if gate.refused:
+        record_refusal(db(), email=email, gate=gate, actor=actor)
+        db().commit()
         return sign_in_page(status=429, email=email, retry_after=gate.retry_after)
     user = None
     if (

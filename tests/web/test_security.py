@@ -162,6 +162,16 @@ def test_an_unknown_email_is_throttled_and_answered_like_a_known_one(
     assert len(_audit(session, "sign_in.locked")) == 2
 
 
+@pytest.mark.parametrize("email", ["coord\x00@emca.example.cn", "coord@emca.example.cn\r\nX: y"])
+@pytest.mark.usefixtures("review")
+def test_control_characters_in_the_email_are_a_failed_attempt_never_a_5xx(
+    client: FlaskClient, session: Session, email: str
+) -> None:
+    assert _post_sign_in(client, email, PASSWORD).status_code == 401
+    (failure,) = _audit(session, "sign_in.failed")
+    assert failure.data["email"] == email.replace("\x00", "").replace("\r\n", "").lower()
+
+
 def test_the_wait_doubles_with_each_failure_up_to_fifteen_minutes(session: Session) -> None:
     now = utcnow()
     waits: list[float | None] = []
