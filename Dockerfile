@@ -7,7 +7,10 @@ COPY jobs ./jobs
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# Production unless told otherwise: no key is in the image, so it will not start without
+# MATCHER_SECRET_KEY (docker-compose.yml passes it from the environment).
+ENV MATCHER_ENV=production \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/matcher-metrics
 RUN useradd --create-home --uid 10001 matcher

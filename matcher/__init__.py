@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from flask import Flask, Response, abort, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from matcher import extensions
 from matcher.config import Settings
@@ -17,10 +18,10 @@ from matcher.logs import configure_logging
 API_PREFIX = "/api/v1"
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(config: Mapping[str, Any] | None = None, instance_path: str | None = None) -> Flask:
     """Build the WSGI app; ``config`` overrides settings read from ``MATCHER_*`` variables."""
-    app = Flask(__name__, instance_relative_config=True)
-    settings = Settings.from_env(overrides=config)
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
+    settings = Settings.from_env(overrides=config).with_instance_secret_key(Path(app.instance_path))
     database_url = settings.database_url
     if not database_url:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -37,6 +38,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable
+    if settings.proxy_hops:
+        # request.remote_addr: the address the Nth proxy from the right saw, not the header's
+        # leftmost entry, which the client writes itself.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     configure_logging(
         settings.log_level,
         settings.log_format or ("json" if settings.env == "production" else "text"),

@@ -494,3 +494,23 @@ def users_create(email: str, alliance_code: str, locale: str, update: bool, pass
     except DomainError as exc:
         detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in (exc.errors or {}).items())
         raise click.ClickException(detail or exc.detail) from exc
+
+
+@users_group.command("sign-out")
+@click.option("--email", required=True)
+@with_appcontext
+def users_sign_out(email: str) -> None:
+    """End every session of a coordinator now (a lost laptop, a leaked cookie); audited."""
+    from sqlalchemy import select
+
+    from matcher.models import User
+    from matcher.services.users import end_user_sessions
+
+    with session_scope(state().session_factory) as session:
+        user = session.scalars(
+            select(User).where(User.email == email.strip().lower())
+        ).one_or_none()
+        if user is None:
+            raise click.ClickException(f"no user {email}")
+        ended = end_user_sessions(session, user=user, actor="cli", reason="operator")
+    click.echo(f"user {user.email}: {ended} session(s) ended", err=True)

@@ -471,6 +471,39 @@ class User(Base):
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random id, this table its hash.
+
+    Signing out deletes the row, a password change deletes all of the user's rows, and a row past
+    ``expires_at`` (12 hours after sign-in) opens nothing: a copied cookie is then useless.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the id
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+SIGN_IN_SCOPES = ("account", "address")
+
+
+class SignInThrottle(Base):
+    """Recent failed sign-ins of one account (the email as typed, known or not) or one client
+    address, and until when further attempts wait. Counted by one upsert per attempt, so every
+    worker and host shares the count."""
+
+    __tablename__ = "sign_in_throttles"
+    __table_args__ = (CheckConstraint(_one_of("scope", SIGN_IN_SCOPES), name="scope"),)
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(254), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class AuditEvent(Base):
     """Who decided what, and when: every review decision and commit is kept here."""
 
@@ -502,6 +535,8 @@ __all__ = [
     "Proposal",
     "RateLimitWindow",
     "RejectedPair",
+    "SignInThrottle",
+    "WebSession",
     "Reminder",
     "TrainingSummary",
     "UnmatchedApprentice",

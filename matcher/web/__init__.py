@@ -102,8 +102,13 @@ def page_errors(blueprint: Blueprint) -> None:
 
 def register_web(app: Flask) -> None:
     """Mount the pages; their forms are CSRF-checked and their cookie kept from scripts."""
+    from matcher.api import IdConverter
     from matcher.web import auth, overview, runs, summary
 
+    # Ids in page paths (/runs/<id:run_id>) are bounded like the API's: a number beyond the
+    # database's integer range is a 404, never a 5xx. Registered here too, for the pages'
+    # sake, whatever order the API and the pages are mounted in.
+    app.url_map.converters["id"] = IdConverter
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

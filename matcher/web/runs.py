@@ -13,7 +13,7 @@ import marshmallow as ma
 from flask import Blueprint, flash, redirect, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from matcher.api.fields import Id, MultiLineText
+from matcher.api.fields import MAX_ID, Id, MultiLineText
 from matcher.api.match_runs import MatchParamsSchema
 from matcher.errors import Conflict, DomainError, NotFound
 from matcher.extensions import db, state
@@ -85,7 +85,9 @@ def _view_args(values: MultiDict[str, str]) -> tuple[str, int]:
     page = values.get("page", "1")
     if sort not in SORTS:
         sort = "score"
-    return sort, int(page) if page.isascii() and page.isdigit() else 1
+    number = int(page) if page.isascii() and page.isdigit() and len(page) <= 10 else 1
+    # Beyond MAX_ID pages the offset would not fit the database's integers: 5xx, not a page.
+    return sort, number if 1 <= number <= MAX_ID else 1
 
 
 def _run_url(run: MatchRun, sort: str, page: int, anchor: str | None = None) -> str:
@@ -205,7 +207,7 @@ def new_run() -> Any:
     )
 
 
-@blp.get("/runs/<int:run_id>")
+@blp.get("/runs/<id:run_id>")
 @sign_in_required
 def run_page(run_id: int) -> Any:
     """A run's proposals to review; a queued or running run shows its progress instead."""
@@ -213,7 +215,7 @@ def run_page(run_id: int) -> Any:
     return _render_run(user, _user_run(user, run_id))
 
 
-@blp.post("/runs/<int:run_id>/proposals/<int:proposal_id>")
+@blp.post("/runs/<id:run_id>/proposals/<id:proposal_id>")
 @sign_in_required
 def decide_proposal(run_id: int, proposal_id: int) -> Any:
     """Approve, reject or swap one proposal; a refusal is shown beside its row."""
@@ -283,7 +285,7 @@ class ApprovePendingFormSchema(ma.Schema):
     )
 
 
-@blp.post("/runs/<int:run_id>/approve-pending")
+@blp.post("/runs/<id:run_id>/approve-pending")
 @sign_in_required
 def approve_pending(run_id: int) -> Any:
     """Approve the pending proposals at or above a score in one go; decided ones stay as they
@@ -313,7 +315,7 @@ def approve_pending(run_id: int) -> Any:
     return redirect(url_for("runs.run_page", run_id=run.id), 303)
 
 
-@blp.post("/runs/<int:run_id>/commit")
+@blp.post("/runs/<id:run_id>/commit")
 @sign_in_required
 def commit(run_id: int) -> Any:
     """Approved proposals become mentorships; a conflict (409) is shown and nothing is written."""

@@ -6,8 +6,9 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Blueprint, request
+from werkzeug.datastructures import MultiDict
 
-from matcher.api.fields import Text, text
+from matcher.api.mentorships import SummaryInputSchema
 from matcher.errors import DomainError, NotFound
 from matcher.extensions import db, state
 from matcher.models import Alliance, Mentorship
@@ -19,17 +20,40 @@ blp = Blueprint("summary", __name__)
 page_errors(blp)
 
 
-class SummaryFormSchema(ma.Schema):
-    """The form's fields; the author comes from the signed link, not from the form."""
+def summary_payload(form: MultiDict[str, str], author: str) -> dict[str, Any]:
+    """The form's strings in the shapes the API takes (``POST /mentorships/{id}/summaries``),
+    for the API's own schema to judge: the page refuses exactly what the API refuses.
 
-    class Meta:
-        unknown = ma.EXCLUDE  # the CSRF token rides along
+    The author comes from the signed link, not from the form; skills are typed comma-separated.
+    """
+    payload: dict[str, Any] = {"author": author}
+    if "content" in form:
+        payload["content"] = form["content"]
+    hours = form.get("hours", "").strip()
+    if hours:
+        try:
+            payload["hours"] = float(hours)
+        except ValueError:
+            payload["hours"] = hours  # the schema's "Not a valid number."
+    skills = form.get("skills", "").replace("，", ",").split(",")
+    payload["skills"] = [skill.strip() for skill in skills if skill.strip()]
+    return payload
 
-    content = text(min_length=1, max_length=20_000, multi_line=True, required=True)
-    hours = ma.fields.Float(
-        required=True, validate=ma.validate.Range(min=0, max=1000, min_inclusive=False)
-    )
-    skills = Text(allow_blank=True, load_default="", validate=ma.validate.Length(max=2000))
+
+def field_messages(messages: Any) -> dict[str, list[str]]:
+    """A schema's errors as one list of messages per form field (a skill's own errors under
+    ``skills``)."""
+    if not isinstance(messages, dict):
+        return {"content": [str(messages)]}
+
+    def flat(value: Any) -> list[str]:
+        if isinstance(value, dict):
+            return [m for inner in value.values() for m in flat(inner)]
+        if isinstance(value, list):
+            return [m for inner in value for m in flat(inner)]
+        return [str(value)]
+
+    return {str(field): flat(value) for field, value in messages.items()}
 
 
 def _open(token: str) -> tuple[SummaryLink, Mentorship, Alliance, str]:
@@ -59,21 +83,15 @@ def summary_form(token: str) -> Any:
     errors: dict[str, Any] = {}
     if request.method == "POST":
         try:
-            form = SummaryFormSchema().load(request.form)
+            body = SummaryInputSchema().load(summary_payload(request.form, link.author))
         except ma.ValidationError as exc:
-            errors = exc.messages if isinstance(exc.messages, dict) else {"form": exc.messages}
+            errors = field_messages(exc.messages)
         else:
-            skills = [s for s in form["skills"].replace("，", ",").split(",") if s.strip()]
             try:
                 summary = add_summary(
                     db(),
                     mentorship=mentorship,
-                    summary=SummaryInput(
-                        author=link.author,
-                        content=form["content"],
-                        hours=form["hours"],
-                        skills=skills,
-                    ),
+                    summary=SummaryInput(**body),
                     submitted_by=f"form:{link.author}",
                     period=link.period,
                 )

@@ -1,7 +1,7 @@
 """each alliance owns its skill taxonomy
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01 15:00:00.000000
 
 Until now one taxonomy served every alliance, so one alliance's coordinator could rename or
@@ -21,7 +21,7 @@ from alembic import op
 import matcher.db
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
