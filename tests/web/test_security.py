@@ -425,8 +425,9 @@ def _summary_form(app: Flask, session: Session, world: World) -> tuple[FlaskClie
 @pytest.mark.parametrize(
     ("form", "field", "message"),
     [
-        ({"content": "  \r\n\t ", "hours": "2"}, "content", "Must not be blank."),
-        ({"content": "", "hours": "2"}, "content", "Length must be between 1 and 20000."),
+        ({"content": "  \r\n ", "hours": "2"}, "content", "Must not be blank."),
+        ({"content": "学\t会了", "hours": "2"}, "content", "control characters"),
+        ({"content": "", "hours": "2"}, "content", "Must not be blank."),
         ({"content": "学\x00会了", "hours": "2"}, "content", "Must not contain NUL characters."),
         ({"content": "x" * 20_001, "hours": "2"}, "content", "Length must be between 1 and 20000."),
         ({"content": "学会了", "hours": "many"}, "hours", "Not a valid number."),
