@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-SECRET_KEY_FILE = "secret_key"  # in the instance folder, outside production
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name in the instance folder, not a key
 MIN_SECRET_KEY_LENGTH = 32
 
 

@@ -137,8 +137,8 @@ def _rows_at_0005(connection: Connection) -> None:
         for table in tables.sorted_tables:
             if "id" in table.c and table.c.id.primary_key:
                 connection.execute(
-                    text(
-                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                    text(  # the table's name from our own metadata
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608
                         f"(SELECT coalesce(max(id), 0) + 1 FROM {table.name}), false)"
                     )
                 )
@@ -179,8 +179,8 @@ def _references(connection: Connection, *, per_alliance: bool = True) -> set[tup
         found |= {
             (table, *row)
             for row in connection.execute(
-                text(
-                    f"SELECT t.{owner}, s.name, u.alliance_id, {tag_alliance} FROM {table} t "
+                text(  # names from the test's own table list
+                    f"SELECT t.{owner}, s.name, u.alliance_id, {tag_alliance} FROM {table} t "  # noqa: S608
                     f"JOIN skills s ON s.id = t.skill_id JOIN {owners} o ON o.id = t.{owner} "
                     "JOIN units u ON u.id = o.unit_id"
                 )

@@ -59,7 +59,8 @@ def current_user() -> User | None:
 def signed_in_user() -> User:
     """The user of a view behind ``sign_in_required``."""
     user = current_user()
-    assert user is not None
+    if user is None:  # a view without the decorator: a bug, never a page for nobody
+        raise RuntimeError("signed_in_user() outside a view behind sign_in_required")
     return user
 
 

@@ -61,8 +61,7 @@ def _open(token: str) -> tuple[SummaryLink, Mentorship, Alliance, str]:
     mentorship = db().get(Mentorship, link.mentorship_id)
     if mentorship is None:
         raise NotFound("This link is not valid.")
-    alliance = db().get(Alliance, mentorship.alliance_id)
-    assert alliance is not None
+    alliance = db().get_one(Alliance, mentorship.alliance_id)
     person = mentorship.craftsman if link.author == "craftsman" else mentorship.apprentice
     return link, mentorship, alliance, person.locale
 
