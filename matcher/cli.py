@@ -514,3 +514,15 @@ def users_sign_out(email: str) -> None:
             raise click.ClickException(f"no user {email}")
         ended = end_user_sessions(session, user=user, actor="cli", reason="operator")
     click.echo(f"user {user.email}: {ended} session(s) ended", err=True)
+
+
+@users_group.command("unlock")
+@click.option("--email", required=True)
+@with_appcontext
+def users_unlock(email: str) -> None:
+    """Forget an account's failed sign-ins so it may try again now; audited."""
+    from matcher.services.sign_in import lift_account_lock
+
+    with session_scope(state().session_factory) as session:
+        lifted = lift_account_lock(session, email=email, actor="cli")
+    click.echo(f"{email}: {'unlocked' if lifted else 'no failed sign-ins held'}", err=True)

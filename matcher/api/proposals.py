@@ -127,7 +127,7 @@ class AuditQueryArgsSchema(PageArgsSchema):
     """Filters of the audit trail."""
 
     object_type = ma.fields.String(
-        validate=ma.validate.OneOf(["proposal", "match_run", "rejected_pair", "reminder"])
+        validate=ma.validate.OneOf(["proposal", "match_run", "rejected_pair", "reminder", "user"])
     )
     object_id = Id(strict=False)
 

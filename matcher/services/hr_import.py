@@ -19,6 +19,7 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,16 +199,18 @@ def _xlsx_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
             sheet = workbook.worksheets[0]
             sheet.reset_dimensions()  # the file's <dimension> may lie either way: ignore it
             # One column beyond the limit, to tell a sheet that uses more columns.
-            cells = sheet.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True)
-            for number, values in enumerate(cells, start=1):
-                text = ["" if v is None else str(v) for v in values]
-                if not any(t.strip() for t in text):
-                    continue  # a blank row: nothing to count or keep
-                if len(_trimmed(text)) > MAX_COLUMNS:
-                    raise _file_problems([f"row {number}: more than {MAX_COLUMNS} columns"])
-                rows.append((number, text))
-                if len(rows) > MAX_ROWS + 1:
-                    raise ValidationFailed(f"More than {MAX_ROWS} records: split the file.")
+            # Closed explicitly: a refusal mid-sheet would otherwise leave the generator's open
+            # sheet stream to the garbage collector.
+            with closing(sheet.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True)) as cells:
+                for number, values in enumerate(cells, start=1):
+                    text = ["" if v is None else str(v) for v in values]
+                    if not any(t.strip() for t in text):
+                        continue  # a blank row: nothing to count or keep
+                    if len(_trimmed(text)) > MAX_COLUMNS:
+                        raise _file_problems([f"row {number}: more than {MAX_COLUMNS} columns"])
+                    rows.append((number, text))
+                    if len(rows) > MAX_ROWS + 1:
+                        raise ValidationFailed(f"More than {MAX_ROWS} records: split the file.")
         finally:
             workbook.close()
     except ValidationFailed:

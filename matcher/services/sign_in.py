@@ -195,6 +195,30 @@ def record_refusal(session: Session, *, email: str, gate: Gate, actor: str) -> N
         _audit_locks(session, gate, alliance_id=alliance_id, user_id=user_id, actor=actor)
 
 
+def lift_account_lock(session: Session, *, email: str, actor: str) -> bool:
+    """The operator's order: the account's failures are forgotten and its wait ends now (the
+    coordinator called in, the password was reset). Audited; ``False`` when nothing was held."""
+    subject = account_subject(email)
+    lifted = session.execute(
+        delete(SignInThrottle)
+        .where(SignInThrottle.scope == ACCOUNT, SignInThrottle.subject == subject)
+        .returning(SignInThrottle.failures),
+        execution_options=SET_BASED,
+    ).all()
+    if lifted:
+        user_id, alliance_id = _audited_user(session, subject)
+        audit(
+            session,
+            alliance_id=alliance_id,
+            actor=actor,
+            action="sign_in.unlocked",
+            object_type="user",
+            object_id=user_id,
+            data={"email": subject, "failures": lifted[0].failures},
+        )
+    return bool(lifted)
+
+
 def _audited_user(session: Session, subject: str) -> tuple[int, int | None]:
     """The audit's object for an account: the user's id and alliance, or 0 and none."""
     user = session.execute(

@@ -381,6 +381,23 @@ def test_the_operator_signs_a_user_out_everywhere(
     assert runner.invoke(args=["users", "sign-out", "--email", "nobody@x.cn"]).exit_code != 0
 
 
+def test_the_operator_lifts_an_accounts_lock(
+    app: Flask, client: FlaskClient, session: Session, review: Review
+) -> None:
+    for _ in range(throttle.ACCOUNT_FREE_FAILURES):
+        _post_sign_in(client, review.email, "wrong-password-123")
+    assert _post_sign_in(client, review.email, PASSWORD).status_code == 429
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "unlock", "--email", review.email.upper()])
+    assert result.exit_code == 0 and "unlocked" in result.output, result.output
+    assert _post_sign_in(client, review.email, PASSWORD).status_code == 303
+    (event,) = _audit(session, "sign_in.unlocked")
+    assert (event.actor, event.data["failures"]) == ("cli", throttle.ACCOUNT_FREE_FAILURES)
+    again = runner.invoke(args=["users", "unlock", "--email", review.email])
+    assert "no failed sign-ins held" in again.output
+    assert len(_audit(session, "sign_in.unlocked")) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # The secret key
 
