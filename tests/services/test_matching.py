@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from matcher.algorithms import MatchParams
 from matcher.models import (
     Alliance,
     MatchRun,
@@ -64,7 +65,9 @@ def _apprentice(
 
 
 def _run(session: Session, alliance: Alliance, **params: Any) -> MatchRun:
-    run = create_match_run(session, alliance=alliance, params=params, created_by="test")
+    run = create_match_run(
+        session, alliance=alliance, params=MatchParams.from_json(params), created_by="test"
+    )
     execute_match_run(session, run=run)
     session.commit()
     return run
