@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from jobs import JobContext
 from matcher.db import session_scope, utcnow
-from matcher.models import MatchRun
+from matcher.models import RUN_FAILED, RUN_PROPOSED, RUN_RUNNING, MatchRun
 from matcher.services.matching import claim_queued_run, execute_match_run
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def solve_queued_runs(ctx: JobContext) -> dict[str, Any]:
             status = _solve(ctx, session, run)
         # Logged once committed: whoever reads the log can read the run.
         log.info("match run %s: %s", run_id, status)
-        if status == "proposed":
+        if status == RUN_PROPOSED:
             solved += 1
         else:
             failed += 1
@@ -49,13 +49,13 @@ def _solve(ctx: JobContext, session: Session, run: MatchRun) -> str:
             update(MatchRun)
             .where(MatchRun.id == run_id)
             .values(
-                status="failed",
+                status=RUN_FAILED,
                 error="Internal error while solving; the operator's log has details.",
                 progress={"stage": "failed", "fraction": 1.0},
                 updated_at=utcnow(),
             )
         )
-        return "failed"
+        return RUN_FAILED
     return run.status
 
 
@@ -72,7 +72,7 @@ def _progress_writer(ctx: JobContext, run_id: int) -> Any:
         with session_scope(ctx.session_factory) as session:
             session.execute(
                 update(MatchRun)
-                .where(MatchRun.id == run_id, MatchRun.status == "running")
+                .where(MatchRun.id == run_id, MatchRun.status == RUN_RUNNING)
                 .values(
                     progress={"stage": stage, "fraction": round(fraction, 3)},
                     updated_at=utcnow(),

@@ -11,7 +11,7 @@ from jobs import JobContext
 from matcher.db import session_scope
 from matcher.mail import PermanentFailure, TemporaryFailure, mailer_for
 from matcher.metrics import OUTBOX_SENDS
-from matcher.models import Reminder
+from matcher.models import REMINDER_FAILED, Reminder
 from matcher.services.emails import build_message, render
 from matcher.services.reminders import (
     cancel_if_obsolete,
@@ -91,9 +91,9 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
                     error=error_text,
                     permanent=isinstance(error, PermanentFailure),
                 )
-                counts["failed" if status == "failed" else "retry"] += 1
-                OUTBOX_SENDS.labels("failed" if status == "failed" else "retry").inc()
-                level = logging.ERROR if status == "failed" else logging.WARNING
+                counts["failed" if status == REMINDER_FAILED else "retry"] += 1
+                OUTBOX_SENDS.labels("failed" if status == REMINDER_FAILED else "retry").inc()
+                level = logging.ERROR if status == REMINDER_FAILED else logging.WARNING
                 log.log(
                     level,
                     "reminder %s to %s: %s (%s)",

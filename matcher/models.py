@@ -36,6 +36,12 @@ AUTHORS = ("craftsman", "apprentice")
 REMINDER_KINDS = ("upcoming", "overdue", "escalation", "digest")
 REMINDER_STATUSES = ("pending", "sent", "failed", "cancelled")
 RECIPIENT_ROLES = ("craftsman", "apprentice", "coordinator", "unit")
+# One name per status, for the code that sets or compares one (the tuples above feed the checks).
+RUN_QUEUED, RUN_RUNNING, RUN_PROPOSED, RUN_COMMITTED, RUN_FAILED = RUN_STATUSES
+PROPOSAL_PENDING, PROPOSAL_APPROVED, PROPOSAL_REJECTED = PROPOSAL_STATUSES
+OPEN_PROPOSAL_STATUSES = (PROPOSAL_PENDING, PROPOSAL_APPROVED)  # these hold a craftsman's slot
+MENTORSHIP_ACTIVE, MENTORSHIP_ENDED = MENTORSHIP_STATUSES
+REMINDER_PENDING, REMINDER_SENT, REMINDER_FAILED, REMINDER_CANCELLED = REMINDER_STATUSES
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:

@@ -1,8 +1,8 @@
 """The matching engine: numpy/scipy only, arrays in and arrays out (no database, no I/O)."""
 
+from matcher.algorithms.params import MatchParams
 from matcher.algorithms.problem import (
     REASONS,
-    MatchParams,
     MatchProblem,
     MatchResult,
     PinnedPairError,

@@ -9,23 +9,12 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-Objective = Literal["score", "coverage"]
 Method = Literal["auto", "dense", "components", "sparse", "pruned"]
 REASONS = ("no_eligible_craftsman", "capacity_exhausted", "excluded")
 
 
 def _no_pairs() -> NDArray[np.int64]:
     return np.zeros((0, 2), dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class MatchParams:
-    """The scoring and objective parameters of matching.md."""
-
-    objective: Objective = "score"
-    min_fit: float = 0.25  # > 0 (the API refuses 0): zero-fit pairs are never candidates
-    related_credit: float = 0.5
-    region_bonus: float = 0.05
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,10 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from matcher.algorithms.assignment import Edges, solve_components
-from matcher.algorithms.problem import MatchParams, MatchProblem
-from matcher.algorithms.scoring import FIT_TOLERANCE, LEVELS, credit_tables
+from matcher.algorithms.eligibility import eligible_mask
+from matcher.algorithms.params import MatchParams
+from matcher.algorithms.problem import MatchProblem
+from matcher.algorithms.scoring import LEVELS, credit_tables, region_bonus
 
 KEEP_PER_APPRENTICE = 40
 KEEP_PER_CRAFTSMAN_EXTRA = 8
@@ -105,27 +107,33 @@ class BlockScorer:
         with np.errstate(divide="ignore"):
             fit *= np.where(total > 0, 1.0 / total, 0.0)[:, None]
         np.minimum(fit, 1.0, out=fit)
-        fits = fit >= max(params.min_fit - FIT_TOLERANCE, np.finfo(float).tiny)
-        fits &= problem.craftsman_unit[None, :] != problem.apprentice_unit[rows, None]
-        fit_any: NDArray[np.bool_] = np.asarray(fits.any(axis=1))
         lo, hi = np.searchsorted(self.excluded[:, 1], [rows.start, rows.stop])
         excluded_rows = self.excluded[lo:hi, 1] - rows.start
         excluded_cols = self.excluded[lo:hi, 0]
-        was_eligible = fits[excluded_rows, excluded_cols]
-        fits[excluded_rows, excluded_cols] = False
+        checked = eligible_mask(
+            craftsman_unit=problem.craftsman_unit[None, :],
+            apprentice_unit=problem.apprentice_unit[rows, None],
+            fit=fit,
+            min_fit=params.min_fit,
+            excluded=(excluded_rows, excluded_cols),
+        )
+        fit_any: NDArray[np.bool_] = np.asarray(checked.fits.any(axis=1))
+        was_eligible = checked.fits[excluded_rows, excluded_cols]
         excluded_any = np.zeros(fit_any.size, dtype=bool)
         excluded_any[excluded_rows[was_eligible]] = True
+        fits = checked.eligible
         eligible_any: NDArray[np.bool_] = np.asarray(fits.any(axis=1))
         eligible_count = int(np.count_nonzero(fits))
         fits &= self.open_craftsman[None, :]
         fits &= self.open_apprentice[rows, None]
         gain = fit  # in place from here on: one (B, M) array instead of several
         if params.region_bonus:
-            region = problem.craftsman_region
-            same = (region[None, :] >= 0) & (
-                region[None, :] == problem.apprentice_region[rows, None]
+            gain += region_bonus(
+                problem,
+                params,
+                np.arange(problem.n_craftsmen)[None, :],
+                np.arange(rows.start, rows.stop)[:, None],
             )
-            gain += same * params.region_bonus
         if self.bonus:
             gain += self.bonus
         # Not eligible: distinct, very negative values (ties make numpy's argpartition crawl).

@@ -16,10 +16,10 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from matcher.algorithms.problem import MatchParams, MatchProblem
+from matcher.algorithms.params import MatchParams
+from matcher.algorithms.problem import MatchProblem
 
 LEVELS = (1, 2, 3, 4, 5)
-FIT_TOLERANCE = 1e-9  # float sums must not flip a fit of exactly min_fit to ineligible
 
 
 def relation_matrix(skill_parent: NDArray[np.int64]) -> sp.csr_array:
@@ -35,6 +35,29 @@ def relation_matrix(skill_parent: NDArray[np.int64]) -> sp.csr_array:
     related.eliminate_zeros()
     related.data[:] = 1.0
     return related
+
+
+def skill_family(skill_parent: NDArray[np.int64]) -> sp.csr_array:
+    """(S, S) 0/1: the skills that earn credit for a wanted skill, itself and its related ones."""
+    n = skill_parent.shape[0]
+    family = relation_matrix(skill_parent) + sp.eye_array(n, format="csr")
+    return sp.csr_array(family)
+
+
+def wants_covered(
+    craftsman_skills: sp.csr_array, apprentice_wants: sp.csr_array, skill_parent: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """(A, M): how many of each apprentice's wanted skills each craftsman knows, or a related
+    one (any level). ``craftsman_skills`` (M, S) and ``apprentice_wants`` (A, S): non-zero =
+    has / wants."""
+    has = sp.csr_array(craftsman_skills, dtype=np.float64, copy=True)
+    has.data[:] = 1.0
+    wants = sp.csr_array(apprentice_wants, dtype=np.float64, copy=True)
+    wants.data[:] = 1.0
+    reach = sp.csr_array(has @ skill_family(skill_parent))  # (M, S): credit for skill s
+    reach.data[:] = 1.0
+    counts: NDArray[np.int64] = np.rint((wants @ reach.T).toarray()).astype(np.int64)
+    return counts
 
 
 @dataclass(frozen=True)
@@ -118,13 +141,6 @@ def region_bonus(
     mine = problem.craftsman_region[craftsman]
     theirs = problem.apprentice_region[apprentice]
     return np.where((mine >= 0) & (mine == theirs), params.region_bonus, 0.0)
-
-
-def pair_keys(
-    craftsman: NDArray[np.int64], apprentice: NDArray[np.int64], n_apprentices: int
-) -> NDArray[np.int64]:
-    """One integer per pair, for set operations on pairs."""
-    return craftsman.astype(np.int64) * max(n_apprentices, 1) + apprentice.astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -18,21 +18,22 @@ from matcher.algorithms.assignment import (
     solve_dense,
     solve_sparse,
 )
+from matcher.algorithms.eligibility import (
+    CONSTRAINTS,
+    broken_constraints,
+    eligible_mask,
+    excluded_mask,
+    other_unit,
+)
+from matcher.algorithms.params import MatchParams
 from matcher.algorithms.problem import (
-    MatchParams,
     MatchProblem,
     MatchResult,
     Method,
     PinnedPairError,
 )
 from matcher.algorithms.pruned import solve_pruned
-from matcher.algorithms.scoring import (
-    FIT_TOLERANCE,
-    Explanation,
-    candidate_pairs,
-    explain_pairs,
-    pair_keys,
-)
+from matcher.algorithms.scoring import Explanation, candidate_pairs, explain_pairs
 
 Progress = Callable[[str, float], None]
 
@@ -60,18 +61,21 @@ class Eligible:
 def eligible_pairs(problem: MatchProblem, params: MatchParams) -> Eligible:
     """Pairs of different units with fit >= min_fit that are not excluded."""
     pairs = candidate_pairs(problem, params)
-    other_unit = (
-        problem.craftsman_unit[pairs.craftsman] != problem.apprentice_unit[pairs.apprentice]
+    excluded = excluded_mask(
+        problem.excluded, pairs.craftsman, pairs.apprentice, problem.n_apprentices
     )
-    fits = other_unit & (pairs.fit >= params.min_fit - FIT_TOLERANCE)
-    keys = pair_keys(pairs.craftsman, pairs.apprentice, problem.n_apprentices)
-    excluded_keys = pair_keys(problem.excluded[:, 0], problem.excluded[:, 1], problem.n_apprentices)
-    excluded = np.isin(keys, excluded_keys)
+    checked = eligible_mask(
+        craftsman_unit=problem.craftsman_unit[pairs.craftsman],
+        apprentice_unit=problem.apprentice_unit[pairs.apprentice],
+        fit=pairs.fit,
+        min_fit=params.min_fit,
+        excluded=excluded,
+    )
     fit_any = np.zeros(problem.n_apprentices, dtype=bool)
-    fit_any[pairs.apprentice[fits]] = True
+    fit_any[pairs.apprentice[checked.fits]] = True
     excluded_any = np.zeros(problem.n_apprentices, dtype=bool)
-    excluded_any[pairs.apprentice[fits & excluded]] = True
-    keep = fits & ~excluded
+    excluded_any[pairs.apprentice[checked.fits & excluded]] = True
+    keep = checked.eligible
     return Eligible(
         craftsman=pairs.craftsman[keep],
         apprentice=pairs.apprentice[keep],
@@ -87,7 +91,7 @@ def _check_pins(problem: MatchProblem) -> None:
     pins_left = problem.craftsman_free.astype(np.int64).copy()
     for craftsman, apprentice in problem.pinned.tolist():
         reason = None
-        if problem.craftsman_unit[craftsman] == problem.apprentice_unit[apprentice]:
+        if not other_unit(problem.craftsman_unit[craftsman], problem.apprentice_unit[apprentice]):
             reason = "craftsman and apprentice are of the same unit."
         elif apprentice in seen_apprentices:
             reason = "the apprentice is pinned more than once."
@@ -266,25 +270,30 @@ class PairVerdict:
     fit: float
     score: float
     explanation: Explanation
-    forbidden_by: str | None  # same_unit, below_min_fit, excluded, or None
+    broken: tuple[str, ...]  # every hard constraint the pair breaks, in CONSTRAINTS order
+
+    @property
+    def forbidden_by(self) -> str | None:
+        """The first constraint the pair breaks (same_unit, below_min_fit, excluded), or None."""
+        return self.broken[0] if self.broken else None
 
 
 def pair_verdict(
     problem: MatchProblem, params: MatchParams, craftsman: int, apprentice: int
 ) -> PairVerdict:
-    """Fit, score and explanation of one pair, and the hard constraint that forbids it, if any."""
+    """Fit, score and explanation of one pair, and the hard constraints that forbid it."""
     explained = explain_pairs(problem, params, np.array([craftsman]), np.array([apprentice]))
-    fit = float(explained.fit[0])
-    excluded = bool(
-        ((problem.excluded[:, 0] == craftsman) & (problem.excluded[:, 1] == apprentice)).any()
+    one = np.array([craftsman], dtype=np.int64), np.array([apprentice], dtype=np.int64)
+    broken = broken_constraints(
+        craftsman_unit=problem.craftsman_unit[one[0]],
+        apprentice_unit=problem.apprentice_unit[one[1]],
+        fit=explained.fit,
+        min_fit=params.min_fit,
+        excluded=excluded_mask(problem.excluded, *one, problem.n_apprentices),
     )
-    forbidden = None
-    if problem.craftsman_unit[craftsman] == problem.apprentice_unit[apprentice]:
-        forbidden = "same_unit"
-    elif fit < params.min_fit - FIT_TOLERANCE:
-        forbidden = "below_min_fit"
-    elif excluded:
-        forbidden = "excluded"
     return PairVerdict(
-        fit=fit, score=float(explained.score[0]), explanation=explained, forbidden_by=forbidden
+        fit=float(explained.fit[0]),
+        score=float(explained.score[0]),
+        explanation=explained,
+        broken=tuple(name for name in CONSTRAINTS if broken[name][0]),
     )

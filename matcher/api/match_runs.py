@@ -9,12 +9,21 @@ from flask import url_for
 from flask.views import MethodView
 from sqlalchemy import select
 
+from matcher.algorithms import MatchParams
 from matcher.api.base import Blueprint, PageArgsSchema, json_list, page_rows, paginate
 from matcher.api.fields import Id, StrictBoolean, StrictFloat
 from matcher.api.schemas import BaseSchema
 from matcher.errors import not_found
 from matcher.extensions import db, principal, state
-from matcher.models import Apprentice, Craftsman, MatchRun
+from matcher.models import (
+    PROPOSAL_STATUSES,
+    RUN_QUEUED,
+    RUN_STATUSES,
+    UNMATCHED_REASONS,
+    Apprentice,
+    Craftsman,
+    MatchRun,
+)
 from matcher.services import access
 from matcher.services.matching import (
     pair_score,
@@ -36,7 +45,9 @@ _PAIR = ma.fields.List(_ID, validate=ma.validate.Length(equal=2))
 
 
 class MatchParamsSchema(BaseSchema):
-    """Parameters of a run (matching.md); every one optional, unknown ones rejected."""
+    """Parameters of a run (matching.md); every one optional, unknown ones rejected.
+
+    Loads into ``MatchParams``, whose defaults fill what the request leaves out."""
 
     objective = ma.fields.String(validate=ma.validate.OneOf(["score", "coverage"]))
     # Above 0: a pair with no skill in common is never a proposal (and the candidate graph stays
@@ -53,11 +64,16 @@ class MatchParamsSchema(BaseSchema):
     pinned = ma.fields.List(_PAIR, validate=ma.validate.Length(max=10_000))
     excluded = ma.fields.List(_PAIR, validate=ma.validate.Length(max=100_000))
 
+    @ma.post_load
+    def to_params(self, data: dict[str, Any], **_kwargs: Any) -> MatchParams:
+        """The typed parameters, defaults filled in."""
+        return MatchParams.from_json(data)
+
 
 class MatchRunCreateSchema(BaseSchema):
     """Body of ``POST /alliances/{id}/match-runs``."""
 
-    params = ma.fields.Nested(MatchParamsSchema, load_default=dict)
+    params = ma.fields.Nested(MatchParamsSchema, load_default=MatchParams)
 
 
 class MatchRunSchema(ma.Schema):
@@ -65,9 +81,7 @@ class MatchRunSchema(ma.Schema):
 
     id = ma.fields.Integer()
     alliance_id = ma.fields.Integer()
-    status = ma.fields.String(
-        metadata={"enum": ["queued", "running", "proposed", "committed", "failed"]}
-    )
+    status = ma.fields.String(metadata={"enum": list(RUN_STATUSES)})
     params = ma.fields.Dict()
     objective = ma.fields.Float(allow_none=True)
     stats = ma.fields.Dict()
@@ -107,7 +121,7 @@ class ProposalSchema(ma.Schema):
     score = ma.fields.Float()
     fit = ma.fields.Float()
     explanation = ma.fields.List(ma.fields.Nested(ExplanationSchema))
-    status = ma.fields.String(metadata={"enum": ["pending", "approved", "rejected"]})
+    status = ma.fields.String(metadata={"enum": list(PROPOSAL_STATUSES)})
     comment = ma.fields.String(allow_none=True)
 
 
@@ -115,24 +129,20 @@ class UnmatchedSchema(ma.Schema):
     """An apprentice the run could not place, and why."""
 
     apprentice = ma.fields.Nested(PersonRefSchema)
-    reason_code = ma.fields.String(
-        metadata={"enum": ["no_eligible_craftsman", "capacity_exhausted", "excluded"]}
-    )
+    reason_code = ma.fields.String(metadata={"enum": list(UNMATCHED_REASONS)})
     detail = ma.fields.Dict()
 
 
 class RunListArgsSchema(PageArgsSchema):
     """Filters of the run list."""
 
-    status = ma.fields.String(
-        validate=ma.validate.OneOf(["queued", "running", "proposed", "committed", "failed"])
-    )
+    status = ma.fields.String(validate=ma.validate.OneOf(RUN_STATUSES))
 
 
 class ProposalListArgsSchema(PageArgsSchema):
     """Filters of the proposal list."""
 
-    status = ma.fields.String(validate=ma.validate.OneOf(["pending", "approved", "rejected"]))
+    status = ma.fields.String(validate=ma.validate.OneOf(PROPOSAL_STATUSES))
 
 
 class PairScoreArgsSchema(ma.Schema):
@@ -192,7 +202,7 @@ class AllianceMatchRuns(MethodView):
             inline_max_cells=state().settings.match_inline_max_cells,
         )
         db().commit()
-        if run.status == "queued":
+        if run.status == RUN_QUEUED:
             return run, 202, {"Location": url_for("match_runs.MatchRunById", run_id=run.id)}
         return run, 201
 

@@ -19,7 +19,14 @@ from matcher.api.match_runs import MatchRunSchema, ProposalSchema
 from matcher.api.schemas import BaseSchema
 from matcher.errors import PreconditionRequired
 from matcher.extensions import db, principal
-from matcher.models import Alliance, AuditEvent, Unit
+from matcher.models import (
+    PROPOSAL_APPROVED,
+    PROPOSAL_PENDING,
+    PROPOSAL_REJECTED,
+    Alliance,
+    AuditEvent,
+    Unit,
+)
 from matcher.services import access
 from matcher.services.review import (
     clear_rejection,
@@ -35,7 +42,7 @@ from matcher.services.run_report import proposal_items, proposals_query
 blp = Blueprint("proposals", __name__, description="Review of proposals and commit of a run")
 BLUEPRINTS = [blp]
 
-DECISIONS = ["approved", "rejected", "pending"]
+DECISIONS = [PROPOSAL_APPROVED, PROPOSAL_REJECTED, PROPOSAL_PENDING]
 IF_MATCH = {
     "in": "header",
     "name": "If-Match",

@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session
 
 from matcher.config import Settings
 from matcher.models import (
+    MENTORSHIP_ACTIVE,
+    PROPOSAL_PENDING,
+    RUN_PROPOSED,
     Alliance,
     MatchRun,
     Mentorship,
@@ -142,11 +145,11 @@ def _digest_context(session: Session, alliance: Alliance, reminder: Reminder) ->
         .join(MatchRun, MatchRun.id == Proposal.match_run_id)
         .where(
             MatchRun.alliance_id == alliance.id,
-            MatchRun.status == "proposed",
-            Proposal.status == "pending",
+            MatchRun.status == RUN_PROPOSED,
+            Proposal.status == PROPOSAL_PENDING,
         )
     )
-    active = (Mentorship.alliance_id == alliance.id, Mentorship.status == "active")
+    active = (Mentorship.alliance_id == alliance.id, Mentorship.status == MENTORSHIP_ACTIVE)
     overdue = session.scalar(
         select(func.count()).select_from(Mentorship).where(*active, Mentorship.next_due_on < today)
     )

@@ -7,20 +7,23 @@ and results back into rows, with set-based queries and no per-pair Python loops.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from matcher.algorithms import (
+    Explanation,
     MatchParams,
     MatchProblem,
+    MatchResult,
+    PairVerdict,
     PinnedPairError,
     explain_pairs,
     pair_verdict,
@@ -32,6 +35,12 @@ from matcher.metrics import MATCH_RUN_SECONDS
 from matcher.models import (
     ACTIVE_RUN_INDEX,
     ACTIVE_RUN_STATUSES,
+    MENTORSHIP_ACTIVE,
+    PROPOSAL_PENDING,
+    RUN_FAILED,
+    RUN_PROPOSED,
+    RUN_QUEUED,
+    RUN_RUNNING,
     Alliance,
     Apprentice,
     ApprenticeWant,
@@ -45,17 +54,8 @@ from matcher.models import (
     Unit,
     UnmatchedApprentice,
 )
+from matcher.services.capacity import free_slots
 
-PARAM_DEFAULTS: dict[str, Any] = {
-    "objective": "score",
-    "min_fit": 0.25,
-    "related_credit": 0.5,
-    "region_bonus": 0.05,
-    "include_mentored": False,
-    "unit_ids": None,
-    "pinned": [],
-    "excluded": [],
-}
 Progress = Callable[[str, float], None]
 
 
@@ -90,126 +90,182 @@ def _sparse(
     return sp.csr_array((values, (rows, cols)), shape=shape)
 
 
-def _int_column(session: Session, stmt: Any) -> NDArray[np.int64]:
-    return np.fromiter(session.scalars(stmt), dtype=np.int64)
+@dataclass(frozen=True)
+class Taxonomy:
+    """Skill tags as array positions: ``skill_parent`` is what ``MatchProblem`` takes."""
+
+    skill_ids: NDArray[np.int64]  # (S,) ascending
+    skill_parent: NDArray[np.int64]  # (S,) parent position or -1
+    skill_names: list[str]  # (S,)
+
+    def positions(self, skill_ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Positions of skill ids (every one must be a tag of the taxonomy)."""
+        return _positions(self.skill_ids, skill_ids)
 
 
-def _taxonomy(session: Session, alliance_ids: Iterable[int]) -> Sequence[Row[int, int | None, str]]:
-    """The alliances' skill tags as (id, parent_id, name) by id: a parent is always a tag of
-    the same alliance, so every parent id is among them."""
-    return session.execute(
+def load_taxonomy(session: Session, alliance_ids: Iterable[int]) -> Taxonomy:
+    """The alliances' skill tags by id: a parent is always a tag of the same alliance, so every
+    parent id is among them."""
+    rows = session.execute(
         select(Skill.id, Skill.parent_id, Skill.name)
         .where(Skill.alliance_id.in_(sorted(alliance_ids)))
         .order_by(Skill.id)
     ).all()
+    skill_ids = np.array([row[0] for row in rows], dtype=np.int64)
+    parent_ids = np.array([row[1] if row[1] is not None else -1 for row in rows], dtype=np.int64)
+    parent = np.where(parent_ids >= 0, _positions(skill_ids, np.maximum(parent_ids, 0)), -1)
+    return Taxonomy(skill_ids, parent.astype(np.int64), [row[2] for row in rows])
 
 
-def load_problem(
-    session: Session, *, alliance: Alliance, params: Mapping[str, Any]
-) -> LoadedProblem:
-    """Every eligible craftsman and apprentice of the alliance as arrays, in a stable order."""
-    started = time.perf_counter()
+def _unit_filter(alliance: Alliance, params: MatchParams) -> ColumnElement[bool]:
+    """The units a run considers: the alliance's, or the chosen ones of them."""
     unit_filter = Unit.alliance_id == alliance.id
-    if params["unit_ids"]:
-        unit_filter = unit_filter & Unit.id.in_(params["unit_ids"])
+    if params.unit_ids:
+        unit_filter = unit_filter & Unit.id.in_(params.unit_ids)
+    return unit_filter
 
-    skills = _taxonomy(session, [alliance.id])
-    skill_ids = np.array([row[0] for row in skills], dtype=np.int64)
-    parent_ids = np.array([row[1] if row[1] is not None else -1 for row in skills], dtype=np.int64)
-    skill_parent = np.where(parent_ids >= 0, _positions(skill_ids, np.maximum(parent_ids, 0)), -1)
 
-    active_load = (
-        select(Mentorship.craftsman_id, func.count().label("n"))
-        .where(Mentorship.status == "active")
-        .group_by(Mentorship.craftsman_id)
-        .subquery()
-    )
-    craftsmen = session.execute(
-        select(
-            Craftsman.id,
-            Craftsman.unit_id,
-            Craftsman.region,
-            Craftsman.capacity - func.coalesce(active_load.c.n, 0),
-        )
+def _craftsmen_query(alliance: Alliance, params: MatchParams) -> Select[int, int, str | None, int]:
+    """The craftsmen taking part (active, with a free slot) as (id, unit_id, region, free)."""
+    free = free_slots()
+    return (
+        select(Craftsman.id, Craftsman.unit_id, Craftsman.region, free)
         .join(Unit, Craftsman.unit_id == Unit.id)
-        .outerjoin(active_load, active_load.c.craftsman_id == Craftsman.id)
-        .where(unit_filter, Craftsman.active.is_(True))
-        .where(Craftsman.capacity - func.coalesce(active_load.c.n, 0) > 0)
+        .where(_unit_filter(alliance, params), Craftsman.active.is_(True), free > 0)
         # The HR systems' identity, not the id: the same data gives the same pairs whatever
         # order it was inserted in.
         .order_by(Craftsman.unit_id, Craftsman.external_id)
-    ).all()
-    craftsman_ids = np.array([row[0] for row in craftsmen], dtype=np.int64)
+    )
 
+
+def _apprentices_query(alliance: Alliance, params: MatchParams) -> Select[int, int, str | None]:
+    """The apprentices taking part (active, with wanted skills, not mentored unless
+    ``include_mentored``) as (id, unit_id, region)."""
     has_wants = select(ApprenticeWant.apprentice_id).distinct()
-    apprentice_stmt = (
+    stmt = (
         select(Apprentice.id, Apprentice.unit_id, Apprentice.region)
         .join(Unit, Apprentice.unit_id == Unit.id)
-        .where(unit_filter, Apprentice.active.is_(True), Apprentice.id.in_(has_wants))
+        .where(_unit_filter(alliance, params), Apprentice.active.is_(True))
+        .where(Apprentice.id.in_(has_wants))
         .order_by(Apprentice.unit_id, Apprentice.external_id)
     )
-    if not params["include_mentored"]:
-        mentored = select(Mentorship.apprentice_id).where(Mentorship.status == "active")
-        apprentice_stmt = apprentice_stmt.where(Apprentice.id.not_in(mentored))
-    apprentices = session.execute(apprentice_stmt).all()
+    if not params.include_mentored:
+        mentored = select(Mentorship.apprentice_id).where(Mentorship.status == MENTORSHIP_ACTIVE)
+        stmt = stmt.where(Apprentice.id.not_in(mentored))
+    return stmt
+
+
+@dataclass(frozen=True)
+class People:
+    """The craftsmen and apprentices taking part, as the arrays of ``MatchProblem``."""
+
+    craftsman_ids: NDArray[np.int64]  # (M,)
+    craftsman_unit: NDArray[np.int64]
+    craftsman_region: NDArray[np.int64]
+    craftsman_free: NDArray[np.int64]
+    craftsman_skills: sp.csr_array  # (M, S) level
+    apprentice_ids: NDArray[np.int64]  # (A,)
+    apprentice_unit: NDArray[np.int64]
+    apprentice_region: NDArray[np.int64]
+    apprentice_wants: sp.csr_array  # (A, S) target level
+    apprentice_weights: sp.csr_array  # (A, S) weight
+
+
+def _load_people(
+    session: Session, *, alliance: Alliance, params: MatchParams, taxonomy: Taxonomy
+) -> People:
+    """Who takes part, their units, regions, free slots, skills and wants, in a stable order."""
+    unit_filter = _unit_filter(alliance, params)
+    craftsmen = session.execute(_craftsmen_query(alliance, params)).all()
+    craftsman_ids = np.array([row[0] for row in craftsmen], dtype=np.int64)
+    apprentices = session.execute(_apprentices_query(alliance, params)).all()
     apprentice_ids = np.array([row[0] for row in apprentices], dtype=np.int64)
 
-    regions: dict[str, int] = {}
+    regions: dict[str, int] = {}  # one code per region name, shared by both sides
 
     def region_codes(values: Sequence[str | None]) -> NDArray[np.int64]:
         return np.array(
             [-1 if not v else regions.setdefault(v, len(regions)) for v in values], dtype=np.int64
         )
 
-    n_skills = len(skill_ids)
-    craftsman_skills = session.execute(
-        select(CraftsmanSkill.craftsman_id, CraftsmanSkill.skill_id, CraftsmanSkill.level).where(
-            CraftsmanSkill.craftsman_id.in_(select(Craftsman.id).join(Unit).where(unit_filter))
-        )
-    ).all()
-    skill_rows = np.array(craftsman_skills, dtype=np.float64).reshape(-1, 3)
-    keep = np.isin(skill_rows[:, 0].astype(np.int64), craftsman_ids)
-    skill_rows = skill_rows[keep]
-    wants = session.execute(
-        select(
-            ApprenticeWant.apprentice_id,
-            ApprenticeWant.skill_id,
-            ApprenticeWant.level,
-            ApprenticeWant.weight,
-        ).where(
-            ApprenticeWant.apprentice_id.in_(select(Apprentice.id).join(Unit).where(unit_filter))
-        )
-    ).all()
-    want_rows = np.array(wants, dtype=np.float64).reshape(-1, 4)
+    skill_rows = np.array(
+        session.execute(
+            select(
+                CraftsmanSkill.craftsman_id, CraftsmanSkill.skill_id, CraftsmanSkill.level
+            ).where(
+                CraftsmanSkill.craftsman_id.in_(select(Craftsman.id).join(Unit).where(unit_filter))
+            )
+        ).all(),
+        dtype=np.float64,
+    ).reshape(-1, 3)
+    skill_rows = skill_rows[np.isin(skill_rows[:, 0].astype(np.int64), craftsman_ids)]
+    want_rows = np.array(
+        session.execute(
+            select(
+                ApprenticeWant.apprentice_id,
+                ApprenticeWant.skill_id,
+                ApprenticeWant.level,
+                ApprenticeWant.weight,
+            ).where(
+                ApprenticeWant.apprentice_id.in_(
+                    select(Apprentice.id).join(Unit).where(unit_filter)
+                )
+            )
+        ).all(),
+        dtype=np.float64,
+    ).reshape(-1, 4)
     want_rows = want_rows[np.isin(want_rows[:, 0].astype(np.int64), apprentice_ids)]
 
+    n_skills = len(taxonomy.skill_ids)
     c_pos = _positions(craftsman_ids, skill_rows[:, 0].astype(np.int64))
-    c_skill = _positions(skill_ids, skill_rows[:, 1].astype(np.int64))
+    c_skill = taxonomy.positions(skill_rows[:, 1].astype(np.int64))
     a_pos = _positions(apprentice_ids, want_rows[:, 0].astype(np.int64))
-    a_skill = _positions(skill_ids, want_rows[:, 1].astype(np.int64))
+    a_skill = taxonomy.positions(want_rows[:, 1].astype(np.int64))
     shape_c = (len(craftsman_ids), n_skills)
     shape_a = (len(apprentice_ids), n_skills)
-
-    problem = MatchProblem(
+    return People(
+        craftsman_ids=craftsman_ids,
         craftsman_unit=np.array([row[1] for row in craftsmen], dtype=np.int64),
         craftsman_region=region_codes([row[2] for row in craftsmen]),
         craftsman_free=np.array([row[3] for row in craftsmen], dtype=np.int64),
         craftsman_skills=_sparse(c_pos, c_skill, skill_rows[:, 2], shape_c),
+        apprentice_ids=apprentice_ids,
         apprentice_unit=np.array([row[1] for row in apprentices], dtype=np.int64),
         apprentice_region=region_codes([row[2] for row in apprentices]),
         apprentice_wants=_sparse(a_pos, a_skill, want_rows[:, 2], shape_a),
         apprentice_weights=_sparse(a_pos, a_skill, want_rows[:, 3], shape_a),
-        skill_parent=skill_parent.astype(np.int64),
-        excluded=_excluded(session, params, craftsman_ids, apprentice_ids),
-        pinned=_pinned(params, craftsman_ids, apprentice_ids),
     )
-    return LoadedProblem(
-        problem=problem,
-        craftsman_ids=craftsman_ids,
-        apprentice_ids=apprentice_ids,
-        skill_ids=skill_ids,
-        skill_names=[row[2] for row in skills],
-        build_seconds=time.perf_counter() - started,
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Pairs as position pairs (K, 2) [craftsman, apprentice]."""
+
+    excluded: NDArray[np.int64]  # standing rejections and the run's excluded pairs
+    pinned: NDArray[np.int64]
+
+
+def _load_constraints(session: Session, *, params: MatchParams, people: People) -> Constraints:
+    """The run's excluded and pinned pairs and the standing rejections, among who takes part;
+    a pinned pair whose people do not take part fails the run (``PinnedPairFailure``)."""
+    craftsman_ids, apprentice_ids = people.craftsman_ids, people.apprentice_ids
+    rejected = session.execute(
+        select(RejectedPair.craftsman_id, RejectedPair.apprentice_id).where(
+            RejectedPair.cleared_at.is_(None)
+        )
+    ).all()
+    excluded = np.array([tuple(p) for p in rejected] + list(params.excluded), dtype=np.int64)
+    pinned = np.array(params.pinned, dtype=np.int64).reshape(-1, 2)
+    for craftsman_id, apprentice_id in pinned:
+        if craftsman_id not in craftsman_ids or apprentice_id not in apprentice_ids:
+            raise PinnedPairFailure(
+                f"Pinned pair [{craftsman_id}, {apprentice_id}] cannot take part: the craftsman "
+                "must be active with free capacity and the apprentice active, with wanted skills "
+                "and no active mentorship, both in the considered units."
+            )
+    return Constraints(
+        excluded=_pairs_in(excluded, craftsman_ids, apprentice_ids),
+        pinned=_pairs_in(pinned, craftsman_ids, apprentice_ids),
     )
 
 
@@ -225,54 +281,48 @@ def _pairs_in(
     ).astype(np.int64)
 
 
-def _excluded(
-    session: Session,
-    params: Mapping[str, Any],
-    craftsman_ids: NDArray[np.int64],
-    apprentice_ids: NDArray[np.int64],
-) -> NDArray[np.int64]:
-    rejected = session.execute(
-        select(RejectedPair.craftsman_id, RejectedPair.apprentice_id).where(
-            RejectedPair.cleared_at.is_(None)
-        )
-    ).all()
-    pairs = np.array(list(rejected) + [tuple(p) for p in params["excluded"]], dtype=np.int64)
-    return _pairs_in(pairs, craftsman_ids, apprentice_ids)
+def load_problem(session: Session, *, alliance: Alliance, params: MatchParams) -> LoadedProblem:
+    """Every craftsman and apprentice taking part, and the pair constraints, as arrays."""
+    started = time.perf_counter()
+    taxonomy = load_taxonomy(session, [alliance.id])
+    people = _load_people(session, alliance=alliance, params=params, taxonomy=taxonomy)
+    constraints = _load_constraints(session, params=params, people=people)
+    problem = MatchProblem(
+        craftsman_unit=people.craftsman_unit,
+        craftsman_region=people.craftsman_region,
+        craftsman_free=people.craftsman_free,
+        craftsman_skills=people.craftsman_skills,
+        apprentice_unit=people.apprentice_unit,
+        apprentice_region=people.apprentice_region,
+        apprentice_wants=people.apprentice_wants,
+        apprentice_weights=people.apprentice_weights,
+        skill_parent=taxonomy.skill_parent,
+        excluded=constraints.excluded,
+        pinned=constraints.pinned,
+    )
+    return LoadedProblem(
+        problem=problem,
+        craftsman_ids=people.craftsman_ids,
+        apprentice_ids=people.apprentice_ids,
+        skill_ids=taxonomy.skill_ids,
+        skill_names=taxonomy.skill_names,
+        build_seconds=time.perf_counter() - started,
+    )
 
 
-def _pinned(
-    params: Mapping[str, Any], craftsman_ids: NDArray[np.int64], apprentice_ids: NDArray[np.int64]
-) -> NDArray[np.int64]:
-    pairs = np.array([tuple(p) for p in params["pinned"]], dtype=np.int64).reshape(-1, 2)
-    for craftsman_id, apprentice_id in pairs:
-        if craftsman_id not in craftsman_ids or apprentice_id not in apprentice_ids:
-            raise PinnedPairFailure(
-                f"Pinned pair [{craftsman_id}, {apprentice_id}] cannot take part: the craftsman "
-                "must be active with free capacity and the apprentice active, with wanted skills "
-                "and no active mentorship, both in the considered units."
-            )
-    return _pairs_in(pairs, craftsman_ids, apprentice_ids)
-
-
-def validate_params(
-    session: Session, *, alliance: Alliance, params: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Defaults filled in; unit and person ids must belong to the alliance (else 422)."""
-    merged = {**PARAM_DEFAULTS, **params}
+def validate_params(session: Session, *, alliance: Alliance, params: MatchParams) -> MatchParams:
+    """The parameters, if their unit and person ids belong to the alliance (else 422)."""
     errors: dict[str, Any] = {}
-    if merged["unit_ids"]:
+    if params.unit_ids:
         found = set(
             session.scalars(
-                select(Unit.id).where(
-                    Unit.alliance_id == alliance.id, Unit.id.in_(merged["unit_ids"])
-                )
+                select(Unit.id).where(Unit.alliance_id == alliance.id, Unit.id.in_(params.unit_ids))
             )
         )
-        missing = [u for u in merged["unit_ids"] if u not in found]
+        missing = [u for u in params.unit_ids if u not in found]
         if missing:
             errors["unit_ids"] = [f"Not units of this alliance: {missing}."]
-    for name in ("pinned", "excluded"):
-        pairs = merged[name]
+    for name, pairs in (("pinned", params.pinned), ("excluded", params.excluded)):
         if not pairs:
             continue
         craftsmen = set(
@@ -300,31 +350,19 @@ def validate_params(
         raise ValidationFailed(
             "Some match parameters do not fit this alliance.", errors={"params": errors}
         )
-    return merged
+    return params
 
 
-def estimate_cells(session: Session, *, alliance: Alliance, params: Mapping[str, Any]) -> int:
-    """Apprentices × free slots: the size of the dense problem, to decide inline vs queued."""
-    units = select(Unit.id).where(Unit.alliance_id == alliance.id)
-    if params["unit_ids"]:
-        units = units.where(Unit.id.in_(params["unit_ids"]))
-    slots = (
-        session.scalar(
-            select(func.coalesce(func.sum(Craftsman.capacity), 0)).where(
-                Craftsman.unit_id.in_(units), Craftsman.active.is_(True)
-            )
-        )
-        or 0
-    )
-    apprentices = (
-        session.scalar(
-            select(func.count())
-            .select_from(Apprentice)
-            .where(Apprentice.unit_id.in_(units), Apprentice.active.is_(True))
-        )
-        or 0
-    )
-    return int(slots) * int(apprentices)
+def estimate_cells(session: Session, *, alliance: Alliance, params: MatchParams) -> int:
+    """Free slots × apprentices: the size of the dense problem, to decide inline vs queued.
+
+    Counted over the same craftsmen, free slots and apprentices as ``load_problem`` (before
+    pins, which only move slots around)."""
+    craftsmen = _craftsmen_query(alliance, params).order_by(None).subquery()
+    apprentices = _apprentices_query(alliance, params).order_by(None).subquery()
+    slots = session.scalar(select(func.coalesce(func.sum(craftsmen.c[3]), 0))) or 0
+    people = session.scalar(select(func.count()).select_from(apprentices)) or 0
+    return int(slots) * int(people)
 
 
 def _active_run_conflict(session: Session, alliance: Alliance) -> Conflict | None:
@@ -344,7 +382,7 @@ def _active_run_conflict(session: Session, alliance: Alliance) -> Conflict | Non
 
 
 def create_match_run(
-    session: Session, *, alliance: Alliance, params: Mapping[str, Any], created_by: str | None
+    session: Session, *, alliance: Alliance, params: MatchParams, created_by: str | None
 ) -> MatchRun:
     """A queued run with validated parameters; 409 while another run of the alliance is queued
     or running (a partial unique index keeps that true for concurrent requests too)."""
@@ -353,8 +391,8 @@ def create_match_run(
         raise conflict
     run = MatchRun(
         alliance_id=alliance.id,
-        status="queued",
-        params=validate_params(session, alliance=alliance, params=params),
+        status=RUN_QUEUED,
+        params=validate_params(session, alliance=alliance, params=params).to_json(),
         stats={},
         progress={"stage": "queued", "fraction": 0.0},
         created_by=created_by,
@@ -377,7 +415,7 @@ def start_match_run(
     session: Session,
     *,
     alliance: Alliance,
-    params: Mapping[str, Any],
+    params: MatchParams,
     created_by: str,
     inline_max_cells: int,
 ) -> MatchRun:
@@ -389,9 +427,9 @@ def start_match_run(
     result. A crash while solving is recorded on the run (``failed``) before it propagates.
     """
     run = create_match_run(session, alliance=alliance, params=params, created_by=created_by)
-    if estimate_cells(session, alliance=alliance, params=run.params) > inline_max_cells:
+    if estimate_cells(session, alliance=alliance, params=params) > inline_max_cells:
         return run
-    run.status = "running"
+    run.status = RUN_RUNNING
     run.progress = {"stage": "loading", "fraction": 0.0}
     run.updated_at = utcnow()
     session.commit()
@@ -420,11 +458,11 @@ def claim_queued_run(session: Session, *, stale_after_seconds: int = 1800) -> Ma
     stale = utcnow().timestamp() - stale_after_seconds
     candidates = session.execute(
         select(MatchRun.id, MatchRun.status, MatchRun.updated_at)
-        .where(MatchRun.status.in_(("queued", "running")))
+        .where(MatchRun.status.in_(ACTIVE_RUN_STATUSES))
         .order_by(MatchRun.id)
     ).all()
     for run_id, status, updated_at in candidates:
-        if status == "running" and updated_at.timestamp() > stale:
+        if status == RUN_RUNNING and updated_at.timestamp() > stale:
             continue
         claimed = session.execute(
             update(MatchRun)
@@ -432,7 +470,7 @@ def claim_queued_run(session: Session, *, stale_after_seconds: int = 1800) -> Ma
                 MatchRun.id == run_id, MatchRun.status == status, MatchRun.updated_at == updated_at
             )
             .values(
-                status="running",
+                status=RUN_RUNNING,
                 updated_at=utcnow(),
                 progress={"stage": "loading", "fraction": 0.0},
             )
@@ -457,8 +495,9 @@ def execute_match_run(
 
 
 def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | None) -> MatchRun:
+    """Load, solve, store proposals and the unmatched; a pin that cannot hold fails the run."""
     alliance = session.get_one(Alliance, run.alliance_id)
-    params = run.params
+    params = MatchParams.from_json(run.params)
     report = progress or (lambda _stage, _fraction: None)
     try:
         report("loading", 0.05)
@@ -468,9 +507,7 @@ def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | No
     try:
         report("solving", 0.3)
         result = solve_match(
-            loaded.problem,
-            _match_params(params),
-            progress=lambda stage, f: report(stage, 0.3 + 0.6 * f),
+            loaded.problem, params, progress=lambda stage, f: report(stage, 0.3 + 0.6 * f)
         )
     except PinnedPairError as exc:
         return _fail(
@@ -480,8 +517,9 @@ def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | No
             f"{int(loaded.apprentice_ids[exc.apprentice])}]: {exc.reason}",
         )
     report("storing", 0.9)
-    _store_result(session, run=run, loaded=loaded, result=result, params=params)
-    run.status = "proposed"
+    _store_proposals(session, run=run, loaded=loaded, result=result, params=params)
+    _store_unmatched(session, run=run, loaded=loaded, result=result, params=params)
+    run.status = RUN_PROPOSED
     run.objective = float(result.objective)
     run.stats = {
         **result.stats,
@@ -494,7 +532,7 @@ def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | No
 
 
 def _fail(session: Session, run: MatchRun, error: str) -> MatchRun:
-    run.status = "failed"
+    run.status = RUN_FAILED
     run.error = error
     run.progress = {"stage": "failed", "fraction": 1.0}
     run.updated_at = utcnow()
@@ -502,26 +540,18 @@ def _fail(session: Session, run: MatchRun, error: str) -> MatchRun:
     return run
 
 
-def _match_params(params: Mapping[str, Any]) -> MatchParams:
-    return MatchParams(
-        objective=params["objective"],
-        min_fit=params["min_fit"],
-        related_credit=params["related_credit"],
-        region_bonus=params["region_bonus"],
-    )
-
-
-def _explanation_rows(loaded: LoadedProblem, explanation: Any, index: int) -> list[dict[str, Any]]:
+def _explanation_rows(
+    skill_names: Sequence[str], explanation: Explanation, index: int
+) -> list[dict[str, Any]]:
     """One pair's explanation, with skill names instead of positions."""
-    names = loaded.skill_names
     rows = []
     for skill, wanted, weight, given, level, credit in explanation.rows(index):
         rows.append(
             {
-                "skill": names[skill],
+                "skill": skill_names[skill],
                 "wanted_level": int(wanted),
                 "weight": float(weight),
-                "craftsman_skill": names[given] if given >= 0 else None,
+                "craftsman_skill": skill_names[given] if given >= 0 else None,
                 "craftsman_level": int(level) if given >= 0 else None,
                 "credit": round(float(credit), 6),
             }
@@ -529,19 +559,17 @@ def _explanation_rows(loaded: LoadedProblem, explanation: Any, index: int) -> li
     return rows
 
 
-def _store_result(
+def _store_proposals(
     session: Session,
     *,
     run: MatchRun,
     loaded: LoadedProblem,
-    result: Any,
-    params: Mapping[str, Any],
+    result: MatchResult,
+    params: MatchParams,
 ) -> None:
-    """Proposals and unmatched rows of a solved run, in two bulk inserts."""
+    """The chosen pairs as pending proposals with their explanations, in one bulk insert."""
     now = utcnow()
-    explanation = explain_pairs(
-        loaded.problem, _match_params(params), result.craftsman, result.apprentice
-    )
+    explanation = explain_pairs(loaded.problem, params, result.craftsman, result.apprentice)
     proposals = [
         {
             "match_run_id": run.id,
@@ -549,8 +577,8 @@ def _store_result(
             "apprentice_id": int(loaded.apprentice_ids[a]),
             "score": float(result.score[i]),
             "fit": float(result.fit[i]),
-            "explanation": _explanation_rows(loaded, explanation, i),
-            "status": "pending",
+            "explanation": _explanation_rows(loaded.skill_names, explanation, i),
+            "status": PROPOSAL_PENDING,
             "version": 1,
             "created_at": now,
             "updated_at": now,
@@ -559,19 +587,31 @@ def _store_result(
     ]
     if proposals:
         session.execute(insert(Proposal), proposals)
-    messages = {
-        "no_eligible_craftsman": "No craftsman of another unit reaches min_fit {min_fit} "
-        "for the wanted skills.",
-        "capacity_exhausted": "Eligible craftsmen exist, but their slots went to better "
-        "overall pairs.",
-        "excluded": "Every eligible pair was rejected before or excluded by the run's parameters.",
-    }
+
+
+UNMATCHED_MESSAGES = {
+    "no_eligible_craftsman": "No craftsman of another unit reaches min_fit {min_fit} "
+    "for the wanted skills.",
+    "capacity_exhausted": "Eligible craftsmen exist, but their slots went to better overall pairs.",
+    "excluded": "Every eligible pair was rejected before or excluded by the run's parameters.",
+}
+
+
+def _store_unmatched(
+    session: Session,
+    *,
+    run: MatchRun,
+    loaded: LoadedProblem,
+    result: MatchResult,
+    params: MatchParams,
+) -> None:
+    """The unmatched apprentices with their reasons (and blockers), in one bulk insert."""
     unmatched = []
     for position, (a, reason) in enumerate(
         zip(result.unmatched, result.unmatched_reason, strict=True)
     ):
         detail: dict[str, Any] = {
-            "message": messages[str(reason)].format(min_fit=params["min_fit"])
+            "message": UNMATCHED_MESSAGES[str(reason)].format(min_fit=params.min_fit)
         }
         if str(reason) == "capacity_exhausted":
             blockers = result.unmatched_blockers[position]
@@ -602,31 +642,35 @@ def rejected_before(session: Session, *, craftsman_id: int, apprentice_id: int) 
     return bool(count)
 
 
-def pair_score(
-    session: Session,
-    *,
-    craftsman: Craftsman,
-    apprentice: Apprentice,
-    params: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """What the matcher would say of one pair (default parameters, or a run's), and what forbids
-    it."""
-    params = {**PARAM_DEFAULTS, **(params or {})}
+@dataclass(frozen=True)
+class PairJudgement:
+    """What matching says of one pair, with the explanation as the API shows it."""
+
+    verdict: PairVerdict
+    explanation: list[dict[str, Any]]
+
+
+def judge_pair(
+    session: Session, *, craftsman: Craftsman, apprentice: Apprentice, params: MatchParams
+) -> PairJudgement:
+    """Fit, score and explanation of one pair under ``params``, and every hard constraint it
+    breaks, by the solver's own rule (``pair_verdict``): rejected before, or excluded by
+    ``params``, counts as excluded."""
     # Both people's alliances: an admin may ask about a pair across two alliances, whose skills
     # then simply share no tag (each alliance's tags are its own).
-    skills = _taxonomy(session, {craftsman.unit.alliance_id, apprentice.unit.alliance_id})
-    skill_ids = np.array([row[0] for row in skills], dtype=np.int64)
-    parent_ids = np.array([row[1] if row[1] is not None else -1 for row in skills], dtype=np.int64)
-    n = len(skill_ids)
+    taxonomy = load_taxonomy(session, {craftsman.unit.alliance_id, apprentice.unit.alliance_id})
+    n = len(taxonomy.skill_ids)
     c_skills = [(s.skill_id, s.level) for s in craftsman.skills]
     wants = [(w.skill_id, w.level, w.weight) for w in apprentice.wants]
 
     def row(entries: list[tuple[Any, ...]], column: int) -> sp.csr_array:
-        cols = _positions(skill_ids, np.array([e[0] for e in entries], dtype=np.int64))
+        cols = taxonomy.positions(np.array([e[0] for e in entries], dtype=np.int64))
         values = np.array([e[column] for e in entries], dtype=np.float64)
         return _sparse(np.zeros(len(entries), dtype=np.int64), cols, values, (1, n))
 
-    rejected = rejected_before(session, craftsman_id=craftsman.id, apprentice_id=apprentice.id)
+    excluded = (craftsman.id, apprentice.id) in params.excluded or rejected_before(
+        session, craftsman_id=craftsman.id, apprentice_id=apprentice.id
+    )
     # Regions as codes: 0 for the craftsman's, 1 for any other, -1 for none.
     problem = MatchProblem(
         craftsman_unit=np.array([craftsman.unit_id], dtype=np.int64),
@@ -644,27 +688,33 @@ def pair_score(
         ),
         apprentice_wants=row(wants, 1),
         apprentice_weights=row(wants, 2),
-        skill_parent=np.where(
-            parent_ids >= 0, _positions(skill_ids, np.maximum(parent_ids, 0)), -1
-        ).astype(np.int64),
-        excluded=np.array([[0, 0]], dtype=np.int64)
-        if rejected
-        else np.zeros((0, 2), dtype=np.int64),
+        skill_parent=taxonomy.skill_parent,
+        excluded=np.array([[0, 0]] if excluded else [], dtype=np.int64).reshape(-1, 2),
         pinned=np.zeros((0, 2), dtype=np.int64),
     )
-    verdict = pair_verdict(problem, _match_params(params), 0, 0)
-    loaded = LoadedProblem(
-        problem=problem,
-        craftsman_ids=np.array([craftsman.id], dtype=np.int64),
-        apprentice_ids=np.array([apprentice.id], dtype=np.int64),
-        skill_ids=skill_ids,
-        skill_names=[r[2] for r in skills],
-        build_seconds=0.0,
+    verdict = pair_verdict(problem, params, 0, 0)
+    return PairJudgement(
+        verdict=verdict,
+        explanation=_explanation_rows(taxonomy.skill_names, verdict.explanation, 0),
     )
+
+
+def pair_score(
+    session: Session,
+    *,
+    craftsman: Craftsman,
+    apprentice: Apprentice,
+    params: MatchParams | None = None,
+) -> dict[str, Any]:
+    """What the matcher would say of one pair (default parameters, or a run's), and what forbids
+    it."""
+    params = params or MatchParams()
+    judged = judge_pair(session, craftsman=craftsman, apprentice=apprentice, params=params)
+    verdict = judged.verdict
     forbidden = verdict.forbidden_by
     detail = {
         "same_unit": "Craftsman and apprentice belong to the same unit.",
-        "below_min_fit": f"The fit is below min_fit {params['min_fit']}.",
+        "below_min_fit": f"The fit is below min_fit {params.min_fit}.",
         "excluded": "A coordinator rejected this pair before (clear the rejection to allow it).",
         None: None,
     }[forbidden]
@@ -680,5 +730,5 @@ def pair_score(
         "detail": detail,
         "score": float(verdict.score),
         "fit": float(verdict.fit),
-        "explanation": _explanation_rows(loaded, verdict.explanation, 0),
+        "explanation": judged.explanation,
     }

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session, selectinload
 from matcher.db import utcnow
 from matcher.errors import Conflict, not_found
 from matcher.models import (
+    MENTORSHIP_ACTIVE,
+    MENTORSHIP_ENDED,
     Alliance,
     Apprentice,
     Craftsman,
@@ -45,7 +47,7 @@ def due_on(mentorship: Mentorship, period: int) -> date:
 
 def overdue_periods(mentorship: Mentorship | Row[Any], today: date) -> int:
     """Open periods whose due date has passed (0 once ended: ending stops the cycle)."""
-    if mentorship.status != "active" or today <= mentorship.started_on:
+    if mentorship.status != MENTORSHIP_ACTIVE or today <= mentorship.started_on:
         return 0
     past_due = (today - mentorship.started_on).days - 1
     due_before_today = past_due // mentorship.summary_every_days
@@ -72,7 +74,7 @@ def create_mentorship(
         proposal_id=proposal_id,
         started_on=started_on,
         summary_every_days=summary_every_days,
-        status="active",
+        status=MENTORSHIP_ACTIVE,
         periods_filled=0,
         next_due_on=started_on + timedelta(days=summary_every_days),
     )
@@ -131,7 +133,9 @@ def mentorships_query(
     if unit_id is not None:
         stmt = stmt.where(or_(MENTOR.unit_id == unit_id, LEARNER.unit_id == unit_id))
     if overdue_on is not None:
-        stmt = stmt.where(Mentorship.status == "active", Mentorship.next_due_on < overdue_on)
+        stmt = stmt.where(
+            Mentorship.status == MENTORSHIP_ACTIVE, Mentorship.next_due_on < overdue_on
+        )
     return stmt
 
 
@@ -183,9 +187,9 @@ def mentorship_item(session: Session, principal: Principal, mentorship_id: int) 
 
 def end_mentorship(session: Session, *, mentorship: Mentorship, today: date) -> Mentorship:
     """End a mentorship (idempotent): its summary cycle and reminders stop."""
-    if mentorship.status == "ended":
+    if mentorship.status == MENTORSHIP_ENDED:
         return mentorship
-    mentorship.status = "ended"
+    mentorship.status = MENTORSHIP_ENDED
     mentorship.ended_on = today
     mentorship.next_due_on = None
     mentorship.updated_at = utcnow()
@@ -215,7 +219,7 @@ def add_summary(
 
     Two hand-ins racing for one period meet the unique (mentorship, period) key: the loser gets 409.
     """
-    if mentorship.status != "active":
+    if mentorship.status != MENTORSHIP_ACTIVE:
         raise Conflict(f"Mentorship {mentorship.id} has ended; its summary cycle stopped.")
     oldest_open = mentorship.periods_filled + 1
     if period is not None and period < oldest_open:
@@ -239,7 +243,7 @@ def add_summary(
                 update(Mentorship)
                 .where(
                     Mentorship.id == mentorship.id,
-                    Mentorship.status == "active",  # not ended meanwhile
+                    Mentorship.status == MENTORSHIP_ACTIVE,  # not ended meanwhile
                     Mentorship.periods_filled == mentorship.periods_filled,
                 )
                 .values(

@@ -8,7 +8,16 @@ from datetime import date
 from sqlalchemy import Integer, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from matcher.models import Alliance, Apprentice, Craftsman, MatchRun, Mentorship, Proposal, Unit
+from matcher.models import (
+    MENTORSHIP_ACTIVE,
+    Alliance,
+    Apprentice,
+    Craftsman,
+    MatchRun,
+    Mentorship,
+    Proposal,
+    Unit,
+)
 from matcher.services.access import Principal
 from matcher.services.mentorships import mentorships_query, overdue_periods
 
@@ -97,7 +106,7 @@ def alliance_overview(
             .join(mentor, Mentorship.craftsman_id == mentor.id)
             .join(learner, Mentorship.apprentice_id == learner.id)
             .join(Unit, or_(Unit.id == mentor.unit_id, Unit.id == learner.unit_id))
-            .where(Mentorship.alliance_id == alliance.id, Mentorship.status == "active")
+            .where(Mentorship.alliance_id == alliance.id, Mentorship.status == MENTORSHIP_ACTIVE)
             .group_by(Unit.id)
         ).all()
     )
@@ -114,7 +123,7 @@ def alliance_overview(
     active = session.scalar(
         select(func.count())
         .select_from(Mentorship)
-        .where(Mentorship.alliance_id == alliance.id, Mentorship.status == "active")
+        .where(Mentorship.alliance_id == alliance.id, Mentorship.status == MENTORSHIP_ACTIVE)
     )
     coordinator = Principal(role="coordinator", alliance_id=alliance.id)
     overdue_stmt = mentorships_query(coordinator, overdue_on=today)

@@ -35,6 +35,11 @@ from sqlalchemy.orm import Session, aliased
 
 from matcher.errors import ValidationFailed
 from matcher.models import (
+    MENTORSHIP_ACTIVE,
+    REMINDER_CANCELLED,
+    REMINDER_FAILED,
+    REMINDER_PENDING,
+    REMINDER_SENT,
     Alliance,
     Apprentice,
     Craftsman,
@@ -144,7 +149,7 @@ def _due_select(
         locale,
         Mentorship.next_due_on,
         _key("m", Mentorship.id, period, window.kind, recipient),
-        literal("pending", String),
+        literal(REMINDER_PENDING, String),
         literal(0),
         literal(now),
         literal(now),
@@ -152,7 +157,7 @@ def _due_select(
     for target, on in joins:
         stmt = stmt.join(target, on)
     return stmt.where(
-        Mentorship.status == "active",
+        Mentorship.status == MENTORSHIP_ACTIVE,
         Alliance.timezone == timezone,
         window.condition,
         *where,
@@ -199,7 +204,7 @@ def queue_reminders(session: Session, *, now: datetime) -> dict[str, int]:
     timezones = session.scalars(
         select(Alliance.timezone)
         .join(Mentorship, Mentorship.alliance_id == Alliance.id)
-        .where(Mentorship.status == "active")
+        .where(Mentorship.status == MENTORSHIP_ACTIVE)
         .distinct()
     ).all()
     for timezone in timezones:
@@ -233,7 +238,7 @@ def queue_digests(session: Session, *, now: datetime) -> int:
                 User.locale,
                 literal(today, Date),
                 _key("digest", User.alliance_id, f"{year}-W{week:02d}", User.email),
-                literal("pending", String),
+                literal(REMINDER_PENDING, String),
                 literal(0),
                 literal(now),
                 literal(now),
@@ -258,7 +263,7 @@ def claim_batch(session: Session, *, now: datetime, token: str, limit: int = 50)
     still free, so two senders never hold one row.
     """
     free = and_(
-        Reminder.status == "pending",
+        Reminder.status == REMINDER_PENDING,
         Reminder.next_attempt_at <= now,
         or_(Reminder.locked_until.is_(None), Reminder.locked_until < now),
     )
@@ -282,7 +287,11 @@ def claim_batch(session: Session, *, now: datetime, token: str, limit: int = 50)
     return list(
         session.scalars(
             select(Reminder.id)
-            .where(Reminder.id.in_(ids), Reminder.claimed_by == token, Reminder.status == "pending")
+            .where(
+                Reminder.id.in_(ids),
+                Reminder.claimed_by == token,
+                Reminder.status == REMINDER_PENDING,
+            )
             .order_by(Reminder.id)
         )
     )
@@ -296,14 +305,16 @@ def cancel_if_obsolete(session: Session, *, reminder: Reminder, token: str) -> b
     period = reminder.period_index or 0
     if (
         mentorship is not None
-        and mentorship.status == "active"
+        and mentorship.status == MENTORSHIP_ACTIVE
         and mentorship.periods_filled < period
     ):
         return False
     session.execute(
         update(Reminder)
         .where(Reminder.id == reminder.id, Reminder.claimed_by == token)
-        .values(status="cancelled", locked_until=None, last_error="period filled or pair ended")
+        .values(
+            status=REMINDER_CANCELLED, locked_until=None, last_error="period filled or pair ended"
+        )
     )
     session.commit()
     return True
@@ -315,7 +326,7 @@ def mark_sent(session: Session, *, reminder_id: int, token: str, now: datetime) 
         update(Reminder)
         .where(Reminder.id == reminder_id, Reminder.claimed_by == token)
         .values(
-            status="sent",
+            status=REMINDER_SENT,
             sent_at=now,
             attempts=Reminder.attempts + 1,
             locked_until=None,
@@ -336,7 +347,7 @@ def mark_failed_attempt(
 ) -> str:
     """A temporary failure waits longer each time; a permanent one (or too many) fails the row."""
     attempts = reminder.attempts + 1
-    status = "failed" if permanent or attempts >= MAX_ATTEMPTS else "pending"
+    status = REMINDER_FAILED if permanent or attempts >= MAX_ATTEMPTS else REMINDER_PENDING
     session.execute(
         update(Reminder)
         .where(Reminder.id == reminder.id, Reminder.claimed_by == token)
@@ -352,7 +363,7 @@ def mark_failed_attempt(
     return status
 
 
-RETRYABLE_STATUSES = ("failed",)
+RETRYABLE_STATUSES = (REMINDER_FAILED,)
 
 
 def retry_reminders(
@@ -394,7 +405,7 @@ def retry_reminders(
                 "last_error": reminder.last_error,
             },
         )
-        reminder.status = "pending"
+        reminder.status = REMINDER_PENDING
         reminder.attempts = 0
         reminder.next_attempt_at = now
         reminder.locked_until = None

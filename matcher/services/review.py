@@ -11,9 +11,16 @@ from typing import Any, Literal
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from matcher.algorithms import MatchParams
 from matcher.db import utcnow
 from matcher.errors import Conflict, PreconditionFailed, ValidationFailed
 from matcher.models import (
+    MENTORSHIP_ACTIVE,
+    PROPOSAL_APPROVED,
+    PROPOSAL_PENDING,
+    PROPOSAL_REJECTED,
+    RUN_COMMITTED,
+    RUN_PROPOSED,
     Apprentice,
     AuditEvent,
     Craftsman,
@@ -23,10 +30,9 @@ from matcher.models import (
     RejectedPair,
     Unit,
 )
-from matcher.services.matching import pair_score, rejected_before
+from matcher.services.capacity import free_slots
+from matcher.services.matching import judge_pair
 from matcher.services.mentorships import create_mentorship
-
-OPEN_PROPOSALS = ("pending", "approved")
 
 
 def audit(
@@ -59,7 +65,7 @@ def etag(proposal: Proposal) -> str:
 
 def _require_open_run(session: Session, run_id: int) -> MatchRun:
     run = session.get_one(MatchRun, run_id)
-    if run.status != "proposed":
+    if run.status != RUN_PROPOSED:
         raise Conflict(f"Match run {run.id} is {run.status}; its proposals can no longer change.")
     return run
 
@@ -151,9 +157,9 @@ def decide(
     run = _require_open_run(session, proposal.match_run_id)
     before = proposal.status
     _compare_and_set(session, proposal, expected_etag, status=status, comment=comment)
-    if status == "rejected":
+    if status == PROPOSAL_REJECTED:
         _remember_rejection(session, proposal, actor)
-    elif before == "rejected":
+    elif before == PROPOSAL_REJECTED:
         _forget_rejection(session, proposal)
     audit(
         session,
@@ -179,18 +185,24 @@ def swap(
             errors={"craftsman_id": [f"No craftsman {craftsman_id} in this alliance."]},
         )
     apprentice = proposal.apprentice
-    verdict = pair_score(session, craftsman=craftsman, apprentice=apprentice, params=run.params)
-    rejected = rejected_before(session, craftsman_id=craftsman.id, apprentice_id=apprentice.id)
-    excluded = [craftsman.id, apprentice.id] in run.params.get("excluded", [])
+    params = MatchParams.from_json(run.params)
+    judged = judge_pair(session, craftsman=craftsman, apprentice=apprentice, params=params)
+    # Every constraint the pair breaks, not only the first: a coordinator may swap to a pair
+    # below min_fit, but never to one of the same unit or one rejected or excluded.
+    broken = judged.verdict.broken
+    free = session.scalar(
+        select(free_slots(run_id=run.id, ignore_proposal=proposal.id)).where(
+            Craftsman.id == craftsman.id
+        )
+    )
     problem = None
     if not craftsman.active:
         problem = "The craftsman is inactive."
-    elif craftsman.unit_id == apprentice.unit_id:
+    elif "same_unit" in broken:
         problem = "The craftsman is of the apprentice's own unit."
-    elif rejected or excluded:
-        # Checked on its own: the verdict names only the first constraint a pair breaks.
+    elif "excluded" in broken:
         problem = "This pair was rejected before (clear the rejection first)."
-    elif free_slots(session, run=run, craftsman=craftsman, ignore_proposal=proposal.id) < 1:
+    elif (free or 0) < 1:
         problem = "The craftsman has no free capacity left in this run."
     if problem:
         raise ValidationFailed(problem, errors={"craftsman_id": [problem]})
@@ -200,10 +212,10 @@ def swap(
         proposal,
         expected_etag,
         craftsman_id=craftsman.id,
-        score=verdict["score"],
-        fit=verdict["fit"],
-        explanation=verdict["explanation"],
-        status="pending",
+        score=judged.verdict.score,
+        fit=judged.verdict.fit,
+        explanation=judged.explanation,
+        status=PROPOSAL_PENDING,
     )
     audit(
         session,
@@ -215,28 +227,6 @@ def swap(
         data={"from_craftsman_id": before, "to_craftsman_id": craftsman.id},
     )
     return proposal
-
-
-def free_slots(
-    session: Session, *, run: MatchRun, craftsman: Craftsman, ignore_proposal: int | None = None
-) -> int:
-    """Capacity left: capacity − active mentorships − this run's other open proposals."""
-    active = session.scalar(
-        select(func.count())
-        .select_from(Mentorship)
-        .where(Mentorship.craftsman_id == craftsman.id, Mentorship.status == "active")
-    )
-    proposed = session.scalar(
-        select(func.count())
-        .select_from(Proposal)
-        .where(
-            Proposal.match_run_id == run.id,
-            Proposal.craftsman_id == craftsman.id,
-            Proposal.status.in_(OPEN_PROPOSALS),
-            Proposal.id != (ignore_proposal or 0),
-        )
-    )
-    return craftsman.capacity - (active or 0) - (proposed or 0)
 
 
 def decide_many(
@@ -255,7 +245,7 @@ def decide_many(
     _require_open_run(session, run.id)
     stmt = select(Proposal).where(Proposal.match_run_id == run.id, Proposal.status != status)
     if pending_only:
-        stmt = stmt.where(Proposal.status == "pending")
+        stmt = stmt.where(Proposal.status == PROPOSAL_PENDING)
     if ids is not None:
         unknown = set(ids) - set(
             session.scalars(
@@ -298,7 +288,7 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
     Refuses (409) when the data moved since the review: a person deactivated or already mentored,
     or a craftsman's capacity taken by mentorships committed meanwhile.
     """
-    if run.status == "committed":
+    if run.status == RUN_COMMITTED:
         created = session.scalar(
             select(func.count())
             .select_from(Mentorship)
@@ -306,12 +296,12 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
             .where(Proposal.match_run_id == run.id)
         )
         return CommitResult(run=run, mentorships_created=created or 0, already_committed=True)
-    if run.status != "proposed":
+    if run.status != RUN_PROPOSED:
         raise Conflict(f"Match run {run.id} is {run.status}; only a proposed run can be committed.")
     approved = list(
         session.scalars(
             select(Proposal)
-            .where(Proposal.match_run_id == run.id, Proposal.status == "approved")
+            .where(Proposal.match_run_id == run.id, Proposal.status == PROPOSAL_APPROVED)
             .order_by(Proposal.id)
         )
     )
@@ -320,8 +310,8 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
         raise CommitConflicts(problems)
     claimed = session.execute(
         update(MatchRun)
-        .where(MatchRun.id == run.id, MatchRun.status == "proposed")
-        .values(status="committed", committed_at=utcnow(), updated_at=utcnow())
+        .where(MatchRun.id == run.id, MatchRun.status == RUN_PROPOSED)
+        .values(status=RUN_COMMITTED, committed_at=utcnow(), updated_at=utcnow())
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("Another request committed or changed this run at the same time.")
@@ -398,7 +388,6 @@ def _commit_conflicts(
                 Craftsman.id,
                 Craftsman.name,
                 Craftsman.active,
-                Craftsman.capacity,
                 Unit.name.label("unit_name"),
             )
             .join(Unit, Unit.id == Craftsman.unit_id)
@@ -416,15 +405,13 @@ def _commit_conflicts(
     mentored = set(
         session.scalars(
             select(Mentorship.apprentice_id).where(
-                Mentorship.apprentice_id.in_(apprentice_ids), Mentorship.status == "active"
+                Mentorship.apprentice_id.in_(apprentice_ids), Mentorship.status == MENTORSHIP_ACTIVE
             )
         )
     )
-    load = dict(
+    free = dict(
         session.execute(
-            select(Mentorship.craftsman_id, func.count())
-            .where(Mentorship.craftsman_id.in_(craftsman_ids), Mentorship.status == "active")
-            .group_by(Mentorship.craftsman_id)
+            select(Craftsman.id, free_slots()).where(Craftsman.id.in_(craftsman_ids))
         ).all()
     )
     wanted: dict[int, int] = {}
@@ -447,9 +434,9 @@ def _commit_conflicts(
     if not run.params.get("include_mentored"):
         problems += [about("apprentice_mentored", apprentices[a]) for a in sorted(mentored)]
     problems += [
-        about("no_slot", craftsmen[c], free=craftsmen[c].capacity - load.get(c, 0), wanted=n)
+        about("no_slot", craftsmen[c], free=free[c], wanted=n)
         for c, n in sorted(wanted.items())
-        if load.get(c, 0) + n > craftsmen[c].capacity
+        if n > free[c]
     ]
     return problems
 

@@ -4,27 +4,30 @@ the unmatched, and the numbers behind the charts."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from matcher.algorithms.eligibility import other_unit
+from matcher.algorithms.scoring import wants_covered
 from matcher.models import (
+    PROPOSAL_STATUSES,
     Apprentice,
     Craftsman,
     CraftsmanSkill,
     MatchRun,
-    Mentorship,
     Proposal,
-    Skill,
     Unit,
     UnmatchedApprentice,
 )
+from matcher.services.capacity import free_slots
+from matcher.services.matching import Taxonomy, load_taxonomy
 from matcher.services.people import LEARNER, MENTOR, PAIR_COLUMNS, pair_refs, person_ref
-from matcher.services.review import OPEN_PROPOSALS
 
 SORTS = ("score", "unit")
 MAX_CANDIDATES = 20  # per row: a longer select is no help to a person choosing
@@ -159,7 +162,7 @@ def status_counts(session: Session, *, run: MatchRun) -> dict[str, int]:
             .group_by(Proposal.status)
         ).all()
     )
-    return {status: counts.get(status, 0) for status in ("pending", "approved", "rejected")}
+    return {status: counts.get(status, 0) for status in PROPOSAL_STATUSES}
 
 
 @dataclass(frozen=True)
@@ -182,24 +185,10 @@ def swap_candidates(
 
     Only a shortlist: ``review.swap`` re-checks every hard constraint of the choice.
     """
-    active = (
-        select(Mentorship.craftsman_id, func.count().label("n"))
-        .where(Mentorship.status == "active")
-        .group_by(Mentorship.craftsman_id)
-        .subquery()
-    )
-    proposed = (
-        select(Proposal.craftsman_id, func.count().label("n"))
-        .where(Proposal.match_run_id == run.id, Proposal.status.in_(OPEN_PROPOSALS))
-        .group_by(Proposal.craftsman_id)
-        .subquery()
-    )
-    free = Craftsman.capacity - func.coalesce(active.c.n, 0) - func.coalesce(proposed.c.n, 0)
+    free = free_slots(run_id=run.id)
     rows = session.execute(
         select(Craftsman.id, Craftsman.name, Craftsman.unit_id, Unit.name, free)
         .join(Unit, Craftsman.unit_id == Unit.id)
-        .outerjoin(active, active.c.craftsman_id == Craftsman.id)
-        .outerjoin(proposed, proposed.c.craftsman_id == Craftsman.id)
         .where(Unit.alliance_id == run.alliance_id, Craftsman.active.is_(True), free > 0)
         .order_by(Unit.code, Craftsman.external_id)
     ).all()
@@ -214,39 +203,33 @@ def swap_candidates(
         Candidate(id, name, unit_id, unit_name, int(n), frozenset(skills.get(id, ())))
         for id, name, unit_id, unit_name, n in rows
     ]
-    related = _related_skills(session, alliance_id=run.alliance_id)
+    # Wanted skills covered, by the matcher's own related-skill rule: (proposals, candidates).
+    taxonomy = load_taxonomy(session, [run.alliance_id])
+    covered = wants_covered(
+        _incidence([c.skill_ids for c in candidates], taxonomy),
+        _incidence([{w.skill_id for w in p.apprentice.wants} for p in proposals], taxonomy),
+        taxonomy.skill_parent,
+    )
+    unit = np.array([c.unit_id for c in candidates], dtype=np.int64)
+    ids = np.array([c.id for c in candidates], dtype=np.int64)
     shortlists: dict[int, list[Candidate]] = {}
-    for proposal in proposals:
-        wanted = [related.get(w.skill_id, {w.skill_id}) for w in proposal.apprentice.wants]
-        covered = [
-            (sum(1 for family in wanted if family & c.skill_ids), c)
-            for c in candidates
-            if c.unit_id != proposal.apprentice.unit_id and c.id != proposal.craftsman_id
-        ]
-        ranked = sorted((item for item in covered if item[0]), key=lambda item: -item[0])
-        shortlists[proposal.id] = [c for _, c in ranked[:MAX_CANDIDATES]]
+    for i, proposal in enumerate(proposals):
+        offered = other_unit(unit, proposal.apprentice.unit_id) & (ids != proposal.craftsman_id)
+        count = np.where(offered, covered[i], 0)
+        ranked = np.argsort(-count, kind="stable")[: int(np.count_nonzero(count))]
+        shortlists[proposal.id] = [candidates[j] for j in ranked[:MAX_CANDIDATES]]
     return shortlists
 
 
-def _related_skills(session: Session, *, alliance_id: int) -> dict[int, set[int]]:
-    """skill -> the skills that earn it credit (matching.md: itself, its parent, its children,
-    those sharing its parent), in the alliance's taxonomy."""
-    parent = dict(
-        session.execute(
-            select(Skill.id, Skill.parent_id).where(Skill.alliance_id == alliance_id)
-        ).all()
-    )
-    children: dict[int, set[int]] = {}
-    for skill, up in parent.items():
-        if up is not None:
-            children.setdefault(up, set()).add(skill)
-    related: dict[int, set[int]] = {}
-    for skill, up in parent.items():
-        family = {skill} | children.get(skill, set())
-        if up is not None:
-            family |= {up} | children.get(up, set())
-        related[skill] = family
-    return related
+def _incidence(skill_sets: Sequence[Iterable[int]], taxonomy: Taxonomy) -> sp.csr_array:
+    """(rows, S) 1 where row i has skill ids ``skill_sets[i]`` (ids outside the taxonomy are
+    skipped: they earn nothing)."""
+    known = set(taxonomy.skill_ids.tolist())
+    pairs = [(i, s) for i, skill_ids in enumerate(skill_sets) for s in skill_ids if s in known]
+    rows = np.array([p[0] for p in pairs], dtype=np.int64)
+    cols = taxonomy.positions(np.array([p[1] for p in pairs], dtype=np.int64))
+    shape = (len(skill_sets), len(taxonomy.skill_ids))
+    return sp.csr_array((np.ones(rows.size), (rows, cols)), shape=shape)
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,13 @@ import marshmallow as ma
 from flask import Blueprint, flash, redirect, request, url_for
 from werkzeug.datastructures import MultiDict
 
+from matcher.algorithms import MatchParams
 from matcher.api.fields import MAX_ID, Id, MultiLineText
 from matcher.api.match_runs import MatchParamsSchema
 from matcher.errors import Conflict, DomainError, NotFound
 from matcher.extensions import db, state
 from matcher.models import Alliance, MatchRun, Proposal, User
-from matcher.services.matching import PARAM_DEFAULTS, start_match_run
+from matcher.services.matching import start_match_run
 from matcher.services.mentorships import local_today
 from matcher.services.review import (
     CommitConflicts,
@@ -143,9 +144,7 @@ def _render_run(
     )
 
 
-def _params_from_form(
-    form: MultiDict[str, str], locale: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def _params_from_form(form: MultiDict[str, str], locale: str) -> tuple[MatchParams, dict[str, Any]]:
     """Form strings to typed params, then the API's own schema: (params, errors)."""
     raw: dict[str, Any] = {"include_mentored": form.get("include_mentored") == "on"}
     errors: dict[str, Any] = {}
@@ -160,12 +159,12 @@ def _params_from_form(
         except ValueError:
             errors[name] = [translate(locale, "form.not_number")]
     try:
-        params: dict[str, Any] = MatchParamsSchema().load(raw)
+        params: MatchParams = MatchParamsSchema().load(raw)
     except ma.ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
         # The field's rule in the user's language says more than marshmallow's English.
         errors.update({name: [translate(locale, f"param.{name}.hint")] for name in messages})
-        params = {}
+        params = MatchParams()
     return params, errors
 
 
@@ -202,7 +201,7 @@ def new_run() -> Any:
         alliance=alliance,
         errors=errors,
         form=form,
-        defaults=PARAM_DEFAULTS,
+        defaults=MatchParams(),
         checked=form.get("include_mentored") == "on",
     )
 

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from matcher import create_app
+from matcher.algorithms import MatchParams
 from matcher.db import utcnow
 from matcher.models import Proposal, RejectedPair
 from matcher.services.matching import create_match_run, execute_match_run
@@ -148,7 +149,9 @@ def known(session: Session, world: World) -> dict[str, list[Any]]:
     one pair rejected (a standing rejection, an audit event), and two mentorships, one with a
     summary and one overdue for weeks (its reminders and escalation queued)."""
     home, sibling = world.unit, world.sibling_unit
-    run = create_match_run(session, alliance=world.alliance, params={}, created_by="fuzz")
+    run = create_match_run(
+        session, alliance=world.alliance, params=MatchParams(), created_by="fuzz"
+    )
     execute_match_run(session, run=run)
     proposals = list(session.scalars(select(Proposal).where(Proposal.match_run_id == run.id)))
     assert proposals, "the arranged run proposes pairs"

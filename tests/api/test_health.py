@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from jobs import registry
 from jobs.scheduler import LeaderLock, run_job
 from matcher import create_app
+from matcher.algorithms import MatchParams
 from matcher.db import utcnow
 from matcher.extensions import state
 from matcher.models import Reminder
@@ -77,7 +78,9 @@ def test_readyz_reports_whether_a_scheduler_is_active(app: Flask, client: FlaskC
 def test_metrics_show_the_outbox_and_match_runs_from_the_database(
     client: FlaskClient, session: Session, world: World
 ) -> None:
-    run = create_match_run(session, alliance=world.alliance, params={}, created_by="test")
+    run = create_match_run(
+        session, alliance=world.alliance, params=MatchParams(), created_by="test"
+    )
     execute_match_run(session, run=run)
     session.add(
         Reminder(

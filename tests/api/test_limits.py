@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from matcher import create_app
+from matcher.algorithms import MatchParams
 from matcher.config import ConfigError, Settings
 from matcher.db import utcnow
 from matcher.errors import Conflict
@@ -317,7 +318,9 @@ def test_two_concurrent_starts_give_one_run_and_one_409(app: Flask, world: World
 def test_the_database_refuses_a_second_active_run_even_past_the_check(
     session: Session, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = matching.create_match_run(session, alliance=world.alliance, params={}, created_by="t")
+    first = matching.create_match_run(
+        session, alliance=world.alliance, params=MatchParams(), created_by="t"
+    )
     session.commit()
     # The race the index is for: the check ran before the other run was committed.
     real_check = matching._active_run_conflict
@@ -329,7 +332,9 @@ def test_the_database_refuses_a_second_active_run_even_past_the_check(
 
     monkeypatch.setattr(matching, "_active_run_conflict", check_too_early)
     with pytest.raises(Conflict, match=f"Match run {first.id} of this alliance is still queued"):
-        matching.create_match_run(session, alliance=world.alliance, params={}, created_by="t")
+        matching.create_match_run(
+            session, alliance=world.alliance, params=MatchParams(), created_by="t"
+        )
     session.rollback()
 
     with pytest.raises(IntegrityError):

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from matcher.algorithms import MatchParams
 from matcher.api.match_runs import ProposalSchema, UnmatchedSchema
 from matcher.api.schemas import ApprenticeSchema, CraftsmanSchema
 from matcher.models import (
@@ -148,7 +149,9 @@ def run(session: Session, crowd: World) -> MatchRun:
             for i in range(2)
         ],
     )
-    run = create_match_run(session, alliance=crowd.alliance, params={}, created_by="test")
+    run = create_match_run(
+        session, alliance=crowd.alliance, params=MatchParams(), created_by="test"
+    )
     execute_match_run(session, run=run)
     session.commit()
     return run

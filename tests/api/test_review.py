@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from matcher.algorithms import MatchParams
 from matcher.models import AuditEvent, MatchRun, Mentorship, RejectedPair, Unit
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
@@ -44,7 +45,9 @@ def run(session: Session, world: World) -> MatchRun:
                 for i in range(4)
             ],
         )
-    run = create_match_run(session, alliance=world.alliance, params={}, created_by="test")
+    run = create_match_run(
+        session, alliance=world.alliance, params=MatchParams(), created_by="test"
+    )
     execute_match_run(session, run=run)
     session.commit()
     assert run.status == "proposed"
@@ -145,7 +148,9 @@ def test_rejection_is_remembered_and_audited(
     assert events[0]["actor"].startswith("coordinator")
 
     # The next run never proposes the rejected pair; clearing it allows it again.
-    second = create_match_run(session, alliance=world.alliance, params={}, created_by="test")
+    second = create_match_run(
+        session, alliance=world.alliance, params=MatchParams(), created_by="test"
+    )
     execute_match_run(session, run=second)
     session.commit()
     pairs = {
@@ -340,7 +345,9 @@ def test_commit_refuses_when_the_data_moved(
 def test_commit_refuses_when_another_run_took_the_capacity(
     client: FlaskClient, session: Session, world: World, run: MatchRun
 ) -> None:
-    rival = create_match_run(session, alliance=world.alliance, params={}, created_by="test")
+    rival = create_match_run(
+        session, alliance=world.alliance, params=MatchParams(), created_by="test"
+    )
     execute_match_run(session, run=rival)
     session.commit()
     for r in (run, rival):

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from matcher.algorithms import MatchParams
 from matcher.models import Apprentice, Craftsman, Proposal, RejectedPair
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import create_mentorship
@@ -349,7 +350,9 @@ def _ids(world: World, path: str, session: Session | None = None) -> dict[str, A
     here when the path needs them and a session is given)."""
     ids: dict[str, Any] = {}
     if session is not None and any(k in path for k in ("{run}", "{proposal}", "{rejected}")):
-        run = create_match_run(session, alliance=world.alliance, params={}, created_by="test")
+        run = create_match_run(
+            session, alliance=world.alliance, params=MatchParams(), created_by="test"
+        )
         execute_match_run(session, run=run)
         proposal = session.scalars(select(Proposal).where(Proposal.match_run_id == run.id)).first()
         assert proposal is not None

@@ -10,6 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from matcher.algorithms import MatchParams
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
 from tests import factories
@@ -141,7 +142,9 @@ def test_a_coordinators_changes_leave_the_other_alliances_tags_alone(
     assert client.get(score_url, headers=world.auth("foreign_coordinator")).get_json() == before
 
     # A run of the other alliance gives the pair the same related-skill credit.
-    run = create_match_run(session, alliance=world.other_alliance, params={}, created_by="test")
+    run = create_match_run(
+        session, alliance=world.other_alliance, params=MatchParams(), created_by="test"
+    )
     execute_match_run(session, run=run)
     session.commit()
     proposals = client.get(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 import matcher.services.mentorships as mentorship_service
 from jobs import registry
 from jobs.scheduler import run_job
+from matcher.algorithms import MatchParams
 from matcher.extensions import state
 from matcher.models import Mentorship, Proposal, Reminder, Unit, User
 from matcher.services.emails import message_id
@@ -96,7 +97,9 @@ def test_the_digest_goes_once_a_week_to_each_coordinator_in_their_language_with_
 ) -> None:
     home, sibling = world.unit, world.sibling_unit
     # Proposals: a run over the world's people; one of them is approved, the rest wait.
-    match_run = create_match_run(session, alliance=world.alliance, params={}, created_by="test")
+    match_run = create_match_run(
+        session, alliance=world.alliance, params=MatchParams(), created_by="test"
+    )
     execute_match_run(session, run=match_run)
     proposals = session.scalars(
         select(Proposal).where(Proposal.match_run_id == match_run.id).order_by(Proposal.id)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from jobs import registry
 from jobs.scheduler import LeaderLock, build_scheduler, run_job
+from matcher.algorithms import MatchParams
 from matcher.db import utcnow
 from matcher.extensions import state
 from matcher.models import MatchRun
@@ -145,7 +146,9 @@ def test_a_queued_run_that_cannot_be_solved_fails_with_its_reason(
 def test_a_run_is_claimed_once_and_a_dead_solvers_run_is_taken_over(
     app: Flask, session: Session, world: World
 ) -> None:
-    run = create_match_run(session, alliance=world.alliance, params={}, created_by="test")
+    run = create_match_run(
+        session, alliance=world.alliance, params=MatchParams(), created_by="test"
+    )
     session.commit()
     factory = state(app).session_factory
     with factory() as first, factory() as second:

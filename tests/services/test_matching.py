@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from matcher.algorithms import MatchParams
 from matcher.models import (
+    RUN_PROPOSED,
     Alliance,
     MatchRun,
     Mentorship,
@@ -19,7 +21,13 @@ from matcher.models import (
     Unit,
     UnmatchedApprentice,
 )
-from matcher.services.matching import create_match_run, execute_match_run
+from matcher.services.matching import (
+    create_match_run,
+    estimate_cells,
+    execute_match_run,
+    load_problem,
+    start_match_run,
+)
 from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
 from tests import factories
 
@@ -64,7 +72,9 @@ def _apprentice(
 
 
 def _run(session: Session, alliance: Alliance, **params: Any) -> MatchRun:
-    run = create_match_run(session, alliance=alliance, params=params, created_by="test")
+    run = create_match_run(
+        session, alliance=alliance, params=MatchParams.from_json(params), created_by="test"
+    )
     execute_match_run(session, run=run)
     session.commit()
     return run
@@ -233,3 +243,39 @@ def test_same_data_gives_the_same_pairs_whatever_the_insertion_order(session: Se
                 session.delete(row)
         session.commit()
     assert results[0] == results[1]
+
+
+def test_the_size_estimate_counts_the_slots_and_apprentices_the_solver_gets(
+    session: Session,
+) -> None:
+    """Active mentorships use up slots, and mentored apprentices or those without wanted skills
+    take no part, for the estimate as for the solver (the estimate used to count every slot of
+    every active craftsman and every active apprentice: 4 × 4 here)."""
+    alliance, (u1, u2, _) = _alliance(session)
+    master = _craftsman(session, u1, "C1", [("氩弧焊", 5)], capacity=3)
+    full = _craftsman(session, u1, "C2", [("氩弧焊", 5)], capacity=1)
+    mentored = _apprentice(session, u2, "A1", [("氩弧焊", 3)])
+    _apprentice(session, u2, "A2", [("氩弧焊", 3)])
+    _apprentice(session, u2, "A3", [])
+    also_mentored = _apprentice(session, u2, "A4", [("氩弧焊", 3)])
+    for craftsman, apprentice in ((master, mentored), (full, also_mentored)):
+        session.add(
+            Mentorship(
+                alliance_id=alliance.id,
+                craftsman_id=craftsman,
+                apprentice_id=apprentice,
+                started_on=date(2026, 1, 1),
+                summary_every_days=30,
+            )
+        )
+    session.commit()
+    for params, cells in ((MatchParams(), 2 * 1), (MatchParams(include_mentored=True), 2 * 3)):
+        loaded = load_problem(session, alliance=alliance, params=params)
+        solver_cells = int(loaded.problem.craftsman_free.sum()) * loaded.problem.n_apprentices
+        assert estimate_cells(session, alliance=alliance, params=params) == solver_cells == cells
+
+    # So a run this small is solved at once rather than queued.
+    run = start_match_run(
+        session, alliance=alliance, params=MatchParams(), created_by="test", inline_max_cells=2
+    )
+    assert run.status == RUN_PROPOSED

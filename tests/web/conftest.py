@@ -9,6 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from matcher.algorithms import MatchParams
 from matcher.models import MatchRun, Unit
 from matcher.services.alliances import update_unit
 from matcher.services.matching import create_match_run, execute_match_run
@@ -102,9 +103,13 @@ def review(session: Session, world: World) -> Review:
     for unit, (craftsmen, apprentices) in people.items():
         upsert_people(session, kind=CRAFTSMAN, unit=unit, items=craftsmen)
         upsert_people(session, kind=APPRENTICE, unit=unit, items=apprentices)
-    run = create_match_run(session, alliance=world.alliance, params={}, created_by="test")
+    run = create_match_run(
+        session, alliance=world.alliance, params=MatchParams(), created_by="test"
+    )
     execute_match_run(session, run=run)
-    foreign = create_match_run(session, alliance=world.other_alliance, params={}, created_by="t")
+    foreign = create_match_run(
+        session, alliance=world.other_alliance, params=MatchParams(), created_by="t"
+    )
     execute_match_run(session, run=foreign)
     create_user(session, email="coord@emca.example.cn", password=PASSWORD, alliance=world.alliance)
     create_user(

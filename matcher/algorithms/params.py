@@ -1,0 +1,64 @@
+"""``MatchParams``: the parameters of a match run, typed, with their defaults written once.
+
+Built once from the validated request (``MatchParamsSchema`` loads into it), stored on the run as
+JSON (``to_json``) and read back from it (``from_json``); the services and the solver take it as
+it is. The solver reads the scoring fields only; ``unit_ids``, ``pinned`` and ``excluded`` are
+database ids, which the services turn into array positions (``MatchProblem.pinned`` ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+Objective = Literal["score", "coverage"]
+IdPair = tuple[int, int]  # (craftsman id, apprentice id)
+
+
+def _pairs(value: Iterable[Iterable[int]] | None) -> tuple[IdPair, ...]:
+    pairs = []
+    for pair in value or ():
+        craftsman, apprentice = pair
+        pairs.append((int(craftsman), int(apprentice)))
+    return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """The scoring, objective and selection parameters of matching.md."""
+
+    objective: Objective = "score"
+    min_fit: float = 0.25  # > 0 (the API refuses 0): zero-fit pairs are never candidates
+    related_credit: float = 0.5
+    region_bonus: float = 0.05
+    include_mentored: bool = False  # apprentices with an active mentorship take part too
+    unit_ids: tuple[int, ...] | None = None  # None: every unit of the alliance
+    pinned: tuple[IdPair, ...] = ()  # pairs that must be proposed
+    excluded: tuple[IdPair, ...] = ()  # pairs that must not be
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MatchParams:
+        """From a validated request or a run's stored params; a missing key takes its default
+        (runs stored before a parameter existed read as if it had its default)."""
+        known = {f.name for f in fields(cls)} & data.keys()
+        values = {name: data[name] for name in known}
+        if values.get("unit_ids") is not None:
+            values["unit_ids"] = tuple(int(u) for u in values["unit_ids"])
+        for name in ("pinned", "excluded"):
+            if name in values:
+                values[name] = _pairs(values[name])
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        """The run's stored form: every parameter, pairs as ``[craftsman_id, apprentice_id]``."""
+        return {
+            "objective": self.objective,
+            "min_fit": self.min_fit,
+            "related_credit": self.related_credit,
+            "region_bonus": self.region_bonus,
+            "include_mentored": self.include_mentored,
+            "unit_ids": list(self.unit_ids) if self.unit_ids is not None else None,
+            "pinned": [list(pair) for pair in self.pinned],
+            "excluded": [list(pair) for pair in self.excluded],
+        }

@@ -1,0 +1,49 @@
+"""Free capacity: how many more apprentices a craftsman can take, as one SQL expression.
+
+free = capacity − active mentorships (− the run's open proposals, when a run is under review).
+The match run's loading, its size estimate, swap, the swap shortlist and the commit check all
+select this expression, so every place counts the same slots.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, func, select
+
+from matcher.models import (
+    MENTORSHIP_ACTIVE,
+    OPEN_PROPOSAL_STATUSES,
+    Craftsman,
+    Mentorship,
+    Proposal,
+)
+
+
+def free_slots(
+    *, run_id: int | None = None, ignore_proposal: int | None = None
+) -> ColumnElement[int]:
+    """The free slots of each ``Craftsman`` row of the enclosing query (correlated, indexed
+    counts: one statement for any number of craftsmen). With ``run_id``, the run's pending and
+    approved proposals hold slots too, except ``ignore_proposal`` (the one being swapped)."""
+    active = (
+        select(func.count())
+        .select_from(Mentorship)
+        .where(Mentorship.craftsman_id == Craftsman.id, Mentorship.status == MENTORSHIP_ACTIVE)
+        .correlate(Craftsman)
+        .scalar_subquery()
+    )
+    free = Craftsman.capacity - active
+    if run_id is not None:
+        proposed = (
+            select(func.count())
+            .select_from(Proposal)
+            .where(
+                Proposal.match_run_id == run_id,
+                Proposal.craftsman_id == Craftsman.id,
+                Proposal.status.in_(OPEN_PROPOSAL_STATUSES),
+                Proposal.id != (ignore_proposal or 0),
+            )
+            .correlate(Craftsman)
+            .scalar_subquery()
+        )
+        free = free - proposed
+    return free
