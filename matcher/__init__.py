@@ -14,11 +14,11 @@ from matcher.config import Settings
 from matcher.db import make_engine, make_session_factory
 from matcher.logs import configure_logging
 
-API_PREFIX = "/api/v1"
-
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the WSGI app; ``config`` overrides settings read from ``MATCHER_*`` variables."""
+    from matcher.api import API_PREFIX
+
     app = Flask(__name__, instance_relative_config=True)
     settings = Settings.from_env(overrides=config)
     database_url = settings.database_url
@@ -61,11 +61,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     """Request lifecycle: a session per request, the caller authenticated before the view,
     bodies held to their limit and every response given its security headers."""
+    from matcher.api import API_PREFIX
     from matcher.logs import register_request_ids
     from matcher.metrics import register_metrics
     from matcher.rate_limits import install_rate_limiter
     from matcher.security import ChunkedBodyLimit, security_headers
-    from matcher.services.access import authenticate
+    from matcher.services.api_keys import authenticate
 
     matcher_state = extensions.state(app)
     body_limit = ChunkedBodyLimit(app.wsgi_app, matcher_state.settings.max_body_bytes)

@@ -11,15 +11,14 @@ from matcher.api.base import Blueprint, PageArgsSchema, json_list, page_rows, pa
 from matcher.api.fields import Id, StrictFloat, text
 from matcher.api.match_runs import PersonRefSchema
 from matcher.api.schemas import BaseSchema
-from matcher.errors import Forbidden
 from matcher.extensions import db, principal, state
 from matcher.models import AUTHORS, MENTORSHIP_STATUSES, Alliance, Mentorship
+from matcher.services import access
 from matcher.services.access import Principal
 from matcher.services.mentorships import (
     SummaryInput,
     add_summary,
     end_mentorship,
-    get_mentorship,
     local_today,
     mentorship_item,
     mentorship_items,
@@ -134,7 +133,7 @@ class EndMentorship(MethodView):
     def post(self, mentorship_id: int) -> Any:
         """End a mentorship (idempotent): its summary cycle and reminders stop."""
         caller = principal()
-        mentorship = get_mentorship(db(), caller, mentorship_id)
+        mentorship = access.mentorship_in_scope(db(), caller, mentorship_id)
         today = local_today(_timezone(caller, mentorship))
         end_mentorship(db(), mentorship=mentorship, today=today)
         db().commit()
@@ -147,7 +146,7 @@ class Summaries(MethodView):
     @blp.response(200, SummarySchema(many=True))
     def get(self, args: dict[str, Any], mentorship_id: int) -> Any:
         """The summaries handed in, oldest period first."""
-        mentorship = get_mentorship(db(), principal(), mentorship_id)
+        mentorship = access.mentorship_in_scope(db(), principal(), mentorship_id)
         return paginate(db(), summaries_query(mentorship), args)
 
     @blp.arguments(SummaryInputSchema)
@@ -155,10 +154,9 @@ class Summaries(MethodView):
     def post(self, body: dict[str, Any], mentorship_id: int) -> Any:
         """Hand in a summary: it fills the oldest open period (409 once the pair has ended)."""
         caller = principal()
-        mentorship = get_mentorship(db(), caller, mentorship_id)
+        mentorship = access.mentorship_in_scope(db(), caller, mentorship_id)
         author = mentorship.craftsman if body["author"] == "craftsman" else mentorship.apprentice
-        if caller.role == "hr" and author.unit_id != caller.unit_id:
-            raise Forbidden("An hr key hands in summaries for its own unit's person only.")
+        access.require_summary_author(caller, author.unit_id)
         summary = add_summary(
             db(),
             mentorship=mentorship,

@@ -9,7 +9,7 @@ from sqlalchemy import Integer, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from matcher.models import Alliance, Apprentice, Craftsman, MatchRun, Mentorship, Proposal, Unit
-from matcher.services.access import Principal
+from matcher.services.access import COORDINATOR, Principal
 from matcher.services.mentorships import mentorships_query, overdue_periods
 
 
@@ -116,7 +116,7 @@ def alliance_overview(
         .select_from(Mentorship)
         .where(Mentorship.alliance_id == alliance.id, Mentorship.status == "active")
     )
-    coordinator = Principal(role="coordinator", alliance_id=alliance.id)
+    coordinator = Principal(role=COORDINATOR, alliance_id=alliance.id)
     overdue_stmt = mentorships_query(coordinator, overdue_on=today)
     overdue_total = session.scalar(
         select(func.count()).select_from(overdue_stmt.order_by(None).subquery())

@@ -521,7 +521,7 @@ def test_coordinator_lists_only_its_own_alliance(client: FlaskClient, world: Wor
 def test_a_revoked_key_is_refused(client: FlaskClient, session: Session, world: World) -> None:
     from matcher.db import utcnow
     from matcher.models import ApiKey
-    from matcher.services.access import hash_key
+    from matcher.services.api_keys import hash_key
 
     api_key = session.scalars(
         select(ApiKey).where(ApiKey.key_hash == hash_key(world.keys["hr"]))
