@@ -120,6 +120,4 @@ def test_the_cli_revocation_is_audited(app: Flask, session: Session) -> None:
     missing = runner.invoke(args=["keys", "revoke", "99999"])
     assert missing.exit_code != 0 and "99999" in missing.output
     events = session.scalars(select(AuditEvent)).all()
-    assert [(e.action, e.object_id, e.actor) for e in events] == [
-        ("api_key.revoke", key_id, "cli")
-    ]
+    assert [(e.action, e.object_id, e.actor) for e in events] == [("api_key.revoke", key_id, "cli")]
