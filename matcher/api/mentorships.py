@@ -12,12 +12,13 @@ from matcher.api.fields import Id, StrictFloat, text
 from matcher.api.match_runs import PersonRefSchema
 from matcher.api.schemas import BaseSchema
 from matcher.extensions import db, principal, state
-from matcher.models import AUTHORS, MENTORSHIP_STATUSES, Alliance, Mentorship
+from matcher.models import AUTHORS, MENTORSHIP_STATUSES, Alliance
 from matcher.services import access
 from matcher.services.access import Principal
 from matcher.services.mentorships import (
     SummaryInput,
     add_summary,
+    alliance_today,
     end_mentorship,
     local_today,
     mentorship_item,
@@ -93,10 +94,10 @@ class SummarySchema(ma.Schema):
     skills = ma.fields.List(ma.fields.String())
 
 
-def _timezone(caller: Principal, mentorship: Mentorship | None = None) -> str:
-    """The alliance's timezone: dates of the cycle are its local dates."""
-    alliance_id = mentorship.alliance_id if mentorship else caller.alliance_id
-    alliance = db().get(Alliance, alliance_id) if alliance_id else None
+def _timezone(caller: Principal) -> str:
+    """The caller's alliance's timezone (an admin key's: the service's): what is overdue is
+    decided by its local date."""
+    alliance = db().get(Alliance, caller.alliance_id) if caller.alliance_id else None
     return alliance.timezone if alliance else state().settings.timezone
 
 
@@ -134,7 +135,7 @@ class EndMentorship(MethodView):
         """End a mentorship (idempotent): its summary cycle and reminders stop."""
         caller = principal()
         mentorship = access.mentorship_in_scope(db(), caller, mentorship_id)
-        today = local_today(_timezone(caller, mentorship))
+        today = alliance_today(db(), mentorship.alliance_id)
         end_mentorship(db(), mentorship=mentorship, today=today)
         db().commit()
         return mentorship_item(db(), caller, mentorship_id)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import marshmallow as ma
 from flask import Response, request
@@ -19,8 +17,9 @@ from matcher.api.match_runs import MatchRunSchema, ProposalSchema
 from matcher.api.schemas import BaseSchema
 from matcher.errors import PreconditionRequired
 from matcher.extensions import db, principal
-from matcher.models import Alliance, AuditEvent, Unit
+from matcher.models import AuditEvent, Unit
 from matcher.services import access
+from matcher.services.mentorships import alliance_today
 from matcher.services.review import (
     clear_rejection,
     commit_run,
@@ -275,9 +274,7 @@ class CommitRun(MethodView):
     def post(self, run_id: int) -> Any:
         """Turn the run's approved proposals into mentorships (idempotent; 409 if data moved)."""
         run = access.match_run_in_scope(db(), principal(), run_id)
-        alliance = db().get(Alliance, run.alliance_id)
-        assert alliance is not None
-        today = datetime.now(ZoneInfo(alliance.timezone)).date()
+        today = alliance_today(db(), run.alliance_id)
         result = commit_run(db(), run=run, actor=principal().label, today=today)
         db().commit()
         return result

@@ -35,8 +35,17 @@ from matcher.text import skill_display, skill_key
 
 
 def local_today(timezone: str, now: datetime | None = None) -> date:
-    """The calendar date in ``timezone`` at ``now`` (default: the current time)."""
+    """The calendar date in ``timezone`` at ``now`` (default: the current time): the one rule
+    for "today" of an alliance (its ``timezone``), by which pairs start, end and fall due."""
     return (now or utcnow()).astimezone(ZoneInfo(timezone)).date()
+
+
+def alliance_today(session: Session, alliance_id: int, now: datetime | None = None) -> date:
+    """:func:`local_today` of the alliance with this id."""
+    alliance = session.get(Alliance, alliance_id)
+    if alliance is None:
+        raise not_found("alliance", alliance_id)
+    return local_today(alliance.timezone, now)
 
 
 def due_on(mentorship: Mentorship, period: int) -> date:

@@ -20,7 +20,7 @@ from matcher.extensions import db, state
 from matcher.models import Alliance, MatchRun, Proposal, User
 from matcher.services import access
 from matcher.services.matching import PARAM_DEFAULTS, start_match_run
-from matcher.services.mentorships import local_today
+from matcher.services.mentorships import alliance_today
 from matcher.services.review import (
     CommitConflicts,
     commit_run,
@@ -317,10 +317,9 @@ def commit(run_id: int) -> Any:
     """Approved proposals become mentorships; a conflict (409) is shown and nothing is written."""
     user = signed_in_user()
     run = _user_run(user, run_id)
-    alliance = db().get(Alliance, run.alliance_id)
-    assert alliance is not None
     try:
-        result = commit_run(db(), run=run, actor=actor(user), today=local_today(alliance.timezone))
+        today = alliance_today(db(), run.alliance_id)
+        result = commit_run(db(), run=run, actor=actor(user), today=today)
     except DomainError as exc:
         db().rollback()
         if isinstance(exc, CommitConflicts):  # say who and why, in the user's language
