@@ -23,8 +23,8 @@ from matcher.db import make_engine
 from matcher.extensions import state
 from matcher.migrations import upgrade
 from matcher.models import Apprentice, ApprenticeWant, Skill
-from matcher.services.access import create_key
 from matcher.services.alliances import create_alliance, create_unit
+from matcher.services.api_keys import create_key
 from matcher.services.skills import put_skill
 
 SKILLS = [f"技能{i:03}" for i in range(300)]

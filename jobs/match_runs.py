@@ -26,6 +26,9 @@ def solve_queued_runs(ctx: JobContext) -> dict[str, Any]:
             run = claim_queued_run(session)
             if run is None:
                 break
+            # Committed before the solve: other schedulers and the API see it running, and
+            # the progress writer's own transactions can update it.
+            session.commit()
             run_id = run.id
             status = _solve(ctx, session, run)
         # Logged once committed: whoever reads the log can read the run.

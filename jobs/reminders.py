@@ -40,7 +40,12 @@ def digest(ctx: JobContext) -> dict[str, Any]:
 
 
 def outbox(ctx: JobContext) -> dict[str, Any]:
-    """Send what is queued: claim a batch (a lease), send each, record each outcome at once."""
+    """Send what is queued: claim a batch (a lease), send each, record each outcome at once.
+
+    The transactions are this loop's: the lease is committed before the first email of the batch
+    goes out, and each outcome before the next one, so that a sender killed mid-batch sends no
+    email twice and leaves the rest to the lease's end.
+    """
     counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0}
     token = new_claim_token()
     folder = ctx.instance_path / "outbox"
@@ -48,6 +53,7 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
     with mailer_context as mailer, ctx.session_factory() as session:
         while True:
             ids = claim_batch(session, now=ctx.now, token=token, limit=BATCH)
+            session.commit()
             if not ids:
                 break
             batch = session.scalars(
@@ -55,6 +61,7 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
             ).all()
             for reminder in batch:
                 if cancel_if_obsolete(session, reminder=reminder, token=token):
+                    session.commit()
                     counts["cancelled"] += 1
                     OUTBOX_SENDS.labels("cancelled").inc()
                     continue
@@ -78,6 +85,7 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
                         error, error_text = exc, str(exc)
                     else:
                         mark_sent(session, reminder_id=reminder.id, token=token, now=ctx.now)
+                        session.commit()
                         counts["sent"] += 1
                         OUTBOX_SENDS.labels("sent").inc()
                         continue
@@ -91,6 +99,7 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
                     error=error_text,
                     permanent=isinstance(error, PermanentFailure),
                 )
+                session.commit()
                 counts["failed" if status == REMINDER_FAILED else "retry"] += 1
                 OUTBOX_SENDS.labels("failed" if status == REMINDER_FAILED else "retry").inc()
                 level = logging.ERROR if status == REMINDER_FAILED else logging.WARNING

@@ -15,11 +15,11 @@ from matcher.config import Settings
 from matcher.db import make_engine, make_session_factory
 from matcher.logs import configure_logging
 
-API_PREFIX = "/api/v1"
-
 
 def create_app(config: Mapping[str, Any] | None = None, instance_path: str | None = None) -> Flask:
     """Build the WSGI app; ``config`` overrides settings read from ``MATCHER_*`` variables."""
+    from matcher.api import API_PREFIX
+
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     settings = Settings.from_env(overrides=config).with_instance_secret_key(Path(app.instance_path))
     database_url = settings.database_url
@@ -66,11 +66,12 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
 def register_extensions(app: Flask) -> None:
     """Request lifecycle: a session per request, the caller authenticated before the view,
     bodies held to their limit and every response given its security headers."""
+    from matcher.api import API_PREFIX
     from matcher.logs import register_request_ids
     from matcher.metrics import register_metrics
     from matcher.rate_limits import install_rate_limiter
     from matcher.security import ChunkedBodyLimit, security_headers
-    from matcher.services.access import authenticate
+    from matcher.services.api_keys import authenticate
 
     matcher_state = extensions.state(app)
     body_limit = ChunkedBodyLimit(app.wsgi_app, matcher_state.settings.max_body_bytes)

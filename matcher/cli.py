@@ -127,26 +127,13 @@ def keys_create(
 ) -> None:
     """Create a key and print it alone on stdout; only its hash is stored."""
     from matcher.errors import DomainError
-    from matcher.services.access import create_key
-    from matcher.services.alliances import alliance_by_code, unit_by_code
+    from matcher.services.api_keys import create_key_by_codes
 
-    if role != "admin" and not alliance_code:
-        raise click.UsageError(f"a {role} key needs --alliance")
-    if role == "hr" and not unit_code:
-        raise click.UsageError("an hr key needs --unit")
-    if role != "hr" and unit_code:
-        raise click.UsageError("--unit goes with --role hr only")
-    if role == "admin" and alliance_code:
-        raise click.UsageError("an admin key is not scoped to an alliance")
     try:
         with session_scope(state().session_factory) as session:
-            alliance = alliance_by_code(session, alliance_code) if alliance_code else None
-            unit = (
-                unit_by_code(session, alliance=alliance, code=unit_code)
-                if alliance and unit_code
-                else None
+            created = create_key_by_codes(
+                session, role=role, alliance_code=alliance_code, unit_code=unit_code, name=name
             )
-            created = create_key(session, role=role, alliance=alliance, unit=unit, name=name)
     except DomainError as exc:
         raise click.ClickException(exc.detail) from exc
     click.echo(created.secret)
@@ -156,12 +143,10 @@ def keys_create(
 @with_appcontext
 def keys_list() -> None:
     """Every key: id, prefix, role, scope, name, revoked or not (never the key itself)."""
-    from sqlalchemy import select
-
-    from matcher.models import ApiKey
+    from matcher.services.api_keys import list_keys
 
     with session_scope(state().session_factory) as session:
-        for key in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+        for key in list_keys(session):
             scope = f"unit {key.unit_id}" if key.unit_id else f"alliance {key.alliance_id or '-'}"
             revoked = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
             click.echo(
@@ -173,16 +158,16 @@ def keys_list() -> None:
 @click.argument("key_id", type=int)
 @with_appcontext
 def keys_revoke(key_id: int) -> None:
-    """Revoke a key by its id (see `matcher keys list`): it is refused (401) from now on."""
-    from matcher.db import utcnow
-    from matcher.models import ApiKey
+    """Revoke a key by its id (see `matcher keys list`): it is refused (401) from now on; the
+    revocation is audited."""
+    from matcher.errors import DomainError
+    from matcher.services.api_keys import revoke_key
 
-    with session_scope(state().session_factory) as session:
-        key = session.get(ApiKey, key_id)
-        if key is None:
-            raise click.ClickException(f"no key {key_id}")
-        if key.revoked_at is None:
-            key.revoked_at = utcnow()
+    try:
+        with session_scope(state().session_factory) as session:
+            key = revoke_key(session, key_id=key_id, actor="cli")
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from exc
     click.echo(f"key {key_id} ({key.prefix}…) revoked", err=True)
 
 

@@ -66,22 +66,31 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=15000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+SQLITE_BUSY_MS = 15_000  # how long a statement waits for SQLite's write lock
+
+
+def use_sqlite_pragmas(engine: Engine, *, busy_ms: int = SQLITE_BUSY_MS) -> Engine:
+    """The settings every SQLite connection of the service runs with (the app's, the rate
+    limiter's): foreign keys enforced, WAL (readers never wait for the writer), and how long to
+    wait for the write lock."""
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")  # first: the others may wait
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(engine, "connect", on_connect)
+    return engine
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create the engine with the per-dialect settings the service relies on."""
     url = normalise_database_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 15}, **kwargs)
-        event.listen(engine, "connect", _sqlite_on_connect)
-        return engine
+        return use_sqlite_pragmas(create_engine(url, **kwargs))
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **kwargs)
 
 

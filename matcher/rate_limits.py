@@ -9,13 +9,14 @@ that both checks the key and counts the request:
     ON CONFLICT (key_id, window_start) DO UPDATE SET count = rate_limit_windows.count + 1
     RETURNING key_id, count
 
-(PostgreSQL and SQLite alike): no row back means an unknown or revoked key (401, checked on every
-request, so a revocation holds at once). A key's role and scope never change, so each process
-keeps them once read. The statement runs on a small engine of its own in autocommit mode, so the
-count is committed at once, whatever becomes of the request's own transaction; on PostgreSQL that
-engine does not wait for the WAL flush (``synchronous_commit=off``): a count lost in a crash costs
-nothing. The key's first request of a window deletes its older windows, so the table holds about
-one row per key.
+(PostgreSQL and SQLite alike; built with SQLAlchemy from ``matcher.services.api_keys``' own
+definition of a valid key, and compiled once per dialect): no row back means an unknown or
+revoked key (401, checked on every request, so a revocation holds at once). A key's role and
+scope never change, so each process keeps them once read. The statement runs on a small engine
+of its own in autocommit mode, so the count is committed at once, whatever becomes of the
+request's own transaction; on PostgreSQL that engine does not wait for the WAL flush
+(``synchronous_commit=off``): a count lost in a crash costs nothing. The key's first request of
+a window deletes its older windows, so the table holds about one row per key.
 
 A limiter that cannot count (SQLite locked for long, the database unreachable) leaves the request
 to the usual authentication, uncounted: it is never the reason a request fails.
@@ -33,21 +34,40 @@ from typing import Any
 
 from apispec import APISpec, BasePlugin
 from flask import Flask, Response
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    String,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
+from matcher.api import API_PREFIX
 from matcher.api.problems import ProblemSchema, problem
-from matcher.db import normalise_database_url
+from matcher.db import normalise_database_url, use_sqlite_pragmas
 from matcher.errors import Unauthorized
 from matcher.models import ApiKey, RateLimitWindow
-from matcher.services.access import UNKNOWN_KEY, Principal, bearer_key, hash_key
+from matcher.services.access import Principal
+from matcher.services.api_keys import (
+    SCOPE_COLUMNS,
+    UNKNOWN_KEY,
+    bearer_key,
+    hash_key,
+    principal_of,
+    valid_key,
+)
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
 SQLITE_BUSY_MS = 500  # how long a request waits for SQLite's write lock before going uncounted
 EXTENSION = "matcher_rate_limiter"
-TABLE = RateLimitWindow.__tablename__
-KEYS = ApiKey.__tablename__
 
 
 @dataclass(frozen=True)
@@ -75,25 +95,55 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class _Statement:
+    """A statement compiled once for a dialect, run on a plain DBAPI cursor."""
+
+    sql: str
+    positions: tuple[str, ...] | None  # parameter names in order (qmark), or None (named)
+
+    @classmethod
+    def of(cls, stmt: Any, dialect: Dialect) -> _Statement:
+        compiled = stmt.compile(dialect=dialect)
+        positions = tuple(compiled.positiontup or ()) if compiled.positional else None
+        return cls(compiled.string, positions)
+
+    def params(self, **values: Any) -> Any:
+        """The DBAPI parameters: every bound parameter of the statement is named by the caller."""
+        return values if self.positions is None else tuple(values[n] for n in self.positions)
+
+
+@dataclass(frozen=True)
 class _Statements:
-    count: str
-    prune: str
-    scope: str
+    count: _Statement
+    prune: _Statement
+    scope: _Statement
 
 
-def _statements(mark: str) -> _Statements:
-    # Only module constants and the driver's placeholder are formatted in; every value is bound.
-    return _Statements(
-        count=f"INSERT INTO {TABLE} (key_id, window_start, count) "  # noqa: S608
-        f"SELECT id, {mark}, 1 FROM {KEYS} WHERE key_hash = {mark} AND revoked_at IS NULL "
-        f"ON CONFLICT (key_id, window_start) DO UPDATE SET count = {TABLE}.count + 1 "
-        "RETURNING key_id, count",
-        prune=f"DELETE FROM {TABLE} WHERE key_id = {mark} AND window_start < {mark}",  # noqa: S608
-        scope=f"SELECT role, alliance_id, unit_id FROM {KEYS} WHERE id = {mark}",  # noqa: S608
+def _statements(dialect: Dialect) -> _Statements:
+    """The limiter's three statements for ``dialect``; the key check is ``valid_key``'s."""
+    insert: Any = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    one: Any = literal_column("1")  # inline, not a parameter: the statement stays the same text
+    source = select(ApiKey.id, bindparam("window", type_=BigInteger), one).where(
+        valid_key(bindparam("key_hash", type_=String))
     )
-
-
-_SQL = {False: _statements("%s"), True: _statements("?")}  # psycopg, sqlite3
+    count = (
+        insert(RateLimitWindow)
+        .from_select(["key_id", "window_start", "count"], source)
+        .on_conflict_do_update(
+            index_elements=["key_id", "window_start"], set_={"count": RateLimitWindow.count + one}
+        )
+        .returning(RateLimitWindow.key_id, RateLimitWindow.count)
+    )
+    prune = delete(RateLimitWindow).where(
+        RateLimitWindow.key_id == bindparam("key_id"),
+        RateLimitWindow.window_start < bindparam("window"),
+    )
+    scope = select(*SCOPE_COLUMNS).where(ApiKey.id == bindparam("key_id"))
+    return _Statements(
+        count=_Statement.of(count, dialect),
+        prune=_Statement.of(prune, dialect),
+        scope=_Statement.of(scope, dialect),
+    )
 
 
 class RateLimiter:
@@ -110,6 +160,13 @@ class RateLimiter:
         self._lock = threading.Lock()
         # A key's role and scope never change: read once per process, by the key's hash.
         self._scopes: dict[str, Principal] = {}
+        self._statements: _Statements | None = None
+
+    def _sql(self, dialect: Dialect) -> _Statements:
+        """The statements, compiled on first use (one engine, so one dialect, per limiter)."""
+        if self._statements is None:
+            self._statements = _statements(dialect)
+        return self._statements
 
     def engine(self) -> Engine:
         """The limiter's own engine (autocommit), created on first use in each process."""
@@ -147,26 +204,23 @@ class RateLimiter:
         """The caller and its count in the window after this request; ``None`` if the count
         cannot be written. A plain DBAPI cursor (no ORM, no pre-ping): one round trip."""
         engine = self.engine()
-        sql = _SQL[engine.dialect.name == "sqlite"]
+        sql = self._sql(engine.dialect)
         connection: Any = None
         try:
             connection = engine.raw_connection()
             cursor = connection.cursor()
             try:
-                cursor.execute(sql.count, (window, key_hash))
+                cursor.execute(sql.count.sql, sql.count.params(window=window, key_hash=key_hash))
                 row = cursor.fetchone()
                 if row is None:
                     raise Unauthorized(UNKNOWN_KEY)
                 key_id, count = int(row[0]), int(row[1])
                 if count == 1:  # the key's first request of this window: drop its old windows
-                    cursor.execute(sql.prune, (key_id, window))
+                    cursor.execute(sql.prune.sql, sql.prune.params(key_id=key_id, window=window))
                 principal = self._scopes.get(key_hash)
                 if principal is None or principal.key_id != key_id:
-                    cursor.execute(sql.scope, (key_id,))
-                    role, alliance_id, unit_id = cursor.fetchone()
-                    principal = Principal(
-                        role=role, alliance_id=alliance_id, unit_id=unit_id, key_id=key_id
-                    )
+                    cursor.execute(sql.scope.sql, sql.scope.params(key_id=key_id))
+                    principal = principal_of(cursor.fetchone())
                     self._scopes[key_hash] = principal
             finally:
                 cursor.close()
@@ -185,23 +239,9 @@ def _counter_engine(url: str) -> Engine:
     """Autocommit, no pre-ping (a dropped connection fails one count open, then is replaced)."""
     url = normalise_database_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url,
-            isolation_level="AUTOCOMMIT",
-            pool_reset_on_return=None,
-            # Wait less than a request would for SQLite's write lock, then go uncounted.
-            connect_args={"timeout": SQLITE_BUSY_MS / 1000},
-        )
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        return engine
+        # Wait less than a request would for SQLite's write lock, then go uncounted.
+        engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+        return use_sqlite_pragmas(engine, busy_ms=SQLITE_BUSY_MS)
     return create_engine(
         url,
         isolation_level="AUTOCOMMIT",
@@ -250,7 +290,7 @@ class RateLimitDocs(BasePlugin):
     def operation_helper(
         self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
     ) -> None:
-        if not path or not path.startswith("/api/v1/") or not operations:
+        if not path or not path.startswith(API_PREFIX + "/") or not operations:
             return
         for operation in operations.values():
             if isinstance(operation, dict):

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from matcher.models import Alliance, Apprentice, Craftsman, Mentorship, Unit
-from matcher.services.access import create_key
 from matcher.services.alliances import create_alliance, create_unit
+from matcher.services.api_keys import create_key
 from matcher.services.mentorships import create_mentorship
 from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
 from matcher.services.skills import put_skill

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from matcher.migrations import head_revision
 from matcher.models import Alliance, ApiKey, Apprentice, Craftsman, Skill, Unit, User
-from matcher.services.access import hash_key
+from matcher.services.api_keys import hash_key
 from tests import factories
 
 

@@ -25,10 +25,10 @@ class Alliances(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """List the alliances the key can see."""
         caller = principal()
-        access.require_role(caller, "coordinator")
-        stmt = select(Alliance).order_by(Alliance.id)
-        if caller.role != "admin":
-            stmt = stmt.where(Alliance.id == caller.alliance_id)
+        access.require(caller, "alliances.read")
+        stmt = access.where_visible(
+            select(Alliance).order_by(Alliance.id), caller, alliance_id=Alliance.id
+        )
         if "updated_since" in args:
             stmt = stmt.where(Alliance.updated_at >= args["updated_since"])
         return paginate(db(), stmt, args)
@@ -37,7 +37,7 @@ class Alliances(MethodView):
     @blp.response(201, AllianceSchema)
     def post(self, fields: dict[str, Any]) -> Alliance:
         """Create an alliance (admin)."""
-        access.require_role(principal(), "admin")
+        access.require(principal(), "alliances.create")
         alliance = create_alliance(db(), fields=fields)
         db().commit()
         return alliance
@@ -55,7 +55,7 @@ class AllianceById(MethodView):
     def patch(self, changes: dict[str, Any], alliance_id: int) -> Alliance:
         """Change an alliance (admin)."""
         alliance = access.alliance_in_scope(db(), principal(), alliance_id)
-        access.require_role(principal(), "admin")
+        access.require(principal(), "alliances.change")
         alliance = update_alliance(db(), alliance=alliance, changes=changes)
         db().commit()
         return alliance

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http
 import json
-import math
 import re
 from datetime import date
 from typing import Any
@@ -20,8 +19,14 @@ from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import HTTPException
 
 from matcher.api.problems import PROBLEM_MIMETYPE, ProblemSchema, http_exception_problem
+from matcher.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE,
+    MAX_PAGE_SIZE,
+    page_count,
+    page_offset,
+)
 
-MAX_PAGE = 1_000_000  # far beyond any real list; keeps OFFSET inside 64 bits on PostgreSQL
 # Bodies of this API nest three levels at most; Python's JSON parser recurses once per level
 # and fails (RecursionError, a 500) near a thousand. Deeper bodies are refused before parsing.
 MAX_JSON_DEPTH = 64
@@ -164,7 +169,9 @@ class PageArgsSchema(ma.Schema):
     """``page`` and ``page_size`` of every list endpoint."""
 
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE))
-    page_size = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+    page_size = ma.fields.Integer(
+        load_default=DEFAULT_PAGE_SIZE, validate=ma.validate.Range(min=1, max=MAX_PAGE_SIZE)
+    )
 
 
 def page_rows(
@@ -178,7 +185,7 @@ def page_rows(
     """
     page, page_size = args["page"], args["page_size"]
     counted = stmt.add_columns(func.count().over().label("page_total"))
-    rows = list(session.execute(counted.limit(page_size).offset((page - 1) * page_size)))
+    rows = list(session.execute(counted.limit(page_size).offset(page_offset(page, page_size))))
     if rows:
         total = int(rows[0][-1])
     elif page == 1:
@@ -186,7 +193,7 @@ def page_rows(
     else:
         count = select(func.count()).select_from(stmt.order_by(None).subquery())
         total = session.scalar(count) or 0
-    total_pages = max(1, math.ceil(total / page_size))
+    total_pages = page_count(total, page_size)
     meta: dict[str, int] = {
         "total": total,
         "total_pages": total_pages,

@@ -246,7 +246,7 @@ class PairScore(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """The score and explanation the matcher would give a pair, or what forbids it."""
         caller = principal()
-        access.require_role(caller, "coordinator")
+        access.require(caller, "matching")
         craftsman = db().get(Craftsman, args["craftsman_id"])
         apprentice = db().get(Apprentice, args["apprentice_id"])
         if craftsman is None or not access.can_see_unit(caller, craftsman.unit):

@@ -11,15 +11,15 @@ from matcher.api.base import Blueprint, PageArgsSchema, json_list, page_rows, pa
 from matcher.api.fields import Id, StrictFloat, text
 from matcher.api.match_runs import PersonRefSchema
 from matcher.api.schemas import BaseSchema
-from matcher.errors import Forbidden
 from matcher.extensions import db, principal, state
-from matcher.models import AUTHORS, MENTORSHIP_STATUSES, Alliance, Mentorship
+from matcher.models import AUTHORS, MENTORSHIP_STATUSES, Alliance
+from matcher.services import access
 from matcher.services.access import Principal
 from matcher.services.mentorships import (
     SummaryInput,
     add_summary,
+    alliance_today,
     end_mentorship,
-    get_mentorship,
     local_today,
     mentorship_item,
     mentorship_items,
@@ -94,10 +94,10 @@ class SummarySchema(ma.Schema):
     skills = ma.fields.List(ma.fields.String())
 
 
-def _timezone(caller: Principal, mentorship: Mentorship | None = None) -> str:
-    """The alliance's timezone: dates of the cycle are its local dates."""
-    alliance_id = mentorship.alliance_id if mentorship else caller.alliance_id
-    alliance = db().get(Alliance, alliance_id) if alliance_id else None
+def _timezone(caller: Principal) -> str:
+    """The caller's alliance's timezone (an admin key's: the service's): what is overdue is
+    decided by its local date."""
+    alliance = db().get(Alliance, caller.alliance_id) if caller.alliance_id else None
     return alliance.timezone if alliance else state().settings.timezone
 
 
@@ -134,8 +134,8 @@ class EndMentorship(MethodView):
     def post(self, mentorship_id: int) -> Any:
         """End a mentorship (idempotent): its summary cycle and reminders stop."""
         caller = principal()
-        mentorship = get_mentorship(db(), caller, mentorship_id)
-        today = local_today(_timezone(caller, mentorship))
+        mentorship = access.mentorship_in_scope(db(), caller, mentorship_id)
+        today = alliance_today(db(), mentorship.alliance_id)
         end_mentorship(db(), mentorship=mentorship, today=today)
         db().commit()
         return mentorship_item(db(), caller, mentorship_id)
@@ -147,7 +147,7 @@ class Summaries(MethodView):
     @blp.response(200, SummarySchema(many=True))
     def get(self, args: dict[str, Any], mentorship_id: int) -> Any:
         """The summaries handed in, oldest period first."""
-        mentorship = get_mentorship(db(), principal(), mentorship_id)
+        mentorship = access.mentorship_in_scope(db(), principal(), mentorship_id)
         return paginate(db(), summaries_query(mentorship), args)
 
     @blp.arguments(SummaryInputSchema)
@@ -155,10 +155,9 @@ class Summaries(MethodView):
     def post(self, body: dict[str, Any], mentorship_id: int) -> Any:
         """Hand in a summary: it fills the oldest open period (409 once the pair has ended)."""
         caller = principal()
-        mentorship = get_mentorship(db(), caller, mentorship_id)
+        mentorship = access.mentorship_in_scope(db(), caller, mentorship_id)
         author = mentorship.craftsman if body["author"] == "craftsman" else mentorship.apprentice
-        if caller.role == "hr" and author.unit_id != caller.unit_id:
-            raise Forbidden("An hr key hands in summaries for its own unit's person only.")
+        access.require_summary_author(caller, author.unit_id)
         summary = add_summary(
             db(),
             mentorship=mentorship,

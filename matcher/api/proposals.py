@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import marshmallow as ma
 from flask import Response, request
@@ -23,11 +21,11 @@ from matcher.models import (
     PROPOSAL_APPROVED,
     PROPOSAL_PENDING,
     PROPOSAL_REJECTED,
-    Alliance,
     AuditEvent,
     Unit,
 )
 from matcher.services import access
+from matcher.services.mentorships import alliance_today
 from matcher.services.review import (
     clear_rejection,
     commit_run,
@@ -282,8 +280,7 @@ class CommitRun(MethodView):
     def post(self, run_id: int) -> Any:
         """Turn the run's approved proposals into mentorships (idempotent; 409 if data moved)."""
         run = access.match_run_in_scope(db(), principal(), run_id)
-        alliance = db().get_one(Alliance, run.alliance_id)
-        today = datetime.now(ZoneInfo(alliance.timezone)).date()
+        today = alliance_today(db(), run.alliance_id)
         result = commit_run(db(), run=run, actor=principal().label, today=today)
         db().commit()
         return result

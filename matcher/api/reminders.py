@@ -54,10 +54,10 @@ class Reminders(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """The outbox of the caller's alliance, newest first (coordinators and admins)."""
         caller = principal()
-        access.require_role(caller, "coordinator")
-        stmt = select(Reminder).order_by(Reminder.id.desc())
-        if caller.role != "admin":
-            stmt = stmt.where(Reminder.alliance_id == caller.alliance_id)
+        access.require(caller, "reminders.read")
+        stmt = access.where_visible(
+            select(Reminder).order_by(Reminder.id.desc()), caller, alliance_id=Reminder.alliance_id
+        )
         for name in ("status", "kind", "mentorship_id", "alliance_id"):
             if name in args:
                 stmt = stmt.where(getattr(Reminder, name) == args[name])

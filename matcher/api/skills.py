@@ -71,7 +71,7 @@ class SkillByName(MethodView):
         it).
         """
         caller = principal()
-        access.require_role(caller, "coordinator")
+        access.require(caller, "skills.write")
         alliance_id = access.taxonomy_alliance_id(db(), caller, args.get("alliance_id"))
         result = put_skill(
             db(),

@@ -52,7 +52,7 @@ class UnitById(MethodView):
     def patch(self, changes: dict[str, Any], unit_id: int) -> Unit:
         """Change a unit (its alliance's coordinator)."""
         unit = access.unit_in_scope(db(), principal(), unit_id)
-        access.require_role(principal(), "coordinator")
+        access.require(principal(), "units.change")
         unit = update_unit(db(), unit=unit, changes=changes)
         db().commit()
         return unit

@@ -1,29 +1,66 @@
-"""Who may see and change what: the 401 / 403 / 404 rules of the API contract.
+"""Who may see and change what: the scope policy, the one home of the 403 / 404 rules.
 
-A resource outside the caller's scope is reported as absent (404), in the very words used for
-an id that was never used (:func:`matcher.errors.not_found`), so that its existence is not
-revealed; a resource in scope that the caller's role may not change is 403. A role that may not
-use a route at all is refused (403) before anything is looked up, whatever the id.
+Every caller is a :class:`Principal`: an API key (``matcher.services.api_keys`` builds it from
+the key's row) or a signed-in coordinator (:func:`user_principal`). Two questions are answered
+here and nowhere else:
+
+- **May P do action X on resource R?** :func:`require` says whether the role may do X at all
+  (:data:`MAY`; 403 before anything is looked up, whatever the id), :func:`reaches` whether R
+  lies in P's scope. A resource outside the scope is reported as absent (404), in the very
+  words used for an id that was never used (:func:`matcher.errors.not_found`), so that its
+  existence is not revealed; a resource in scope that P's role may not change is 403. The
+  ``*_in_scope`` loaders combine the two for each kind of resource.
+- **Which rows may P see?** :func:`where_visible` narrows any list's statement with the same
+  rule :func:`reaches` applies to one row.
+
+The scope rule itself: an admin reaches everything; a coordinator what belongs to its alliance;
+an hr key what belongs to its own unit (a unit, its people, the mentorships one of its people
+is in).
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, false, or_
+from sqlalchemy.orm import QueryableAttribute, Session, selectinload
 
-from matcher.errors import Forbidden, Unauthorized, ValidationFailed, not_found
-from matcher.models import Alliance, ApiKey, MatchRun, Proposal, RejectedPair, Unit
+from matcher.errors import Forbidden, ValidationFailed, not_found
+from matcher.models import Alliance, MatchRun, Mentorship, Proposal, RejectedPair, Unit, User
 
-KEY_PREFIX = "mk_"
+ADMIN, COORDINATOR, HR = "admin", "coordinator", "hr"
+ROLES = (ADMIN, COORDINATOR, HR)
+
+Action = Literal[
+    "alliances.create",
+    "alliances.read",
+    "alliances.change",
+    "units.change",
+    "people.write",
+    "skills.write",
+    "matching",
+    "reminders.read",
+]
+# The roles that may do each action on what lies in their scope; an admin may do everything.
+# Actions every role may do in its scope (read units, people, skills, mentorships; end a
+# mentorship, hand in a summary) need no entry.
+MAY: Mapping[Action, frozenset[str]] = {
+    "alliances.create": frozenset(),
+    "alliances.read": frozenset({COORDINATOR}),
+    "alliances.change": frozenset(),
+    "units.change": frozenset({COORDINATOR}),  # people are written by their unit's HR only
+    "people.write": frozenset({HR}),
+    "skills.write": frozenset({COORDINATOR}),
+    "matching": frozenset({COORDINATOR}),  # runs, proposals, rejections, pair scores
+    "reminders.read": frozenset({COORDINATOR}),
+}
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller of a request."""
+    """The caller: an API key, or a signed-in coordinator user (no ``key_id``)."""
 
     role: str
     alliance_id: int | None = None
@@ -36,96 +73,63 @@ class Principal:
         return f"{self.role}-key:{self.key_id}"
 
 
-def hash_key(key: str) -> str:
-    """Keys are 256-bit random, so a plain SHA-256 is a safe, fast lookup hash."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+def user_principal(user: User) -> Principal:
+    """A signed-in user of the pages: the coordinator of its alliance."""
+    return Principal(role=COORDINATOR, alliance_id=user.alliance_id)
 
 
-@dataclass(frozen=True)
-class CreatedKey:
-    """A new key: ``secret`` is shown once and never stored."""
-
-    secret: str
-    api_key: ApiKey
+def may(principal: Principal, action: Action) -> bool:
+    """Whether the caller's role may do ``action`` (in its scope)."""
+    return principal.role == ADMIN or principal.role in MAY[action]
 
 
-def create_key(
-    session: Session,
-    *,
-    role: str,
-    alliance: Alliance | None = None,
-    unit: Unit | None = None,
-    name: str | None = None,
-) -> CreatedKey:
-    """Create an API key of a role, scoped to an alliance (coordinator) or a unit (hr)."""
-    if role == "admin" and (alliance or unit):
-        raise Forbidden("An admin key is not scoped to an alliance or a unit.")
-    if role == "coordinator" and (alliance is None or unit is not None):
-        raise Forbidden("A coordinator key needs an alliance and no unit.")
-    if role == "hr" and unit is None:
-        raise Forbidden("An hr key needs a unit.")
-    if role not in ("admin", "coordinator", "hr"):
-        raise Forbidden(f"Unknown role '{role}'.")
-    secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    api_key = ApiKey(
-        key_hash=hash_key(secret),
-        prefix=secret[:10],
-        role=role,
-        name=name,
-        alliance_id=unit.alliance_id if unit else (alliance.id if alliance else None),
-        unit_id=unit.id if unit else None,
-    )
-    session.add(api_key)
-    session.flush()
-    return CreatedKey(secret=secret, api_key=api_key)
-
-
-def bearer_key(authorization: str | None) -> str:
-    """The key of an ``Authorization: Bearer <key>`` header, or raise 401."""
-    if not authorization:
-        raise Unauthorized("Send 'Authorization: Bearer <key>'.")
-    scheme, _, key = authorization.partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
-        raise Unauthorized("Send 'Authorization: Bearer <key>'.")
-    return key
-
-
-UNKNOWN_KEY = "The key is unknown or revoked."
-
-
-def authenticate(session: Session, authorization: str | None) -> Principal:
-    """Turn an ``Authorization: Bearer <key>`` header into the caller, or raise 401."""
-    key = bearer_key(authorization)
-    api_key = session.scalars(
-        select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
-    ).one_or_none()
-    if api_key is None:
-        raise Unauthorized(UNKNOWN_KEY)
-    return Principal(
-        role=api_key.role,
-        alliance_id=api_key.alliance_id,
-        unit_id=api_key.unit_id,
-        key_id=api_key.id,
-    )
-
-
-def require_role(principal: Principal, *roles: str) -> None:
-    """403 unless the caller has one of the roles (admin always passes)."""
-    if principal.role != "admin" and principal.role not in roles:
+def require(principal: Principal, action: Action) -> None:
+    """403 unless the caller's role may do ``action``."""
+    if not may(principal, action):
         raise Forbidden(f"A {principal.role} key may not do this.")
 
 
-def in_alliance(principal: Principal, alliance_id: int) -> bool:
-    """Whether the caller's key reaches what belongs to this alliance."""
-    return principal.role == "admin" or principal.alliance_id == alliance_id
+def reaches(
+    principal: Principal, *, alliance_id: int | None, unit_ids: Iterable[int | None] = ()
+) -> bool:
+    """Whether a resource of ``alliance_id`` (and, if it belongs to units, of ``unit_ids``)
+    lies in the caller's scope. A resource of no unit is out of every hr key's scope."""
+    if principal.role == ADMIN:
+        return True
+    if principal.role == COORDINATOR:
+        return principal.alliance_id is not None and principal.alliance_id == alliance_id
+    if principal.role == HR:
+        return principal.unit_id is not None and principal.unit_id in set(unit_ids)
+    return False
+
+
+S = TypeVar("S", bound=Select[Any])
+Column = ColumnElement[Any] | QueryableAttribute[Any]
+
+
+def where_visible(
+    stmt: S,
+    principal: Principal,
+    *,
+    alliance_id: Column,
+    unit_ids: Sequence[Column] = (),
+) -> S:
+    """``stmt`` narrowed to the rows in the caller's scope: :func:`reaches` in SQL, given the
+    columns that hold each row's alliance and units (an admin's statement is left as it is)."""
+    if principal.role == ADMIN:
+        return stmt
+    if principal.role == COORDINATOR and principal.alliance_id is not None:
+        return stmt.where(alliance_id == principal.alliance_id)
+    if principal.role == HR and principal.unit_id is not None and unit_ids:
+        return stmt.where(or_(*(column == principal.unit_id for column in unit_ids)))
+    return stmt.where(false())
 
 
 def alliance_in_scope(session: Session, principal: Principal, alliance_id: int) -> Alliance:
     """The alliance, if the caller's key reaches it (hr keys read no alliance resources)."""
-    require_role(principal, "coordinator")
+    require(principal, "alliances.read")
     alliance = session.get(Alliance, alliance_id)
-    if alliance is None or not in_alliance(principal, alliance.id):
+    if alliance is None or not reaches(principal, alliance_id=alliance.id):
         raise not_found("alliance", alliance_id)
     return alliance
 
@@ -134,7 +138,7 @@ def taxonomy_alliance_id(session: Session, principal: Principal, alliance_id: in
     """The alliance whose skill taxonomy the caller reads or writes: the key's own (coordinator,
     hr); an admin key, which has none, must name one (``?alliance_id=``, else 422). An alliance
     outside the key's scope, or none by that id, does not exist (404)."""
-    if principal.role == "admin":
+    if principal.role == ADMIN:
         if alliance_id is None:
             raise ValidationFailed(
                 "An admin key must name the alliance whose taxonomy it means: ?alliance_id=.",
@@ -149,19 +153,9 @@ def taxonomy_alliance_id(session: Session, principal: Principal, alliance_id: in
     return own
 
 
-def unit_in_scope(session: Session, principal: Principal, unit_id: int) -> Unit:
-    """The unit, if the caller's key reaches it: its alliance's coordinator or its own hr."""
-    unit = session.get(Unit, unit_id)
-    if unit is None or not can_see_unit(principal, unit):
-        raise not_found("unit", unit_id)
-    return unit
-
-
 def can_see_unit(principal: Principal, unit: Unit) -> bool:
     """Whether the unit (and its people) lie in the caller's scope."""
-    if principal.role == "hr":
-        return principal.unit_id == unit.id
-    return in_alliance(principal, unit.alliance_id)
+    return reaches(principal, alliance_id=unit.alliance_id, unit_ids=(unit.id,))
 
 
 def can_see_unit_id(session: Session, principal: Principal, unit_id: int) -> bool:
@@ -170,18 +164,26 @@ def can_see_unit_id(session: Session, principal: Principal, unit_id: int) -> boo
     return unit is not None and can_see_unit(principal, unit)
 
 
+def unit_in_scope(session: Session, principal: Principal, unit_id: int) -> Unit:
+    """The unit, if the caller's key reaches it: its alliance's coordinator or its own hr."""
+    unit = session.get(Unit, unit_id)
+    if unit is None or not can_see_unit(principal, unit):
+        raise not_found("unit", unit_id)
+    return unit
+
+
 def require_people_writer(principal: Principal, unit: Unit) -> None:
     """People are written by their own unit's HR system (or an admin); coordinators only read."""
     if not can_see_unit(principal, unit):
         raise not_found("unit", unit.id)
-    require_role(principal, "hr")
+    require(principal, "people.write")
 
 
 def match_run_in_scope(session: Session, principal: Principal, run_id: int) -> MatchRun:
     """A match run of the caller's alliance (coordinators and admins only)."""
-    require_role(principal, "coordinator")
+    require(principal, "matching")
     run = session.get(MatchRun, run_id)
-    if run is None or not in_alliance(principal, run.alliance_id):
+    if run is None or not reaches(principal, alliance_id=run.alliance_id):
         raise not_found("match run", run_id)
     return run
 
@@ -191,10 +193,10 @@ def proposal_in_scope(session: Session, principal: Principal, proposal_id: int) 
 
     The role is checked first: an hr key is refused alike whether the id exists or not.
     """
-    require_role(principal, "coordinator")
+    require(principal, "matching")
     proposal = session.get(Proposal, proposal_id)
     run = session.get(MatchRun, proposal.match_run_id) if proposal else None
-    if proposal is None or run is None or not in_alliance(principal, run.alliance_id):
+    if proposal is None or run is None or not reaches(principal, alliance_id=run.alliance_id):
         raise not_found("proposal", proposal_id)
     return proposal
 
@@ -203,12 +205,40 @@ def standing_rejection_in_scope(
     session: Session, principal: Principal, rejected_pair_id: int
 ) -> RejectedPair:
     """A rejection not yet cleared, of the caller's alliance (coordinators and admins only)."""
-    require_role(principal, "coordinator")
+    require(principal, "matching")
     rejected = session.get(RejectedPair, rejected_pair_id)
     if (
         rejected is None
         or rejected.cleared_at is not None
-        or not in_alliance(principal, rejected.craftsman.unit.alliance_id)
+        or not reaches(principal, alliance_id=rejected.craftsman.unit.alliance_id)
     ):
         raise not_found("standing rejection", rejected_pair_id)
     return rejected
+
+
+def can_see_mentorship(principal: Principal, mentorship: Mentorship) -> bool:
+    """Coordinators see their alliance's; an hr key sees those of its own unit's people."""
+    return reaches(
+        principal,
+        alliance_id=mentorship.alliance_id,
+        unit_ids=(mentorship.craftsman.unit_id, mentorship.apprentice.unit_id),
+    )
+
+
+def mentorship_in_scope(session: Session, principal: Principal, mentorship_id: int) -> Mentorship:
+    """A mentorship in the caller's scope, or 404."""
+    mentorship = session.get(
+        Mentorship,
+        mentorship_id,
+        options=[selectinload(Mentorship.craftsman), selectinload(Mentorship.apprentice)],
+    )
+    if mentorship is None or not can_see_mentorship(principal, mentorship):
+        raise not_found("mentorship", mentorship_id)
+    return mentorship
+
+
+def require_summary_author(principal: Principal, author_unit_id: int) -> None:
+    """An hr key hands in summaries for its own unit's person only (the other one of the pair
+    is in scope, being in a mentorship of its people, but not its to speak for): 403."""
+    if principal.role == HR and author_unit_id != principal.unit_id:
+        raise Forbidden("An hr key hands in summaries for its own unit's person only.")

@@ -454,6 +454,7 @@ def claim_queued_run(session: Session, *, stale_after_seconds: int = 1800) -> Ma
     """Take the oldest queued run (or one whose solver died) for this process, or ``None``.
 
     A compare-and-set UPDATE makes the claim safe with several schedulers on either database.
+    The caller commits the claim before it solves the run.
     """
     stale = utcnow().timestamp() - stale_after_seconds
     candidates = session.execute(
@@ -475,7 +476,6 @@ def claim_queued_run(session: Session, *, stale_after_seconds: int = 1800) -> Ma
                 progress={"stage": "loading", "fraction": 0.0},
             )
         )
-        session.commit()
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
             return session.get(MatchRun, run_id)
     return None

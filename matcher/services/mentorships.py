@@ -29,6 +29,7 @@ from matcher.models import (
     Skill,
     TrainingSummary,
 )
+from matcher.services import access
 from matcher.services.access import Principal
 from matcher.services.people import LEARNER, MENTOR, PAIR_COLUMNS, pair_refs
 from matcher.services.skills import resolve_skill_keys
@@ -36,8 +37,17 @@ from matcher.text import skill_display, skill_key
 
 
 def local_today(timezone: str, now: datetime | None = None) -> date:
-    """The calendar date in ``timezone`` at ``now`` (default: the current time)."""
+    """The calendar date in ``timezone`` at ``now`` (default: the current time): the one rule
+    for "today" of an alliance (its ``timezone``), by which pairs start, end and fall due."""
     return (now or utcnow()).astimezone(ZoneInfo(timezone)).date()
+
+
+def alliance_today(session: Session, alliance_id: int, now: datetime | None = None) -> date:
+    """:func:`local_today` of the alliance with this id."""
+    alliance = session.get(Alliance, alliance_id)
+    if alliance is None:
+        raise not_found("alliance", alliance_id)
+    return local_today(alliance.timezone, now)
 
 
 def due_on(mentorship: Mentorship, period: int) -> date:
@@ -83,27 +93,6 @@ def create_mentorship(
     return mentorship
 
 
-def can_see_mentorship(principal: Principal, mentorship: Mentorship) -> bool:
-    """Coordinators see their alliance's; an hr key sees those of its own unit's people."""
-    if principal.role == "admin":
-        return True
-    if principal.role == "coordinator":
-        return principal.alliance_id == mentorship.alliance_id
-    return principal.unit_id in (mentorship.craftsman.unit_id, mentorship.apprentice.unit_id)
-
-
-def get_mentorship(session: Session, principal: Principal, mentorship_id: int) -> Mentorship:
-    """A mentorship in the caller's scope, or 404."""
-    mentorship = session.get(
-        Mentorship,
-        mentorship_id,
-        options=[selectinload(Mentorship.craftsman), selectinload(Mentorship.apprentice)],
-    )
-    if mentorship is None or not can_see_mentorship(principal, mentorship):
-        raise not_found("mentorship", mentorship_id)
-    return mentorship
-
-
 def mentorships_query(
     principal: Principal,
     *,
@@ -120,12 +109,12 @@ def mentorships_query(
         .options(selectinload(Mentorship.craftsman), selectinload(Mentorship.apprentice))
         .order_by(Mentorship.id)
     )
-    if principal.role == "coordinator":
-        stmt = stmt.where(Mentorship.alliance_id == principal.alliance_id)
-    elif principal.role == "hr":
-        stmt = stmt.where(
-            or_(MENTOR.unit_id == principal.unit_id, LEARNER.unit_id == principal.unit_id)
-        )
+    stmt = access.where_visible(
+        stmt,
+        principal,
+        alliance_id=Mentorship.alliance_id,
+        unit_ids=(MENTOR.unit_id, LEARNER.unit_id),
+    )
     if alliance_id is not None:
         stmt = stmt.where(Mentorship.alliance_id == alliance_id)
     if status is not None:

@@ -18,7 +18,7 @@ from matcher.models import (
     Proposal,
     Unit,
 )
-from matcher.services.access import Principal
+from matcher.services.access import COORDINATOR, Principal
 from matcher.services.mentorships import mentorships_query, overdue_periods
 
 
@@ -125,7 +125,7 @@ def alliance_overview(
         .select_from(Mentorship)
         .where(Mentorship.alliance_id == alliance.id, Mentorship.status == MENTORSHIP_ACTIVE)
     )
-    coordinator = Principal(role="coordinator", alliance_id=alliance.id)
+    coordinator = Principal(role=COORDINATOR, alliance_id=alliance.id)
     overdue_stmt = mentorships_query(coordinator, overdue_on=today)
     overdue_total = session.scalar(
         select(func.count()).select_from(overdue_stmt.order_by(None).subquery())

@@ -256,7 +256,8 @@ def new_claim_token() -> str:
 
 
 def claim_batch(session: Session, *, now: datetime, token: str, limit: int = 50) -> list[int]:
-    """Lease up to ``limit`` sendable rows to ``token`` and commit the lease.
+    """Lease up to ``limit`` sendable rows to ``token``; the caller commits the lease before
+    it sends anything (until then, other senders wait on the rows, or skip them).
 
     PostgreSQL skips rows another sender holds (``FOR UPDATE SKIP LOCKED``); on SQLite the
     UPDATE takes the database's single write lock. Either way the UPDATE re-checks that the row is
@@ -276,14 +277,12 @@ def claim_batch(session: Session, *, now: datetime, token: str, limit: int = 50)
     )
     ids = session.scalars(candidates).all()
     if not ids:
-        session.commit()
         return []
     session.execute(
         update(Reminder)
         .where(Reminder.id.in_(ids), free)
         .values(locked_until=now + LEASE, claimed_by=token)
     )
-    session.commit()
     return list(
         session.scalars(
             select(Reminder.id)
@@ -298,7 +297,8 @@ def claim_batch(session: Session, *, now: datetime, token: str, limit: int = 50)
 
 
 def cancel_if_obsolete(session: Session, *, reminder: Reminder, token: str) -> bool:
-    """A reminder whose period was filled or whose mentorship ended meanwhile is not sent."""
+    """A reminder whose period was filled or whose mentorship ended meanwhile is not sent (the
+    caller commits)."""
     if reminder.mentorship_id is None:
         return False
     mentorship = session.get(Mentorship, reminder.mentorship_id)
@@ -316,12 +316,11 @@ def cancel_if_obsolete(session: Session, *, reminder: Reminder, token: str) -> b
             status=REMINDER_CANCELLED, locked_until=None, last_error="period filled or pair ended"
         )
     )
-    session.commit()
     return True
 
 
 def mark_sent(session: Session, *, reminder_id: int, token: str, now: datetime) -> None:
-    """Delivered: never sent again."""
+    """Delivered: never sent again, once the caller commits (before it sends the next one)."""
     session.execute(
         update(Reminder)
         .where(Reminder.id == reminder_id, Reminder.claimed_by == token)
@@ -333,7 +332,6 @@ def mark_sent(session: Session, *, reminder_id: int, token: str, now: datetime) 
             last_error=None,
         )
     )
-    session.commit()
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -345,7 +343,8 @@ def retry_delay(attempts: int) -> timedelta:
 def mark_failed_attempt(
     session: Session, *, reminder: Reminder, token: str, now: datetime, error: str, permanent: bool
 ) -> str:
-    """A temporary failure waits longer each time; a permanent one (or too many) fails the row."""
+    """A temporary failure waits longer each time; a permanent one (or too many) fails the row
+    (the caller commits)."""
     attempts = reminder.attempts + 1
     status = REMINDER_FAILED if permanent or attempts >= MAX_ATTEMPTS else REMINDER_PENDING
     session.execute(
@@ -359,7 +358,6 @@ def mark_failed_attempt(
             last_error=error[:2000],
         )
     )
-    session.commit()
     return status
 
 

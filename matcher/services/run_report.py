@@ -25,6 +25,7 @@ from matcher.models import (
     Unit,
     UnmatchedApprentice,
 )
+from matcher.pagination import page_count, page_offset
 from matcher.services.capacity import free_slots
 from matcher.services.matching import Taxonomy, load_taxonomy
 from matcher.services.people import LEARNER, MENTOR, PAIR_COLUMNS, pair_refs, person_ref
@@ -58,7 +59,7 @@ def proposals_page(
         )
         or 0
     )
-    pages = max(1, math.ceil(total / page_size))
+    pages = page_count(total, page_size)
     page = min(max(1, page), pages)
     proposals = list(
         session.scalars(
@@ -75,7 +76,7 @@ def proposals_page(
             )
             .order_by(*order)
             .limit(page_size)
-            .offset((page - 1) * page_size)
+            .offset(page_offset(page, page_size))
         )
     )
     return ProposalPage(proposals=proposals, total=total, page=page, pages=pages)

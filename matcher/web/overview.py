@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint
 
 from matcher.extensions import db
-from matcher.models import Alliance
+from matcher.services import access
 from matcher.services.mentorships import local_today
 from matcher.services.overview import alliance_overview
 from matcher.web import page_errors, render_page
@@ -23,7 +23,7 @@ def index() -> Any:
     user = current_user()
     if user is None:
         return sign_in_page()
-    alliance = db().get_one(Alliance, user.alliance_id)
+    alliance = access.alliance_in_scope(db(), access.user_principal(user), user.alliance_id)
     today = local_today(alliance.timezone)
     return render_page(
         "web/overview.html",

@@ -19,8 +19,9 @@ from matcher.api.match_runs import MatchParamsSchema
 from matcher.errors import Conflict, DomainError, NotFound
 from matcher.extensions import db, state
 from matcher.models import Alliance, MatchRun, Proposal, User
+from matcher.services import access
 from matcher.services.matching import start_match_run
-from matcher.services.mentorships import local_today
+from matcher.services.mentorships import alliance_today
 from matcher.services.review import (
     CommitConflicts,
     commit_run,
@@ -73,11 +74,8 @@ class DecisionFormSchema(ma.Schema):
 
 
 def _user_run(user: User, run_id: int) -> MatchRun:
-    """The run, if it belongs to the user's alliance (else 404: its existence is not revealed)."""
-    run = db().get(MatchRun, run_id)
-    if run is None or run.alliance_id != user.alliance_id:
-        raise NotFound(f"No match run {run_id}.")
-    return run
+    """The run, if the user may review it: the same policy as a coordinator key's."""
+    return access.match_run_in_scope(db(), access.user_principal(user), run_id)
 
 
 def _view_args(values: MultiDict[str, str]) -> tuple[str, int]:
@@ -173,7 +171,7 @@ def _params_from_form(form: MultiDict[str, str], locale: str) -> tuple[MatchPara
 def new_run() -> Any:
     """The parameters form; a valid one starts the run and leads to its page."""
     user = signed_in_user()
-    alliance = db().get_one(Alliance, user.alliance_id)
+    alliance = access.alliance_in_scope(db(), access.user_principal(user), user.alliance_id)
     errors: dict[str, Any] = {}
     if request.method == "POST":
         params, errors = _params_from_form(request.form, user.locale)
@@ -320,9 +318,9 @@ def commit(run_id: int) -> Any:
     """Approved proposals become mentorships; a conflict (409) is shown and nothing is written."""
     user = signed_in_user()
     run = _user_run(user, run_id)
-    alliance = db().get_one(Alliance, run.alliance_id)
     try:
-        result = commit_run(db(), run=run, actor=actor(user), today=local_today(alliance.timezone))
+        today = alliance_today(db(), run.alliance_id)
+        result = commit_run(db(), run=run, actor=actor(user), today=today)
     except DomainError as exc:
         db().rollback()
         if isinstance(exc, CommitConflicts):  # say who and why, in the user's language

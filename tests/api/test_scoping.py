@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from matcher.algorithms import MatchParams
 from matcher.models import Apprentice, Craftsman, Proposal, RejectedPair
+from matcher.services import access
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import create_mentorship
 from matcher.services.skills import put_skill
@@ -406,21 +407,44 @@ def _people_count(session: Session) -> tuple[int, int]:
     )
 
 
+# The policy's questions (matcher.services.access): whether the role may, whether a resource
+# lies in the key's scope, which rows a list shows, whose taxonomy a key reads.
+POLICY_QUESTIONS = ("require", "reaches", "where_visible", "taxonomy_alliance_id")
+
+
+def _asked_policy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record each question the request asks the policy (the loaders ask through these too)."""
+    asked: list[str] = []
+    for name in POLICY_QUESTIONS:
+        answer = getattr(access, name)
+
+        def spy(*args: Any, _name: str = name, _answer: Any = answer, **kwargs: Any) -> Any:
+            asked.append(_name)
+            return _answer(*args, **kwargs)
+
+        monkeypatch.setattr(access, name, spy)
+    return asked
+
+
 @pytest.mark.parametrize(("method", "path", "body", "who", "status"), CASES)
 def test_every_endpoint_answers_each_key_as_the_contract_says(
     client: FlaskClient,
     session: Session,
     world: World,
+    monkeypatch: pytest.MonkeyPatch,
     method: str,
     path: str,
     body: Any,
     who: str,
     status: int,
 ) -> None:
+    """Each answer comes from the one policy: every endpoint asks it, with every kind of key."""
     url = _url(world, path, session)
     before = _people_count(session)
+    asked = _asked_policy(monkeypatch)
     response = client.open(url, method=method, json=body, headers=world.auth(who))
     assert response.status_code == status, response.get_data(as_text=True)
+    assert asked, "the endpoint decided who may do this without asking matcher.services.access"
     if status >= 400:
         assert response.mimetype == "application/problem+json"
         assert _people_count(session) == before  # a refused write wrote nothing
@@ -524,7 +548,7 @@ def test_coordinator_lists_only_its_own_alliance(client: FlaskClient, world: Wor
 def test_a_revoked_key_is_refused(client: FlaskClient, session: Session, world: World) -> None:
     from matcher.db import utcnow
     from matcher.models import ApiKey
-    from matcher.services.access import hash_key
+    from matcher.services.api_keys import hash_key
 
     api_key = session.scalars(
         select(ApiKey).where(ApiKey.key_hash == hash_key(world.keys["hr"]))

@@ -154,6 +154,7 @@ def test_a_run_is_claimed_once_and_a_dead_solvers_run_is_taken_over(
     with factory() as first, factory() as second:
         claimed = claim_queued_run(first)
         assert claimed is not None and claimed.id == run.id
+        first.commit()  # the caller's boundary
         assert claim_queued_run(second) is None  # running and fresh: not claimable
     with factory() as third:
         # The solver died long ago: its run is stale and claimable again.
