@@ -43,7 +43,9 @@ def test_every_operation_has_a_unique_camel_case_verb_for_an_id(client: FlaskCli
         name = op["operationId"]
         assert CAMEL_CASE.fullmatch(name), (method, path, name)
         verb = next((v for v in VERBS[method] if re.match(f"{v}[A-Z]", name)), None)
-        assert verb is not None, f"{method.upper()} {path}: {name} starts with none of {VERBS[method]}"
+        assert verb is not None, (
+            f"{method.upper()} {path}: {name} starts with none of {VERBS[method]}"
+        )
 
 
 def test_people_operations_are_named_by_kind(client: FlaskClient) -> None:
