@@ -130,9 +130,16 @@ def people_blueprint(
         def get(self, args: dict[str, Any], unit_id: int) -> Any:
             """List a unit's people, filtered and paginated."""
             unit = access.unit_in_scope(db(), principal(), unit_id)
-            filters = {k: args[k] for k in ("active", "updated_since", "external_id") if k in args}
-            stmt = people_query(kind=kind, unit_ids=[unit.id], **filters)
-            rows, headers = page_rows(db(), stmt, args)
+            params: dict[str, Any] = {
+                k: args[k] for k in ("updated_since", "external_id") if k in args
+            }
+            stmt = people_query(
+                kind=kind,
+                active=args.get("active"),
+                updated_since="updated_since" in params,
+                external_id="external_id" in params,
+            )
+            rows, headers = page_rows(db(), stmt, args, {"unit_ids": [unit.id], **params})
             return json_list(people_items(db(), kind=kind, rows=rows), headers)
 
     @blp.route(f"/{plural}/<id:person_id>")
