@@ -19,7 +19,13 @@ and how many cores the server, PostgreSQL, this client and the whole machine kep
 clients share the machine with the server, so the figures are a lower bound, and anything else
 running on the machine shows up in the last figure.
 
-Targets (../shared/spec/README.md): reads at 300+ requests/s with p99 under 100 ms, no errors.
+Then (``--per-kind-seconds``, 0 skips it) drives each kind of read alone, and first a bare
+endpoint (``/healthz``: no I/O, so only what every request pays), and prints the server's CPU
+per request of each and its ratio to the bare one's: absolute figures differ between machines,
+the ratios much less.
+
+Targets (../shared/spec/README.md): reads at 300+ requests/s with p99 under 100 ms, no errors;
+server CPU per request of a list page within 4x the bare endpoint's, of a single read within 3x.
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ from scratch import scratch_database
 DEMO = Path(__file__).resolve().parent.parent / "matcher" / "demo" / "alliance.json"
 MATCHER = str(Path(sys.executable).parent / "matcher")
 API = "/api/v1"
+# The bare endpoint: /healthz does no I/O, so it costs what every request pays (gunicorn, Flask,
+# the app's hooks: request id, access log line, metrics, security headers) and nothing else.
+BARE = "bare (/healthz)"
+PER_KIND = (BARE, "list apprentices", "get apprentice", "list proposals", "list mentorships")
 
 
 def matcher(env: dict[str, str], *args: str) -> str:
@@ -127,6 +137,7 @@ class World:
     run_id: int
     proposal_pages: int
     skills: list[str] = field(default_factory=list)
+    server_pid: int = 0
 
 
 def people(unit_code: str, n: int, skills: list[str], rng: random.Random) -> tuple[list[Any], ...]:
@@ -261,8 +272,11 @@ class Sample:
 class Driver:
     """One client thread: a keep-alive connection and its share of the writes."""
 
-    def __init__(self, world: World, port: int, index: int, clients: int) -> None:
+    def __init__(
+        self, world: World, port: int, index: int, clients: int, only: str | None = None
+    ) -> None:
         self.world = world
+        self.only = only  # drive this one kind of request alone (the per-kind phase)
         self.client = Client(port)
         self.rng = random.Random(index)
         # Writes of one person or mentorship stay with one thread: no self-inflicted races.
@@ -272,7 +286,15 @@ class Driver:
         self.failures: Counter[str] = Counter()
 
     def request(self) -> tuple[str, bool, str, str, str, Any]:
-        """(kind, is a write, method, path, key, body), drawn from the mix."""
+        """(kind, is a write, method, path, key, body), drawn from the mix (or of ``only``)."""
+        if self.only == BARE:
+            return BARE, False, "GET", "/healthz", self.world.coordinator, None
+        while True:
+            drawn = self.draw()
+            if self.only is None or drawn[0] == self.only:
+                return drawn
+
+    def draw(self) -> tuple[str, bool, str, str, str, Any]:
         w, rng = self.world, self.rng
         unit = rng.choice(w.units)
         roll = rng.random()
@@ -429,6 +451,56 @@ def report(samples: list[Sample], seconds: float, failures: Counter[str]) -> dic
     return verdict
 
 
+def drive(
+    world: World, port: int, clients: int, seconds: float, warmup: float, only: str | None
+) -> tuple[list[Sample], Counter[str], dict[str, float], dict[str, float]]:
+    """``clients`` threads for ``warmup`` + ``seconds``: the recorded samples, the failures and
+    CPU seconds used by each process before and after the recorded part."""
+    drivers = [Driver(world, port, i, clients, only) for i in range(clients)]
+    record_from = time.perf_counter() + warmup
+    until = record_from + seconds
+    threads = [threading.Thread(target=d.run, args=(until, record_from)) for d in drivers]
+    for thread in threads:
+        thread.start()
+    time.sleep(max(0.0, record_from - time.perf_counter()))
+    cpu_before = cpu_seconds(world.server_pid)
+    for thread in threads:
+        thread.join()
+    cpu_after = cpu_seconds(world.server_pid)
+    failures: Counter[str] = Counter()
+    for d in drivers:
+        failures.update(d.failures)
+    return [s for d in drivers for s in d.samples], failures, cpu_before, cpu_after
+
+
+def per_kind(world: World, port: int, clients: int, seconds: float) -> None:
+    """Each kind of read alone, the bare endpoint first: the server's CPU per request and its
+    ratio to the bare endpoint's (targets: a list page within 4x, a single read within 3x)."""
+    print(f"\n  server CPU per request, each kind alone for {seconds:g} s:")
+    bare = float("nan")
+    cpu: dict[str, float] = {}
+    for kind in PER_KIND:
+        samples, failures, before, after = drive(world, port, clients, seconds, 1.0, kind)
+        server = cores_busy(before, after, 1.0)["server"]  # CPU seconds over the phase
+        ok = [s for s in samples if 200 <= s.status < 300]
+        cpu[kind] = server * 1000 / max(1, len(ok))
+        if kind == BARE:
+            bare = cpu[kind]
+        errors = f"   errors {len(samples) - len(ok)}" if len(ok) < len(samples) else ""
+        print(
+            f"    {kind:<18} {len(ok) / seconds:8.1f} req/s   {cpu[kind]:6.2f} ms CPU"
+            f"   {cpu[kind] / bare:5.1f}x bare{errors}"
+        )
+        for message, count in failures.most_common(3):
+            print(f"      {count} x {message}")
+    lists = max(cpu[k] for k in PER_KIND if k.startswith("list"))
+    reads = cpu["get apprentice"]
+    print(
+        f"  targets: list pages <= 4x bare: {'yes' if lists <= 4 * bare else 'MISSED'}, "
+        f"single read <= 3x bare: {'yes' if reads <= 3 * bare else 'MISSED'}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60)
@@ -437,6 +509,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (4 threads each)")
     parser.add_argument("--clients", type=int, default=8, help="client threads (connections)")
     parser.add_argument("--people", type=int, default=300, help="generated apprentices per unit")
+    parser.add_argument(
+        "--per-kind-seconds",
+        type=float,
+        default=10,
+        help="then each kind of read alone, and the bare endpoint, for this long (0: skip)",
+    )
     parser.add_argument(
         "--rate-limit",
         type=int,
@@ -478,23 +556,10 @@ def main() -> None:
             try:
                 wait_until_up(port, server, log)
                 world = load_world(env, port, args.people)
-                drivers = [Driver(world, port, i, args.clients) for i in range(args.clients)]
-                record_from = time.perf_counter() + args.warmup
-                until = record_from + args.seconds
-                threads = [
-                    threading.Thread(target=d.run, args=(until, record_from)) for d in drivers
-                ]
-                for thread in threads:
-                    thread.start()
-                time.sleep(max(0.0, record_from - time.perf_counter()))
-                cpu_before = cpu_seconds(server.pid)
-                for thread in threads:
-                    thread.join()
-                cpu_after = cpu_seconds(server.pid)
-                samples = [s for d in drivers for s in d.samples]
-                failures: Counter[str] = Counter()
-                for d in drivers:
-                    failures.update(d.failures)
+                world.server_pid = server.pid
+                samples, failures, cpu_before, cpu_after = drive(
+                    world, port, args.clients, args.seconds, args.warmup, None
+                )
                 print(f"\n{backend}: {args.seconds:.0f} s after {args.warmup:.0f} s warm-up")
                 report(samples, args.seconds, failures)
                 used = cores_busy(cpu_before, cpu_after, args.seconds)
@@ -504,6 +569,8 @@ def main() -> None:
                     f"this client {used['client']:.2f}, "
                     f"whole machine {used['machine']:.2f}"
                 )
+                if args.per_kind_seconds > 0:
+                    per_kind(world, port, args.clients, args.per_kind_seconds)
             finally:
                 server.send_signal(signal.SIGTERM)
                 try:

@@ -22,6 +22,7 @@ BLUEPRINTS = [blp]
 class Alliances(MethodView):
     @blp.query(ListQueryArgsSchema)
     @blp.response(200, AllianceSchema(many=True))
+    @blp.doc(operationId="listAlliances")
     def get(self, args: dict[str, Any]) -> Any:
         """List the alliances the key can see."""
         caller = principal()
@@ -35,6 +36,7 @@ class Alliances(MethodView):
 
     @blp.arguments(AllianceSchema)
     @blp.response(201, AllianceSchema)
+    @blp.doc(operationId="createAlliance")
     def post(self, fields: dict[str, Any]) -> Alliance:
         """Create an alliance (admin)."""
         access.require(principal(), "alliances.create")
@@ -46,12 +48,14 @@ class Alliances(MethodView):
 @blp.route("/alliances/<id:alliance_id>")
 class AllianceById(MethodView):
     @blp.response(200, AllianceSchema)
+    @blp.doc(operationId="getAlliance")
     def get(self, alliance_id: int) -> Alliance:
         """Read an alliance."""
         return access.alliance_in_scope(db(), principal(), alliance_id)
 
     @blp.arguments(AlliancePatchSchema(partial=top_level(AlliancePatchSchema)))
     @blp.response(200, AllianceSchema)
+    @blp.doc(operationId="updateAlliance")
     def patch(self, changes: dict[str, Any], alliance_id: int) -> Alliance:
         """Change an alliance (admin)."""
         alliance = access.alliance_in_scope(db(), principal(), alliance_id)

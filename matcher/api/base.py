@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import http
 import json
 import re
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -12,7 +14,7 @@ import flask_smorest
 import marshmallow as ma
 from apispec import BasePlugin
 from flask import Response
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Integer, Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
@@ -175,24 +177,40 @@ class PageArgsSchema(ma.Schema):
 
 
 def page_rows(
-    session: Session, stmt: Select[Any], args: dict[str, Any]
+    session: Session,
+    stmt: Select[Any],
+    args: dict[str, Any],
+    params: Mapping[str, Any] | None = None,
 ) -> tuple[list[Row[Any]], dict[str, str]]:
     """One page of ``stmt``'s rows and an ``X-Pagination`` header saying where it lies.
 
     The total comes with the page (``count(*) OVER ()`` as a last column, which callers ignore):
     one round trip, not two. Only a page past the end, which has no row to carry it, costs a
     separate count.
+
+    With ``params``, ``stmt`` is one built once (module level or cached) with those bind
+    parameters, and its paged form is built once too: a request then binds values only.
     """
     page, page_size = args["page"], args["page_size"]
-    counted = stmt.add_columns(func.count().over().label("page_total"))
-    rows = list(session.execute(counted.limit(page_size).offset(page_offset(page, page_size))))
+    if params is None:
+        counted = _paged(stmt)
+        stmt_params: dict[str, Any] = {}
+    else:
+        counted = _paged_once(stmt)
+        stmt_params = dict(params)
+    bound = {
+        **stmt_params,
+        "page_limit": page_size,
+        "page_offset": page_offset(page, page_size),
+    }
+    rows = list(session.execute(counted, bound).all())
     if rows:
         total = int(rows[0][-1])
     elif page == 1:
         total = 0
     else:
         count = select(func.count()).select_from(stmt.order_by(None).subquery())
-        total = session.scalar(count) or 0
+        total = session.scalar(count, stmt_params) or 0
     total_pages = page_count(total, page_size)
     meta: dict[str, int] = {
         "total": total,
@@ -207,6 +225,20 @@ def page_rows(
     if page < total_pages:
         meta["next_page"] = page + 1
     return rows, {"X-Pagination": json.dumps(meta)}
+
+
+def _paged(stmt: Select[Any]) -> Select[Any]:
+    """``stmt`` with the page's total as a last column, cut by ``page_limit`` and
+    ``page_offset``."""
+    return (
+        stmt.add_columns(func.count().over().label("page_total"))
+        .limit(bindparam("page_limit", type_=Integer))
+        .offset(bindparam("page_offset", type_=Integer))
+    )
+
+
+# Bounded: keyed by statements built once each, of which the API has a few dozen.
+_paged_once = functools.lru_cache(maxsize=256)(_paged)
 
 
 def paginate(

@@ -169,6 +169,7 @@ class PairScoreSchema(ma.Schema):
 class AllianceMatchRuns(MethodView):
     @blp.query(RunListArgsSchema)
     @blp.response(200, MatchRunSchema(many=True))
+    @blp.doc(operationId="listMatchRuns")
     def get(self, args: dict[str, Any], alliance_id: int) -> Any:
         """List an alliance's match runs, newest first."""
         alliance = access.alliance_in_scope(db(), principal(), alliance_id)
@@ -187,6 +188,7 @@ class AllianceMatchRuns(MethodView):
         description="Queued; poll the Location",
         headers={"Location": {"schema": {"type": "string"}, "description": "The run's URL"}},
     )
+    @blp.doc(operationId="startMatchRun")
     def post(self, body: dict[str, Any], alliance_id: int) -> Any:
         """Start a match run: solved at once when small, else queued for the scheduler.
 
@@ -210,6 +212,7 @@ class AllianceMatchRuns(MethodView):
 @blp.route("/match-runs/<id:run_id>")
 class MatchRunById(MethodView):
     @blp.response(200, MatchRunSchema)
+    @blp.doc(operationId="getMatchRun")
     def get(self, run_id: int) -> MatchRun:
         """Read a run: status, objective, stats and progress."""
         return access.match_run_in_scope(db(), principal(), run_id)
@@ -219,6 +222,7 @@ class MatchRunById(MethodView):
 class RunProposals(MethodView):
     @blp.query(ProposalListArgsSchema)
     @blp.response(200, ProposalSchema(many=True))
+    @blp.doc(operationId="listProposals")
     def get(self, args: dict[str, Any], run_id: int) -> Any:
         """List a run's proposals, best score first."""
         run = access.match_run_in_scope(db(), principal(), run_id)
@@ -231,6 +235,7 @@ class RunProposals(MethodView):
 class RunUnmatched(MethodView):
     @blp.query(PageArgsSchema)
     @blp.response(200, UnmatchedSchema(many=True))
+    @blp.doc(operationId="listUnmatchedApprentices")
     def get(self, args: dict[str, Any], run_id: int) -> Any:
         """List the apprentices a run left unmatched, with the reason."""
         run = access.match_run_in_scope(db(), principal(), run_id)
@@ -243,6 +248,7 @@ class PairScore(MethodView):
     @blp.query(PairScoreArgsSchema)
     @blp.response(200, PairScoreSchema)
     @blp.alt_response(404, response="NOT_FOUND")  # no such person in the key's scope
+    @blp.doc(operationId="getPairScore")
     def get(self, args: dict[str, Any]) -> Any:
         """The score and explanation the matcher would give a pair, or what forbids it."""
         caller = principal()

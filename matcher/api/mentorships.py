@@ -105,6 +105,7 @@ def _timezone(caller: Principal) -> str:
 class Mentorships(MethodView):
     @blp.query(MentorshipQueryArgsSchema)
     @blp.response(200, MentorshipSchema(many=True))
+    @blp.doc(operationId="listMentorships")
     def get(self, args: dict[str, Any]) -> Any:
         """List the mentorships the key can see (hr: those of its own unit's people)."""
         caller = principal()
@@ -123,6 +124,7 @@ class Mentorships(MethodView):
 @blp.route("/mentorships/<id:mentorship_id>")
 class MentorshipById(MethodView):
     @blp.response(200, MentorshipSchema)
+    @blp.doc(operationId="getMentorship")
     def get(self, mentorship_id: int) -> Any:
         """Read a mentorship with its next due date and overdue periods."""
         return mentorship_item(db(), principal(), mentorship_id)
@@ -131,6 +133,7 @@ class MentorshipById(MethodView):
 @blp.route("/mentorships/<id:mentorship_id>/end")
 class EndMentorship(MethodView):
     @blp.response(200, MentorshipSchema)
+    @blp.doc(operationId="endMentorship")
     def post(self, mentorship_id: int) -> Any:
         """End a mentorship (idempotent): its summary cycle and reminders stop."""
         caller = principal()
@@ -145,6 +148,7 @@ class EndMentorship(MethodView):
 class Summaries(MethodView):
     @blp.query(PageArgsSchema)
     @blp.response(200, SummarySchema(many=True))
+    @blp.doc(operationId="listSummaries")
     def get(self, args: dict[str, Any], mentorship_id: int) -> Any:
         """The summaries handed in, oldest period first."""
         mentorship = access.mentorship_in_scope(db(), principal(), mentorship_id)
@@ -152,6 +156,7 @@ class Summaries(MethodView):
 
     @blp.arguments(SummaryInputSchema)
     @blp.response(201, SummarySchema)
+    @blp.doc(operationId="submitSummary")
     def post(self, body: dict[str, Any], mentorship_id: int) -> Any:
         """Hand in a summary: it fills the oldest open period (409 once the pair has ended)."""
         caller = principal()

@@ -54,6 +54,8 @@ def people_blueprint(
 ) -> Blueprint:
     """The five endpoints of one kind of person."""
     blp = Blueprint(plural, __name__, description=f"{plural.capitalize()} of member units")
+    # Operation names for generated clients: upsertCraftsman, listCraftsmen, ...
+    one, many = kind.label.capitalize(), plural.capitalize()
     # The URL's external id passes the very field that checks the body's.
     external_id_field = schema().fields["external_id"]
 
@@ -80,6 +82,7 @@ def people_blueprint(
             content_type=PROBLEM_MIMETYPE,
             description="The external id 'bulk' names the bulk endpoint, which takes POST only",
         )
+        @blp.doc(operationId=f"upsert{one}")
         def put(self, item: dict[str, Any], unit_id: int, external_id: str) -> Any:
             """Create or replace one person by the HR system's id (hr of the unit)."""
             try:
@@ -105,6 +108,7 @@ def people_blueprint(
     class BulkPeople(MethodView):
         @blp.arguments(bulk_schema(many=True))
         @blp.response(200, BulkResultSchema)
+        @blp.doc(operationId=f"bulkUpsert{many}")
         def post(self, items: list[dict[str, Any]], unit_id: int) -> Any:
             """Upsert many people in one transaction: all or nothing (hr of the unit)."""
             unit = access.unit_in_scope(db(), principal(), unit_id)
@@ -122,23 +126,33 @@ def people_blueprint(
     class UnitPeople(MethodView):
         @blp.query(PeopleQueryArgsSchema)
         @blp.response(200, schema(many=True))
+        @blp.doc(operationId=f"list{many}")
         def get(self, args: dict[str, Any], unit_id: int) -> Any:
             """List a unit's people, filtered and paginated."""
             unit = access.unit_in_scope(db(), principal(), unit_id)
-            filters = {k: args[k] for k in ("active", "updated_since", "external_id") if k in args}
-            stmt = people_query(kind=kind, unit_ids=[unit.id], **filters)
-            rows, headers = page_rows(db(), stmt, args)
+            params: dict[str, Any] = {
+                k: args[k] for k in ("updated_since", "external_id") if k in args
+            }
+            stmt = people_query(
+                kind=kind,
+                active=args.get("active"),
+                updated_since="updated_since" in params,
+                external_id="external_id" in params,
+            )
+            rows, headers = page_rows(db(), stmt, args, {"unit_ids": [unit.id], **params})
             return json_list(people_items(db(), kind=kind, rows=rows), headers)
 
     @blp.route(f"/{plural}/<id:person_id>")
     class PersonById(MethodView):
         @blp.response(200, schema)
+        @blp.doc(operationId=f"get{one}")
         def get(self, person_id: int) -> Item:
             """Read one person."""
             return _item_in_scope(person_id)
 
         @blp.arguments(patch_schema(partial=top_level(patch_schema)))
         @blp.response(200, schema)
+        @blp.doc(operationId=f"update{one}")
         def patch(self, changes: dict[str, Any], person_id: int) -> Item:
             """Change some fields of a person (hr of the unit)."""
             person = _person_in_scope(person_id)
@@ -153,6 +167,7 @@ def people_blueprint(
             return person_item(db(), kind=kind, person_id=person_id)
 
         @blp.response(204)
+        @blp.doc(operationId=f"deactivate{one}")
         def delete(self, person_id: int) -> None:
             """Deactivate a person; their history is kept (hr of the unit)."""
             person = _person_in_scope(person_id)

@@ -140,6 +140,7 @@ class AuditQueryArgsSchema(PageArgsSchema):
 @blp.route("/proposals/<id:proposal_id>")
 class ProposalById(MethodView):
     @blp.response(200, ProposalSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.doc(operationId="getProposal")
     def get(self, proposal_id: int) -> Any:
         """Read a proposal; its ``ETag`` guards the next change."""
         proposal = access.proposal_in_scope(db(), principal(), proposal_id)
@@ -149,7 +150,7 @@ class ProposalById(MethodView):
     @blp.response(200, ProposalSchema, headers={"ETag": {"schema": {"type": "string"}}})
     @blp.alt_response(412, response="PRECONDITION_FAILED")
     @blp.alt_response(428, response="PRECONDITION_REQUIRED")
-    @blp.doc(parameters=[IF_MATCH])
+    @blp.doc(operationId="reviewProposal", parameters=[IF_MATCH])
     def patch(self, change: dict[str, Any], proposal_id: int) -> Any:
         """Approve, reject or swap a proposal; needs ``If-Match`` with its current ``ETag``."""
         proposal = access.proposal_in_scope(db(), principal(), proposal_id)
@@ -182,6 +183,7 @@ class ProposalById(MethodView):
 class BulkDecision(MethodView):
     @blp.arguments(BulkDecisionSchema)
     @blp.response(200, BulkDecisionResultSchema)
+    @blp.doc(operationId="approveProposalsInBulk")
     def post(self, body: dict[str, Any], run_id: int) -> Any:
         """Approve or reject many proposals of a run at once."""
         run = access.match_run_in_scope(db(), principal(), run_id)
@@ -201,6 +203,7 @@ class BulkDecision(MethodView):
 @blp.route("/match-runs/<id:run_id>/proposals.csv")
 class ProposalsCsv(MethodView):
     @blp.response(200, content_type="text/csv")
+    @blp.doc(operationId="exportProposalsCsv")
     def get(self, run_id: int) -> Response:
         """The run's proposals as CSV (UTF-8 with BOM, so Excel opens it as such)."""
         run = access.match_run_in_scope(db(), principal(), run_id)
@@ -277,6 +280,7 @@ def _cell(value: object) -> object:
 @blp.route("/match-runs/<id:run_id>/commit")
 class CommitRun(MethodView):
     @blp.response(200, CommitResultSchema)
+    @blp.doc(operationId="commitMatchRun")
     def post(self, run_id: int) -> Any:
         """Turn the run's approved proposals into mentorships (idempotent; 409 if data moved)."""
         run = access.match_run_in_scope(db(), principal(), run_id)
@@ -290,6 +294,7 @@ class CommitRun(MethodView):
 class RejectedPairs(MethodView):
     @blp.query(PageArgsSchema)
     @blp.response(200, RejectedPairSchema(many=True))
+    @blp.doc(operationId="listRejectedPairs")
     def get(self, args: dict[str, Any], alliance_id: int) -> Any:
         """The alliance's standing rejections."""
         alliance = access.alliance_in_scope(db(), principal(), alliance_id)
@@ -299,6 +304,7 @@ class RejectedPairs(MethodView):
 @blp.route("/rejected-pairs/<id:rejected_pair_id>")
 class RejectedPairById(MethodView):
     @blp.response(204)
+    @blp.doc(operationId="clearRejectedPair")
     def delete(self, rejected_pair_id: int) -> None:
         """Clear a rejection: the pair may be proposed again."""
         rejected = access.standing_rejection_in_scope(db(), principal(), rejected_pair_id)
@@ -311,6 +317,7 @@ class RejectedPairById(MethodView):
 class AuditEvents(MethodView):
     @blp.query(AuditQueryArgsSchema)
     @blp.response(200, AuditEventSchema(many=True))
+    @blp.doc(operationId="listAuditEvents")
     def get(self, args: dict[str, Any], alliance_id: int) -> Any:
         """The alliance's audit trail, newest first: who decided what, and when."""
         alliance = access.alliance_in_scope(db(), principal(), alliance_id)

@@ -51,6 +51,7 @@ class ReminderQueryArgsSchema(PageArgsSchema):
 class Reminders(MethodView):
     @blp.query(ReminderQueryArgsSchema)
     @blp.response(200, ReminderSchema(many=True))
+    @blp.doc(operationId="listReminders")
     def get(self, args: dict[str, Any]) -> Any:
         """The outbox of the caller's alliance, newest first (coordinators and admins)."""
         caller = principal()

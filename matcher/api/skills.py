@@ -29,6 +29,7 @@ class Skills(MethodView):
     @blp.query(SkillQueryArgsSchema)
     @blp.response(200, SkillSchema(many=True))
     @blp.alt_response(404, response="NOT_FOUND")  # an alliance_id outside the key's scope
+    @blp.doc(operationId="listSkills")
     def get(self, args: dict[str, Any]) -> Any:
         """List the skill tags of the key's alliance by name.
 
@@ -46,6 +47,7 @@ class Skills(MethodView):
 class SkillByName(MethodView):
     @blp.query(SkillScopeArgsSchema)
     @blp.response(200, SkillSchema)
+    @blp.doc(operationId="getSkill")
     def get(self, args: dict[str, Any], name: str) -> Skill:
         """Read a tag of the key's alliance by its name or one of its aliases.
 
@@ -62,6 +64,7 @@ class SkillByName(MethodView):
     @blp.arguments(SkillSchema)
     @blp.response(200, SkillSchema)
     @blp.alt_response(201, schema=SkillSchema, description="The tag was created")
+    @blp.doc(operationId="upsertSkill")
     def put(self, args: dict[str, Any], fields: dict[str, Any], name: str) -> Any:
         """Create or replace a skill tag of the coordinator's alliance.
 

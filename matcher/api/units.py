@@ -22,6 +22,7 @@ BLUEPRINTS = [blp]
 class AllianceUnits(MethodView):
     @blp.query(ListQueryArgsSchema)
     @blp.response(200, UnitSchema(many=True))
+    @blp.doc(operationId="listUnits")
     def get(self, args: dict[str, Any], alliance_id: int) -> Any:
         """List an alliance's units."""
         alliance = access.alliance_in_scope(db(), principal(), alliance_id)
@@ -32,6 +33,7 @@ class AllianceUnits(MethodView):
 
     @blp.arguments(UnitSchema)
     @blp.response(201, UnitSchema)
+    @blp.doc(operationId="createUnit")
     def post(self, fields: dict[str, Any], alliance_id: int) -> Unit:
         """Add a member unit to an alliance."""
         alliance = access.alliance_in_scope(db(), principal(), alliance_id)
@@ -43,12 +45,14 @@ class AllianceUnits(MethodView):
 @blp.route("/units/<id:unit_id>")
 class UnitById(MethodView):
     @blp.response(200, UnitSchema)
+    @blp.doc(operationId="getUnit")
     def get(self, unit_id: int) -> Unit:
         """Read a unit."""
         return access.unit_in_scope(db(), principal(), unit_id)
 
     @blp.arguments(UnitPatchSchema(partial=top_level(UnitPatchSchema)))
     @blp.response(200, UnitSchema)
+    @blp.doc(operationId="updateUnit")
     def patch(self, changes: dict[str, Any], unit_id: int) -> Unit:
         """Change a unit (its alliance's coordinator)."""
         unit = access.unit_in_scope(db(), principal(), unit_id)

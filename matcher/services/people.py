@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, Select, delete, func, insert, select, update
+from sqlalchemy import Row, Select, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from matcher.db import utcnow
@@ -199,24 +199,59 @@ def get_person(session: Session, *, kind: PersonKind, person_id: int) -> Person:
 def people_query(
     *,
     kind: PersonKind,
-    unit_ids: Sequence[int] | None,
     active: bool | None = None,
-    updated_since: datetime | None = None,
-    external_id: str | None = None,
+    updated_since: bool = False,
+    external_id: bool = False,
 ) -> Select[Any]:
-    """The filtered list of people as plain rows of their columns, oldest first by id (stable
-    across pages); :func:`people_items` turns a page of them into what the API shows."""
-    model = kind.model
-    stmt = select(*model.__table__.c)
-    if unit_ids is not None:
-        stmt = stmt.where(model.unit_id.in_(unit_ids))
+    """The list of a kind of people in some units as plain rows of their columns, oldest first
+    by id (stable across pages); :func:`people_items` turns a page of them into what the API
+    shows. Parameters: ``unit_ids`` (a list) and, where asked for here, ``updated_since`` and
+    ``external_id``.
+
+    Built once per filter combination: the request binds values, so SQLAlchemy neither builds
+    nor hashes the statement again (its compiled cache is keyed on the statement's shape).
+    """
+    return _people_query(kind, active, updated_since, external_id)
+
+
+@functools.cache
+def _people_query(
+    kind: PersonKind, active: bool | None, updated_since: bool, external_id: bool
+) -> Select[Any]:
+    people = _table(kind.model)
+    stmt = select(*people.c).where(people.c.unit_id.in_(bindparam("unit_ids", expanding=True)))
     if active is not None:
-        stmt = stmt.where(model.active.is_(active))
-    if updated_since is not None:
-        stmt = stmt.where(model.updated_at >= updated_since)
-    if external_id is not None:
-        stmt = stmt.where(model.external_id == external_id)
-    return stmt.order_by(model.id)
+        stmt = stmt.where(people.c.active.is_(active))
+    if updated_since:
+        stmt = stmt.where(people.c.updated_at >= bindparam("updated_since"))
+    if external_id:
+        stmt = stmt.where(people.c.external_id == bindparam("external_id"))
+    return stmt.order_by(people.c.id)
+
+
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+@functools.cache
+def _person_row(kind: PersonKind) -> Select[Any]:
+    """One person by ``person_id``, as a row of :func:`people_query`."""
+    people = _table(kind.model)
+    return select(*people.c).where(people.c.id == bindparam("person_id"))
+
+
+@functools.cache
+def _children_rows(kind: PersonKind) -> Select[Any]:
+    """The skills (or wants) of the people ``owner_ids``: owner, skill name, child fields."""
+    child, skills = _table(kind.child_model), _table(Skill)
+    owner = child.c[kind.owner_fk]
+    return (
+        select(owner, skills.c.name, *(child.c[name] for name in kind.child_fields))
+        .join_from(child, skills, skills.c.id == child.c.skill_id)
+        .where(owner.in_(bindparam("owner_ids", expanding=True)))
+        .order_by(owner, child.c.position)
+    )
 
 
 # The two people of a pair, as the proposal and mentorship queries join them.
@@ -251,8 +286,7 @@ def pair_refs(pair: Row[Any], names: Row[Any]) -> dict[str, dict[str, Any]]:
 
 def person_item(session: Session, *, kind: PersonKind, person_id: int) -> dict[str, Any]:
     """One person as the API shows them (as :func:`people_items`), or ``NotFound``."""
-    stmt = people_query(kind=kind, unit_ids=None).where(kind.model.id == person_id)
-    rows = session.execute(stmt).all()
+    rows = session.execute(_person_row(kind), {"person_id": person_id}).all()
     if not rows:
         raise not_found(kind.label, person_id)
     return people_items(session, kind=kind, rows=rows)[0]
@@ -263,20 +297,13 @@ def people_items(
 ) -> list[dict[str, Any]]:
     """People rows of :func:`people_query` as the API shows them, each with its skills in the
     order HR sent them (one query for the whole page)."""
-    child = kind.child_model
-    owner = getattr(child, kind.owner_fk)
     children: dict[int, list[dict[str, Any]]] = {}
     if rows:
-        for owner_id, *values in session.execute(
-            select(owner, Skill.name, *(getattr(child, name) for name in kind.child_fields))
-            .join(Skill, Skill.id == child.skill_id)
-            .where(owner.in_([row.id for row in rows]))
-            .order_by(owner, child.position)
-        ):
-            children.setdefault(owner_id, []).append(
-                dict(zip(kind.child_names, values, strict=True))
-            )
-    fields = ("id", "unit_id", "external_id", *kind.scalar_fields, "created_at", "updated_at")
+        names = kind.child_names
+        found = session.execute(_children_rows(kind), {"owner_ids": [row.id for row in rows]})
+        for owner_id, *values in found.all():  # fetched at once: a page holds a few hundred
+            children.setdefault(owner_id, []).append(dict(zip(names, values, strict=True)))
+    fields = _item_fields(kind)
     items: list[dict[str, Any]] = []
     for row in rows:
         mapping = row._mapping
@@ -284,6 +311,11 @@ def people_items(
         item[kind.child_attr] = children.get(row.id, [])
         items.append(item)
     return items
+
+
+@functools.cache
+def _item_fields(kind: PersonKind) -> tuple[str, ...]:
+    return ("id", "unit_id", "external_id", *kind.scalar_fields, "created_at", "updated_at")
 
 
 def count_people(session: Session, *, kind: PersonKind, unit_ids: Sequence[int]) -> int:
