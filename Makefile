@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 BIND ?= 127.0.0.1:8000
 
-.PHONY: run test fuzz lint fmt bench clean
+.PHONY: run test fuzz lint fmt i18n bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,16 @@ lint: $(VENV)/.installed-test
 fmt: $(VENV)/.installed-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## i18n: after changing texts: collect the message ids in use, add new ones to both catalogs
+## (fill in their text), drop unused ones, compile the .mo files the service reads
+i18n: $(VENV)/.installed
+	mkdir -p build
+	$(BIN)/pybabel extract -F babel.cfg -k Message -k translate:2 -k N_ --no-location \
+		--sort-output --omit-header -o build/messages.pot . 2>/dev/null
+	$(BIN)/pybabel update -i build/messages.pot -d matcher/translations --no-fuzzy-matching \
+		--ignore-obsolete --width 100
+	$(BIN)/pybabel compile -d matcher/translations --statistics
 
 ## bench: the hot-path benchmarks (see bench/)
 bench: $(VENV)/.installed-test

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from matcher.i18n import Message
+
 
 class DomainError(Exception):
     """A rule of the service said no; carries what the client needs to fix it."""
@@ -12,9 +14,12 @@ class DomainError(Exception):
     slug = "bad-request"
     title = "Bad request"
 
-    def __init__(self, detail: str, *, errors: dict[str, Any] | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    def __init__(self, detail: str | Message, *, errors: dict[str, Any] | None = None) -> None:
+        # A refusal the pages show comes as a Message: the API's detail is its English text,
+        # the pages say it in the reader's language (never by matching the English).
+        self.message = detail if isinstance(detail, Message) else None
+        self.detail = detail.english() if isinstance(detail, Message) else detail
+        super().__init__(self.detail)
         self.errors = errors
 
 

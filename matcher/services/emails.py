@@ -16,7 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from matcher.config import Settings
+from matcher.i18n import DEFAULT_LOCALE, N_, install_gettext, translate
 from matcher.models import (
+    LOCALES,
     MENTORSHIP_ACTIVE,
     PROPOSAL_PENDING,
     RUN_PROPOSED,
@@ -33,31 +35,32 @@ from matcher.services.reminders import ESCALATE_AFTER_DAYS
 from matcher.services.summary_links import SummaryLink, make_token
 from matcher.text import header_safe
 
+# Each kind's subject and opening sentence (message ids of the catalogs in ``matcher.i18n``).
 SUBJECTS = {
-    "zh-CN": {
-        "upcoming": "【{alliance}】师徒培训总结将于 {due} 到期",
-        "overdue": "【{alliance}】师徒培训总结已逾期（应于 {due} 提交）",
-        "escalation": "【{alliance}】师徒结对长期未提交培训总结：{craftsman} / {apprentice}",
-        "digest": "【{alliance}】本周师徒结对简报",
-    },
-    "en": {
-        "upcoming": "[{alliance}] Training summary due on {due}",
-        "overdue": "[{alliance}] Training summary overdue (was due on {due})",
-        "escalation": "[{alliance}] Training summary long overdue: {craftsman} / {apprentice}",
-        "digest": "[{alliance}] Weekly mentorship digest",
-    },
+    "upcoming": N_("email.subject.upcoming"),
+    "overdue": N_("email.subject.overdue"),
+    "escalation": N_("email.subject.escalation"),
+    "digest": N_("email.subject.digest"),
+}
+OPENINGS = {
+    "upcoming": N_("email.upcoming"),
+    "overdue": N_("email.overdue"),
+    "escalation": N_("email.escalation"),
 }
 
 
 @cache
 def _templates() -> Environment:
-    return Environment(
+    env = Environment(
         loader=PackageLoader("matcher", "templates/email"),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # One cached environment for every locale: the locale is a variable of each render.
+    install_gettext(env, lambda context, msgid: translate(context["locale"], msgid))
+    return env
 
 
 def message_id(reminder: Reminder, mail_from: str) -> str:
@@ -81,14 +84,16 @@ def render(
 ) -> Rendered:
     """The email of one outbox row, from the data as it is at ``now`` (default: the clock's)."""
     alliance = session.get_one(Alliance, reminder.alliance_id)
-    locale = reminder.locale if reminder.locale in SUBJECTS else "zh-CN"
+    locale = reminder.locale if reminder.locale in LOCALES else DEFAULT_LOCALE
     if reminder.kind == "digest":
         context = _digest_context(session, alliance, reminder)
     else:
         context = _pair_context(session, alliance, reminder, settings, now)
-    subject = SUBJECTS[locale][reminder.kind].format(alliance=alliance.name, **context["subject"])
+    subject = translate(
+        locale, SUBJECTS[reminder.kind], alliance=alliance.name, **context["subject"]
+    )
     name = "digest" if reminder.kind == "digest" else "reminder"
-    variables = {"locale": locale, "kind": reminder.kind, "alliance": alliance, **context}
+    variables = {"locale": locale, "alliance": alliance, **context}
     return Rendered(
         subject=subject,
         text=_templates().get_template(f"{name}.txt").render(variables),
@@ -129,6 +134,7 @@ def _pair_context(
         "due": due,
         "timezone": alliance.timezone,
         "link": link,
+        "opening": OPENINGS[reminder.kind],
         "overview": f"{settings.base_url.rstrip('/')}/",
         "overdue_periods": overdue_periods(mentorship, local_today(alliance.timezone, now)),
     }
@@ -171,6 +177,7 @@ def _digest_context(session: Session, alliance: Alliance, reminder: Reminder) ->
         "overdue_pairs": overdue or 0,
         "escalated_pairs": escalated or 0,
         "summaries_this_week": summaries or 0,
+        "escalate_after_days": ESCALATE_AFTER_DAYS,
     }
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from matcher.algorithms import MatchParams
 from matcher.db import utcnow
 from matcher.errors import Conflict, PreconditionFailed, ValidationFailed
+from matcher.i18n import Message
 from matcher.models import (
     MENTORSHIP_ACTIVE,
     PROPOSAL_APPROVED,
@@ -92,20 +93,23 @@ def if_match(field_value: str, current: str) -> bool:
     return any(not weak and tag == current for weak, tag in _TAGS.findall(value))
 
 
+PROPOSAL_CHANGED = Message("review.proposal_changed")
+
+
 def _compare_and_set(
     session: Session, proposal: Proposal, expected_etag: str, **values: Any
 ) -> None:
     """Write only if ``expected_etag``, an ``If-Match`` field value, still matches the proposal
     (else 412): nobody changed it since it was read."""
     if not if_match(expected_etag, etag(proposal)):
-        raise PreconditionFailed("The proposal changed since you read it; reload and decide again.")
+        raise PreconditionFailed(PROPOSAL_CHANGED)
     written = session.execute(
         update(Proposal)
         .where(Proposal.id == proposal.id, Proposal.version == proposal.version)
         .values(version=proposal.version + 1, updated_at=utcnow(), **values)
     )
     if written.rowcount != 1:  # type: ignore[attr-defined]
-        raise PreconditionFailed("The proposal changed since you read it; reload and decide again.")
+        raise PreconditionFailed(PROPOSAL_CHANGED)
     session.refresh(proposal)
 
 
@@ -181,7 +185,7 @@ def swap(
     craftsman = session.get(Craftsman, craftsman_id)
     if craftsman is None or craftsman.unit.alliance_id != run.alliance_id:
         raise ValidationFailed(
-            "No such craftsman in this alliance.",
+            Message("review.no_such_craftsman"),
             errors={"craftsman_id": [f"No craftsman {craftsman_id} in this alliance."]},
         )
     apprentice = proposal.apprentice
@@ -195,17 +199,17 @@ def swap(
             Craftsman.id == craftsman.id
         )
     )
-    problem = None
+    problem: Message | None = None
     if not craftsman.active:
-        problem = "The craftsman is inactive."
+        problem = Message("review.craftsman_inactive")
     elif "same_unit" in broken:
-        problem = "The craftsman is of the apprentice's own unit."
+        problem = Message("review.same_unit")
     elif "excluded" in broken:
-        problem = "This pair was rejected before (clear the rejection first)."
+        problem = Message("review.rejected_before")
     elif (free or 0) < 1:
-        problem = "The craftsman has no free capacity left in this run."
+        problem = Message("review.no_free_slot")
     if problem:
-        raise ValidationFailed(problem, errors={"craftsman_id": [problem]})
+        raise ValidationFailed(problem, errors={"craftsman_id": [problem.english()]})
     before = proposal.craftsman_id
     _compare_and_set(
         session,
@@ -348,8 +352,13 @@ class CommitConflict:
     free: int = 0  # no_slot: the craftsman's free slots now ...
     wanted: int = 0  # ... and the approved pairs that need one
 
+    def message(self) -> Message:
+        """The conflict as the pages say it, by name and unit, in the reader's language."""
+        params = {"name": self.name, "unit": self.unit, "free": self.free, "wanted": self.wanted}
+        return Message(f"conflict.{self.kind}", params)
+
     def describe(self) -> str:
-        """The conflict in English (the web pages say it in the user's language)."""
+        """The conflict as the API's detail says it (with the person's id)."""
         who = f"{self.name} (#{self.person_id}, {self.unit})"
         return {
             "craftsman_inactive": f"Craftsman {who} is inactive.",

@@ -12,12 +12,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, abort, render_template, request, session
+from flask_babel import Babel, force_locale, get_translations, gettext
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from matcher.errors import DomainError
 from matcher.extensions import db, state
-from matcher.web.i18n import translate
+from matcher.i18n import CATALOGS, DEFAULT_LOCALE, N_, Message, catalog_name, install_gettext
 
 CSRF_FIELD = "csrf_token"
 
@@ -44,15 +45,22 @@ def check_csrf() -> None:
 def render_page(
     template: str, *, locale: str, status: int = 200, **context: Any
 ) -> tuple[str, int]:
-    """A page in ``locale`` with the CSRF token and the translator at hand."""
-    html = render_template(
-        template,
-        locale=locale,
-        t=lambda key, **kw: translate(locale, key, **kw),
-        csrf_token=csrf_token,
-        **context,
-    )
+    """A page in ``locale`` (its ``_()`` texts from that locale's catalog) with the CSRF token at
+    hand. Usually the signed-in user's locale; the summary form speaks its recipient's."""
+    with force_locale(catalog_name(locale)):
+        html = render_template(template, locale=locale, csrf_token=csrf_token, **context)
     return html, status
+
+
+def say(message: Message) -> str:
+    """A service's message in the request's locale."""
+    return str(gettext(message.id, **message.params))
+
+
+def refusal(error: DomainError) -> str:
+    """A service's refusal as the reader reads it: its message in their language when it has
+    one, else its detail as the API gives it."""
+    return say(error.message) if error.message else error.detail
 
 
 def local_time(moment: datetime | None, timezone: str) -> str:
@@ -65,7 +73,12 @@ def _locale() -> str:
     from matcher.web.auth import current_user  # auth imports this module
 
     user = current_user()
-    return user.locale if user else "zh-CN"
+    return user.locale if user else DEFAULT_LOCALE
+
+
+def _babel_locale() -> str:
+    """Flask-Babel's locale of a request: the signed-in user's (in the catalogs' spelling)."""
+    return catalog_name(_locale())
 
 
 def page_errors(blueprint: Blueprint) -> None:
@@ -85,19 +98,19 @@ def page_errors(blueprint: Blueprint) -> None:
     @blueprint.errorhandler(DomainError)
     def _domain(error: DomainError) -> tuple[str, int]:
         if error.status == 404:
-            return _render(404, translate(_locale(), "error.not_found"))
+            return _render(404, gettext("error.not_found"))
         return _render(error.status, error.detail)
 
     @blueprint.errorhandler(IntegrityError)
     def _concurrent(_error: IntegrityError) -> tuple[str, int]:
         # A concurrent writer took the same row first; nothing of this request is kept.
         db().rollback()
-        return _render(409, translate(_locale(), "error.concurrent"))
+        return _render(409, gettext("error.concurrent"))
 
     @blueprint.errorhandler(HTTPException)
     def _http(error: HTTPException) -> tuple[str, int]:
-        key = {400: "error.csrf", 404: "error.not_found"}.get(error.code or 500)
-        return _render(error.code or 500, translate(_locale(), key) if key else error.name)
+        key = {400: N_("error.csrf"), 404: N_("error.not_found")}.get(error.code or 500)
+        return _render(error.code or 500, gettext(key) if key else error.name)
 
 
 def register_web(app: Flask) -> None:
@@ -117,6 +130,16 @@ def register_web(app: Flask) -> None:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
     )
     app.add_template_filter(local_time, "local_time")
+    # The pages' texts: gettext catalogs through Flask-Babel (``_()`` in templates, ``gettext``
+    # in views), in the signed-in user's locale; visitors read zh-CN.
+    Babel(
+        app,
+        default_locale=catalog_name(DEFAULT_LOCALE),
+        default_translation_directories=str(CATALOGS),
+        locale_selector=_babel_locale,
+        configure_jinja=False,  # its _() would trust translations as markup; ours escapes them
+    )
+    install_gettext(app.jinja_env, lambda _context, msgid: get_translations().ugettext(msgid))
     pages = (summary.blp, auth.blp, overview.blp, runs.blp)
     names = {blueprint.name for blueprint in pages}
     for blueprint in pages:
@@ -128,4 +151,12 @@ def register_web(app: Flask) -> None:
             check_csrf()
 
 
-__all__ = ["Blueprint", "csrf_token", "page_errors", "register_web", "render_page"]
+__all__ = [
+    "Blueprint",
+    "csrf_token",
+    "page_errors",
+    "refusal",
+    "register_web",
+    "render_page",
+    "say",
+]

@@ -6,11 +6,11 @@ trail records them with the user as the actor.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import marshmallow as ma
 from flask import Blueprint, flash, redirect, request, url_for
+from flask_babel import gettext
 from werkzeug.datastructures import MultiDict
 
 from matcher.algorithms import MatchParams
@@ -40,9 +40,8 @@ from matcher.services.run_report import (
     unmatched_count,
     unmatched_rows,
 )
-from matcher.web import charts, page_errors, render_page
+from matcher.web import charts, page_errors, refusal, render_page, say
 from matcher.web.auth import actor, sign_in_required, signed_in_user
-from matcher.web.i18n import translate, translate_detail
 
 blp = Blueprint("runs", __name__)
 page_errors(blp)
@@ -104,9 +103,6 @@ def _render_run(
     """The run page: its state, charts, proposals (one page), the unmatched."""
     sort, page = _view_args(request.values)
 
-    def t(key: str) -> str:
-        return translate(user.locale, key)
-
     context: dict[str, Any] = {}
     if run.status in ("proposed", "committed"):
         listing = proposals_page(db(), run=run, sort=sort, page=page, page_size=PAGE_SIZE)
@@ -118,12 +114,14 @@ def _render_run(
             else {},
             "unmatched": unmatched_rows(db(), run=run, limit=UNMATCHED_SHOWN),
             "unmatched_total": unmatched_count(db(), run=run),
-            "histogram": charts.histogram(score_histogram(db(), run=run), title=t("run.histogram")),
+            "histogram": charts.histogram(
+                score_histogram(db(), run=run), title=gettext("run.histogram")
+            ),
             "unit_chart": charts.unit_bars(
                 unit_counts(db(), run=run),
-                title=t("run.unit_chart"),
-                craftsmen=t("run.unit_chart.craftsmen"),
-                apprentices=t("run.unit_chart.apprentices"),
+                title=gettext("run.unit_chart"),
+                craftsmen=gettext("run.unit_chart.craftsmen"),
+                apprentices=gettext("run.unit_chart.apprentices"),
             ),
         }
     return render_page(
@@ -142,7 +140,7 @@ def _render_run(
     )
 
 
-def _params_from_form(form: MultiDict[str, str], locale: str) -> tuple[MatchParams, dict[str, Any]]:
+def _params_from_form(form: MultiDict[str, str]) -> tuple[MatchParams, dict[str, Any]]:
     """Form strings to typed params, then the API's own schema: (params, errors)."""
     raw: dict[str, Any] = {"include_mentored": form.get("include_mentored") == "on"}
     errors: dict[str, Any] = {}
@@ -155,13 +153,13 @@ def _params_from_form(form: MultiDict[str, str], locale: str) -> tuple[MatchPara
         try:
             raw[name] = float(text)
         except ValueError:
-            errors[name] = [translate(locale, "form.not_number")]
+            errors[name] = [gettext("form.not_number")]
     try:
         params: MatchParams = MatchParamsSchema().load(raw)
     except ma.ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
         # The field's rule in the user's language says more than marshmallow's English.
-        errors.update({name: [translate(locale, f"param.{name}.hint")] for name in messages})
+        errors.update({name: [gettext(f"param.{name}.hint")] for name in messages})
         params = MatchParams()
     return params, errors
 
@@ -174,7 +172,7 @@ def new_run() -> Any:
     alliance = access.alliance_in_scope(db(), access.user_principal(user), user.alliance_id)
     errors: dict[str, Any] = {}
     if request.method == "POST":
-        params, errors = _params_from_form(request.form, user.locale)
+        params, errors = _params_from_form(request.form)
         if not errors:
             try:
                 run = start_match_run(
@@ -246,14 +244,13 @@ def decide_proposal(run_id: int, proposal_id: int) -> Any:
     except DomainError as exc:
         db().rollback()
         if isinstance(exc, Conflict):  # the run itself moved on: say so above everything
-            closed = (translate(user.locale, "run.closed"), exc.detail)
+            closed = (gettext("run.closed"), exc.detail)
             return _render_run(user, run, status=exc.status, page_error=closed)
-        message = translate_detail(user.locale, exc.detail)
+        message = refusal(exc)
         return _render_run(user, run, status=exc.status, row_errors={proposal_id: message})
     db().commit()
     flash(
-        translate(
-            user.locale,
+        gettext(
             f"flash.{form['action']}",
             craftsman=proposal.craftsman.name,
             apprentice=proposal.apprentice.name,
@@ -301,14 +298,14 @@ def approve_pending(run_id: int) -> Any:
             pending_only=True,
         )
     except ma.ValidationError as exc:
-        error = (translate(user.locale, "bulk.invalid"), _messages(exc))
+        error = (gettext("bulk.invalid"), _messages(exc))
         return _render_run(user, run, status=422, page_error=error)
     except DomainError as exc:
         db().rollback()
-        closed = (translate(user.locale, "run.closed"), exc.detail)
+        closed = (gettext("run.closed"), exc.detail)
         return _render_run(user, run, status=exc.status, page_error=closed)
     db().commit()
-    flash(translate(user.locale, "flash.bulk", n=changed, score=f"{form['min_score']:g}"))
+    flash(gettext("flash.bulk", n=changed, score=f"{form['min_score']:g}"))
     return redirect(url_for("runs.run_page", run_id=run.id), 303)
 
 
@@ -324,13 +321,11 @@ def commit(run_id: int) -> Any:
     except DomainError as exc:
         db().rollback()
         if isinstance(exc, CommitConflicts):  # say who and why, in the user's language
-            reasons = " ".join(
-                translate(user.locale, f"conflict.{c.kind}", **asdict(c)) for c in exc.conflicts
-            )
+            reasons = " ".join(say(c.message()) for c in exc.conflicts)
         else:
-            reasons = translate_detail(user.locale, exc.detail)
-        conflict = (translate(user.locale, "commit.conflict"), reasons)
+            reasons = refusal(exc)
+        conflict = (gettext("commit.conflict"), reasons)
         return _render_run(user, run, status=exc.status, page_error=conflict)
     db().commit()
-    flash(translate(user.locale, "flash.commit", n=result.mentorships_created))
+    flash(gettext("flash.commit", n=result.mentorships_created))
     return redirect(url_for("runs.run_page", run_id=run.id), 303)

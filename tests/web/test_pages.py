@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import string
 from datetime import timedelta
 
 import pytest
@@ -25,7 +24,6 @@ from matcher.models import (
 )
 from matcher.services.mentorships import create_mentorship, local_today, overdue_periods
 from matcher.services.people import CRAFTSMAN, deactivate_person
-from matcher.web.i18n import MESSAGES
 from tests.web.conftest import PASSWORD, Review, csrf, sign_in
 
 
@@ -514,14 +512,3 @@ def test_sign_out_ends_the_session(client: FlaskClient, review: Review) -> None:
     assert client.post("/sign-out", data={"csrf_token": token}).status_code == 303
     assert client.get(f"/runs/{review.run.id}").status_code == 303
     assert "联盟总览" not in client.get("/").get_data(as_text=True)
-
-
-def test_both_languages_have_every_text_with_the_same_placeholders() -> None:
-    def placeholders(text: str) -> set[str]:
-        return {name for _, name, _, _ in string.Formatter().parse(text) if name}
-
-    chinese, english = MESSAGES["zh-CN"], MESSAGES["en"]
-    assert set(chinese) == set(english)
-    assert {k: placeholders(v) for k, v in chinese.items()} == {
-        k: placeholders(v) for k, v in english.items()
-    }

@@ -17,11 +17,11 @@ from werkzeug.test import TestResponse
 from matcher import create_app
 from matcher.db import utcnow
 from matcher.extensions import state
+from matcher.i18n import translate
 from matcher.models import AuditEvent, SignInThrottle, TrainingSummary, WebSession
 from matcher.services import sign_in as throttle
 from matcher.services.summary_links import SummaryLink, make_token
 from matcher.services.users import create_user
-from matcher.web.i18n import MESSAGES
 from tests import factories
 from tests.factories import World
 from tests.web.conftest import PASSWORD, Review, csrf, sign_in
@@ -472,7 +472,7 @@ def test_the_summary_form_refuses_what_the_api_refuses(
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     (errors,) = re.findall(r'<div class="errors" role="alert">.*?</div>', html, re.DOTALL)
-    assert f"<li>{MESSAGES['zh-CN']['summary.' + field]}: " in errors and message in errors
+    assert f"<li>{translate('zh-CN', 'summary.' + field)}: " in errors and message in errors
     session.rollback()
     assert session.scalar(select(func.count()).select_from(TrainingSummary)) == 0
 
