@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from matcher import create_app
+from matcher.app import create_app
 from matcher.config import SECRET_KEY_FILE, ConfigError, Settings
 from matcher.extensions import state
 
