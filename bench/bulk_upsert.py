@@ -18,7 +18,7 @@ from typing import Any
 from scratch import scratch_database
 from sqlalchemy import select
 
-from matcher import create_app
+from matcher.app import create_app
 from matcher.db import make_engine
 from matcher.extensions import state
 from matcher.migrations import upgrade

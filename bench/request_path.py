@@ -43,7 +43,7 @@ from load import DEMO, people
 from scratch import scratch_database
 from werkzeug.test import EnvironBuilder
 
-from matcher import create_app
+from matcher.app import create_app
 from matcher.extensions import state
 from matcher.logs import HANDLER_NAME
 from matcher.migrations import upgrade

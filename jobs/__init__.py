@@ -2,7 +2,8 @@
 
 The scheduler process (``matcher scheduler``) runs them under APScheduler; ``matcher jobs run NAME
 --now ISO`` runs one of them once, as if it were that time. Each job takes a :class:`JobContext`
-and returns a small summary that is logged.
+and returns a small summary of counts, logged at INFO when one is not zero (a tick that did nothing
+is logged at DEBUG).
 """
 
 from __future__ import annotations

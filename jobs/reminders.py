@@ -49,6 +49,7 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
     counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0}
     token = new_claim_token()
     folder = ctx.instance_path / "outbox"
+    delivered = "sent" if ctx.settings.smtp_url else f"written to {folder}"
     mailer_context = mailer_for(ctx.settings.smtp_url, folder, ctx.settings.smtp_timeout_seconds)
     with mailer_context as mailer, ctx.session_factory() as session:
         while True:
@@ -60,34 +61,37 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
                 select(Reminder).where(Reminder.id.in_(ids)).order_by(Reminder.id)
             ).all()
             for reminder in batch:
+                # One log line per email, whatever its outcome.
+                email = (reminder.id, reminder.kind, reminder.recipient)
                 if cancel_if_obsolete(session, reminder=reminder, token=token):
                     session.commit()
                     counts["cancelled"] += 1
                     OUTBOX_SENDS.labels("cancelled").inc()
+                    log.info("reminder %s (%s) to %s: cancelled, no longer due", *email)
                     continue
                 try:
                     rendered = render(session, reminder, ctx.settings, ctx.now)
                     message = build_message(reminder, rendered, ctx.settings, ctx.now)
                 except Exception as exc:
-                    # A bug of ours (a template, data we let in): logged as one, retried like a
-                    # temporary failure; once failed, `matcher reminders retry` after the fix.
-                    log.exception(
-                        "reminder %s (%s): the email could not be built", reminder.id, reminder.kind
-                    )
+                    # A bug of ours (a template, data we let in): logged as one, with its
+                    # traceback, and retried like a temporary failure; once failed, `matcher
+                    # reminders retry` after the fix.
                     error: Exception = exc
                     error_text = f"building the email: {type(exc).__name__}: {exc}"
+                    bug = "the email could not be built"
                 else:
                     try:
                         mailer.send(message)
                     except Exception as exc:
-                        if not isinstance(exc, TemporaryFailure | PermanentFailure):
-                            log.exception("reminder %s could not be sent", reminder.id)
                         error, error_text = exc, str(exc)
+                        expected = isinstance(exc, TemporaryFailure | PermanentFailure)
+                        bug = "" if expected else "the email could not be sent"
                     else:
                         mark_sent(session, reminder_id=reminder.id, token=token, now=ctx.now)
                         session.commit()
                         counts["sent"] += 1
                         OUTBOX_SENDS.labels("sent").inc()
+                        log.info("reminder %s (%s) to %s: %s", *email, delivered)
                         continue
                 # Only a 5xx is permanent; anything else (a dropped connection, or a bug while
                 # rendering) is retried later, and fails the row after MAX_ATTEMPTS.
@@ -102,13 +106,13 @@ def outbox(ctx: JobContext) -> dict[str, Any]:
                 session.commit()
                 counts["failed" if status == REMINDER_FAILED else "retry"] += 1
                 OUTBOX_SENDS.labels("failed" if status == REMINDER_FAILED else "retry").inc()
-                level = logging.ERROR if status == REMINDER_FAILED else logging.WARNING
+                level = logging.ERROR if status == REMINDER_FAILED or bug else logging.WARNING
                 log.log(
                     level,
-                    "reminder %s to %s: %s (%s)",
-                    reminder.id,
-                    reminder.recipient,
+                    "reminder %s (%s) to %s: %s (%s)",
+                    *email,
                     status,
-                    error_text,
+                    bug or error_text,
+                    exc_info=error if bug else None,
                 )
     return counts

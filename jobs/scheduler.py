@@ -134,8 +134,17 @@ def run_job(
         instance_path=instance_path,
     )
     outcome = job.func(context)
-    log.info("job %s: %s", job.name, outcome)
+    log.log(logging.INFO if did_work(outcome) else logging.DEBUG, "job %s: %s", job.name, outcome)
     return outcome
+
+
+def did_work(outcome: dict[str, Any]) -> bool:
+    """Whether a job's summary counts anything done: a tick with all counts zero (or none, as the
+    heartbeat's) is routine, and logged at DEBUG so that INFO shows what changed."""
+    return any(
+        isinstance(value, int) and not isinstance(value, bool) and value != 0
+        for value in outcome.values()
+    )
 
 
 def build_scheduler(
@@ -200,11 +209,18 @@ def serve_forever(
     stop = stop or threading.Event()
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per 5-second run
     lock = LeaderLock(engine)
+    standing_by = False
     while not stop.is_set():
         if not lock.try_acquire():
-            log.info("another scheduler is active; standing by")
+            # Said once when this process starts waiting, not every retry.
+            log.log(
+                logging.DEBUG if standing_by else logging.INFO,
+                "another scheduler is active; standing by",
+            )
+            standing_by = True
             stop.wait(STANDBY_RETRY_SECONDS)
             continue
+        standing_by = False
         log.info("scheduler active (pid %s): %s", os.getpid(), ", ".join(registry()))
         scheduler = build_scheduler(
             session_factory=session_factory,

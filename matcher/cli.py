@@ -24,7 +24,7 @@ DEMO_FILE = Path(__file__).parent / "demo" / "alliance.json"
 
 
 def _create_app() -> Flask:
-    from matcher import create_app
+    from matcher.app import create_app
 
     return create_app()
 
@@ -179,7 +179,7 @@ def serve(bind: str, workers: int, dev: bool) -> None:
     """Serve the API and pages under gunicorn (or Flask's reloader with --dev)."""
     if dev:
         host, _, port = bind.rpartition(":")
-        from matcher import create_app
+        from matcher.app import create_app
 
         create_app().run(host=host or "127.0.0.1", port=int(port), debug=True)
         return

@@ -50,8 +50,41 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class DemoteToDebug(logging.Filter):
+    """A library's routine INFO lines, told by their message's start, logged as DEBUG instead.
+
+    Alembic says "Context impl SQLiteImpl." and "Will assume transactional DDL." every time a
+    migration context is made: on every ``/readyz`` probe and every ``matcher db upgrade``, even
+    with nothing to migrate. Its "Running upgrade ..." lines, which report work, stay at INFO.
+    """
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not str(record.msg).startswith(self.prefixes):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+# logger name -> the start of each of its routine lines
+ROUTINE_LINES = {"alembic.runtime.migration": ("Context impl ", "Will assume ")}
+
+
+def quiet_routine_lines() -> None:
+    """Install the ``ROUTINE_LINES`` filters once per process."""
+    for name, prefixes in ROUTINE_LINES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DemoteToDebug) for f in logger.filters):
+            logger.addFilter(DemoteToDebug(*prefixes))
+
+
 def configure_logging(level: str, fmt: str) -> None:
-    """Root logging for the process: ``fmt`` is "json" or "text"."""
+    """Root logging for the process: ``fmt`` is "json" or "text"; libraries' routine lines at
+    DEBUG, so that INFO holds one line per request, per email, per run and per job that did work."""
+    quiet_routine_lines()
     handler = logging.StreamHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

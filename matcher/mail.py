@@ -147,7 +147,8 @@ class FolderMailer:
         name = str(message["Message-ID"]).strip("<>").replace("@", "_at_").replace("/", "_")
         path = self.folder / f"{name}.eml"
         path.write_bytes(bytes(message))
-        log.info("email to %s written to %s (no MATCHER_SMTP_URL)", message["To"], path)
+        # The outbox job logs the email's one INFO line (naming the folder); this adds the file.
+        log.debug("email to %s written to %s (no MATCHER_SMTP_URL)", message["To"], path)
 
     def close(self) -> None:
         """Nothing to close."""

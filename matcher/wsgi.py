@@ -1,5 +1,5 @@
 """WSGI entry point for gunicorn: ``gunicorn matcher.wsgi:app``."""
 
-from matcher import create_app
+from matcher.app import create_app
 
 app = create_app()

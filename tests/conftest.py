@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session
 
-from matcher import create_app
+from matcher.app import create_app
 from matcher.db import Base, make_engine
 from matcher.extensions import state
 from matcher.migrations import upgrade

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from matcher import create_app
+from matcher.app import create_app
 from matcher.db import make_engine
 from matcher.extensions import state
 from matcher.migrations import upgrade

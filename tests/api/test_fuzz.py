@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from matcher import create_app
 from matcher.algorithms import MatchParams
+from matcher.app import create_app
 from matcher.db import utcnow
 from matcher.models import Proposal, RejectedPair
 from matcher.services.matching import create_match_run, execute_match_run

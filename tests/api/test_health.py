@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from jobs import registry
 from jobs.scheduler import LeaderLock, run_job
-from matcher import create_app
 from matcher.algorithms import MatchParams
+from matcher.app import create_app
 from matcher.db import utcnow
 from matcher.extensions import state
 from matcher.models import Reminder

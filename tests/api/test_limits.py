@@ -19,8 +19,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from matcher import create_app
 from matcher.algorithms import MatchParams
+from matcher.app import create_app
 from matcher.config import ConfigError, Settings
 from matcher.db import utcnow
 from matcher.errors import Conflict

@@ -211,12 +211,12 @@ def test_the_outbox_runs_right_after_the_first_reminders_scan(app: Flask, tmp_pa
         lock.release()
 
 
-def _scheduler(database_url: str) -> subprocess.Popen[str]:
+def _scheduler(database_url: str, log_level: str = "INFO") -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "MATCHER_DATABASE_URL": database_url,
         "MATCHER_ENV": "development",
-        "MATCHER_LOG_LEVEL": "INFO",
+        "MATCHER_LOG_LEVEL": log_level,
     }
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "matcher"), "scheduler"],
@@ -248,7 +248,7 @@ def test_the_scheduler_process_solves_queued_runs_and_a_second_one_stands_by(
 ) -> None:
     queued = start_run(client, world, {})
     assert queued.status_code == 202
-    active = _scheduler(database_url)
+    active = _scheduler(database_url, "DEBUG")  # the heartbeat's routine tick is a DEBUG line
     standby = None
     try:
         _wait_for_line(active, "scheduler active")

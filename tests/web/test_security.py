@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from matcher import create_app
+from matcher.app import create_app
 from matcher.db import utcnow
 from matcher.extensions import state
 from matcher.i18n import translate

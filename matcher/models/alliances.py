@@ -1,0 +1,80 @@
+"""Alliances, their member units and their skill taxonomies."""
+
+from __future__ import annotations
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from matcher.db import Base
+from matcher.models.base import TimestampMixin
+
+
+class Alliance(TimestampMixin, Base):
+    """A craftsman alliance: the member units that agreed to share craftsmen."""
+
+    __tablename__ = "alliances"
+    __table_args__ = (CheckConstraint("summary_every_days BETWEEN 1 AND 366", name="cadence"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    summary_every_days: Mapped[int] = mapped_column(Integer, default=30)
+
+    units: Mapped[list[Unit]] = relationship(back_populates="alliance")
+
+
+class Unit(TimestampMixin, Base):
+    """A member enterprise of an alliance."""
+
+    __tablename__ = "units"
+    __table_args__ = (UniqueConstraint("alliance_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(100))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+
+    alliance: Mapped[Alliance] = relationship(back_populates="units")
+
+
+class Skill(TimestampMixin, Base):
+    """A skill tag of an alliance's taxonomy; ``key`` is the normalised name used for lookups.
+
+    Each alliance owns its taxonomy (security.md): the same name in two alliances is two tags,
+    and a coordinator's renames and re-parentings change its own alliance's tags only.
+    """
+
+    __tablename__ = "skills"
+    __table_args__ = (
+        CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
+        UniqueConstraint("alliance_id", "key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(100))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("skills.id"), index=True)
+
+    parent: Mapped[Skill | None] = relationship(remote_side=[id])
+    aliases: Mapped[list[SkillAlias]] = relationship(
+        back_populates="skill", cascade="all, delete-orphan", order_by="SkillAlias.key"
+    )
+
+
+class SkillAlias(Base):
+    """Another name of a skill tag, resolved to the canonical tag on the way in."""
+
+    __tablename__ = "skill_aliases"
+    __table_args__ = (UniqueConstraint("alliance_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"))  # its skill's
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(100))
+
+    skill: Mapped[Skill] = relationship(back_populates="aliases")

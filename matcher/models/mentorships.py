@@ -1,0 +1,119 @@
+"""Committed pairs, their training summaries, and the email outbox that reminds them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from matcher.db import Base, UTCDateTime, utcnow
+from matcher.models.base import TimestampMixin, one_of
+from matcher.models.people import Apprentice, Craftsman
+
+MENTORSHIP_STATUSES = ("active", "ended")
+AUTHORS = ("craftsman", "apprentice")
+REMINDER_KINDS = ("upcoming", "overdue", "escalation", "digest")
+REMINDER_STATUSES = ("pending", "sent", "failed", "cancelled")
+RECIPIENT_ROLES = ("craftsman", "apprentice", "coordinator", "unit")
+# One name per status, for the code that sets or compares one (the tuples above feed the checks).
+MENTORSHIP_ACTIVE, MENTORSHIP_ENDED = MENTORSHIP_STATUSES
+REMINDER_PENDING, REMINDER_SENT, REMINDER_FAILED, REMINDER_CANCELLED = REMINDER_STATUSES
+
+
+class Mentorship(TimestampMixin, Base):
+    """A committed pair (师徒关系) with its training-summary cadence."""
+
+    __tablename__ = "mentorships"
+    __table_args__ = (
+        CheckConstraint(one_of("status", MENTORSHIP_STATUSES), name="status"),
+        CheckConstraint("summary_every_days BETWEEN 1 AND 366", name="cadence"),
+        Index("ix_mentorships_status_started_on", "status", "started_on"),
+        Index("ix_mentorships_status_next_due_on", "status", "next_due_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"), index=True)
+    craftsman_id: Mapped[int] = mapped_column(ForeignKey("craftsmen.id"), index=True)
+    apprentice_id: Mapped[int] = mapped_column(ForeignKey("apprentices.id"), index=True)
+    proposal_id: Mapped[int | None] = mapped_column(ForeignKey("proposals.id"), unique=True)
+    started_on: Mapped[date] = mapped_column(Date)
+    summary_every_days: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    ended_on: Mapped[date | None] = mapped_column(Date)
+    # The summary cycle, kept by the service so that the reminder scan is one indexed query:
+    # periods 1..periods_filled hold a summary; next_due_on is the due date of the oldest open one
+    # (started_on + (periods_filled + 1) * summary_every_days), NULL once ended.
+    periods_filled: Mapped[int] = mapped_column(Integer, default=0)
+    next_due_on: Mapped[date | None] = mapped_column(Date)
+    last_summary_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    craftsman: Mapped[Craftsman] = relationship()
+    apprentice: Mapped[Apprentice] = relationship()
+
+
+class TrainingSummary(Base):
+    """What a pair hands in for one period (培训总结); each fills the oldest open period."""
+
+    __tablename__ = "training_summaries"
+    __table_args__ = (
+        UniqueConstraint("mentorship_id", "period_index"),
+        CheckConstraint(one_of("author", AUTHORS), name="author"),
+        CheckConstraint("hours >= 0 AND hours <= 1000", name="hours"),
+        CheckConstraint("period_index >= 1", name="period"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mentorship_id: Mapped[int] = mapped_column(ForeignKey("mentorships.id"), index=True)
+    period_index: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    hours: Mapped[float] = mapped_column(Float)
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    submitted_by: Mapped[str] = mapped_column(String(200))  # a key's label, or "form"
+
+
+class Reminder(Base):
+    """The email outbox: one row per email, queued at most once, sent by the ``outbox`` job."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        # At most once, ever, per (mentorship, period, kind, recipient): a database rule.
+        UniqueConstraint("mentorship_id", "period_index", "kind", "recipient"),
+        CheckConstraint(one_of("kind", REMINDER_KINDS), name="kind"),
+        CheckConstraint(one_of("status", REMINDER_STATUSES), name="status"),
+        CheckConstraint(one_of("recipient_role", RECIPIENT_ROLES), name="recipient_role"),
+        Index("ix_reminders_sendable", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"), index=True)
+    mentorship_id: Mapped[int | None] = mapped_column(ForeignKey("mentorships.id"), index=True)
+    period_index: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(254))
+    recipient_role: Mapped[str] = mapped_column(String(16))
+    locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    due_on: Mapped[date | None] = mapped_column(Date)
+    # Digests have no mentorship: this key (unique) makes them once-only too.
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
