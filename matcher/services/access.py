@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Select, false, or_
+from sqlalchemy import ColumnElement, Select, bindparam, false, or_, select
 from sqlalchemy.orm import QueryableAttribute, Session, selectinload
 
 from matcher.errors import Forbidden, ValidationFailed, not_found
@@ -155,13 +155,33 @@ def taxonomy_alliance_id(session: Session, principal: Principal, alliance_id: in
 
 def can_see_unit(principal: Principal, unit: Unit) -> bool:
     """Whether the unit (and its people) lie in the caller's scope."""
-    return reaches(principal, alliance_id=unit.alliance_id, unit_ids=(unit.id,))
+    return sees_unit(principal, unit_id=unit.id, alliance_id=unit.alliance_id)
+
+
+def sees_unit(principal: Principal, *, unit_id: int, alliance_id: int) -> bool:
+    """:func:`can_see_unit` for a unit known by its id and alliance (read with a row that
+    belongs to it, so that a read checks its scope without loading the unit)."""
+    return reaches(principal, alliance_id=alliance_id, unit_ids=(unit_id,))
+
+
+# Built once: a request binds ``unit_id`` only (see matcher.services.people.people_query).
+_UNIT_ALLIANCE = select(Unit.__table__.c.alliance_id).where(
+    Unit.__table__.c.id == bindparam("unit_id")
+)
 
 
 def can_see_unit_id(session: Session, principal: Principal, unit_id: int) -> bool:
-    """:func:`can_see_unit` for a unit known by its id."""
-    unit = session.get(Unit, unit_id)
-    return unit is not None and can_see_unit(principal, unit)
+    """:func:`can_see_unit` for a unit known by its id, read as one column, not loaded."""
+    alliance_id = session.execute(_UNIT_ALLIANCE, {"unit_id": unit_id}).scalar_one_or_none()
+    return alliance_id is not None and sees_unit(
+        principal, unit_id=unit_id, alliance_id=alliance_id
+    )
+
+
+def require_unit_visible(session: Session, principal: Principal, unit_id: int) -> None:
+    """:func:`unit_in_scope` for a read that needs the unit's id only: 404 the same way."""
+    if not can_see_unit_id(session, principal, unit_id):
+        raise not_found("unit", unit_id)
 
 
 def unit_in_scope(session: Session, principal: Principal, unit_id: int) -> Unit:

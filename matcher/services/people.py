@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, aliased, selectinload
 from matcher.db import utcnow
 from matcher.errors import ValidationFailed, not_found
 from matcher.models import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, Skill, Unit
+from matcher.services.access import Principal, sees_unit
 from matcher.services.skills import resolve_skill_keys
 from matcher.text import skill_key
 
@@ -236,9 +237,14 @@ def _table(model: type[Any]) -> Table:
 
 @functools.cache
 def _person_row(kind: PersonKind) -> Select[Any]:
-    """One person by ``person_id``, as a row of :func:`people_query`."""
-    people = _table(kind.model)
-    return select(*people.c).where(people.c.id == bindparam("person_id"))
+    """One person by ``person_id``, as a row of :func:`people_query`, with its unit's alliance
+    (``unit_alliance_id``) for the scope check."""
+    people, units = _table(kind.model), _table(Unit)
+    return (
+        select(*people.c, units.c.alliance_id.label("unit_alliance_id"))
+        .join_from(people, units, units.c.id == people.c.unit_id)
+        .where(people.c.id == bindparam("person_id"))
+    )
 
 
 @functools.cache
@@ -284,10 +290,17 @@ def pair_refs(pair: Row[Any], names: Row[Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def person_item(session: Session, *, kind: PersonKind, person_id: int) -> dict[str, Any]:
-    """One person as the API shows them (as :func:`people_items`), or ``NotFound``."""
+def person_item(
+    session: Session, *, kind: PersonKind, person_id: int, principal: Principal | None = None
+) -> dict[str, Any]:
+    """One person as the API shows them (as :func:`people_items`), or ``NotFound``; with
+    ``principal``, also when the person lies outside its scope (as if they did not exist).
+    The scope is checked on the person's own row: no separate look-up of the unit."""
     rows = session.execute(_person_row(kind), {"person_id": person_id}).all()
-    if not rows:
+    if not rows or (
+        principal is not None
+        and not sees_unit(principal, unit_id=rows[0].unit_id, alliance_id=rows[0].unit_alliance_id)
+    ):
         raise not_found(kind.label, person_id)
     return people_items(session, kind=kind, rows=rows)[0]
 
