@@ -208,6 +208,20 @@ def match_run_in_scope(session: Session, principal: Principal, run_id: int) -> M
     return run
 
 
+_RUN_ALLIANCE = select(MatchRun.__table__.c.alliance_id).where(
+    MatchRun.__table__.c.id == bindparam("run_id")
+)
+
+
+def require_match_run_visible(session: Session, principal: Principal, run_id: int) -> None:
+    """:func:`match_run_in_scope` for a read that needs the run's id only: the same 403 and
+    404, the run's alliance read as one column instead of the run loaded."""
+    require(principal, "matching")
+    alliance_id = session.execute(_RUN_ALLIANCE, {"run_id": run_id}).scalar_one_or_none()
+    if alliance_id is None or not reaches(principal, alliance_id=alliance_id):
+        raise not_found("match run", run_id)
+
+
 def proposal_in_scope(session: Session, principal: Principal, proposal_id: int) -> Proposal:
     """A proposal of a run of the caller's alliance (coordinators and admins only).
 
