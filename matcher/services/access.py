@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Select, bindparam, false, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, false, or_, select
 from sqlalchemy.orm import QueryableAttribute, Session, selectinload
 
 from matcher.errors import Forbidden, ValidationFailed, not_found
@@ -115,14 +115,33 @@ def where_visible(
     unit_ids: Sequence[Column] = (),
 ) -> S:
     """``stmt`` narrowed to the rows in the caller's scope: :func:`reaches` in SQL, given the
-    columns that hold each row's alliance and units (an admin's statement is left as it is)."""
+    columns that hold each row's alliance and units (an admin's statement is left as it is).
+
+    The caller's ids are bound as :func:`scope_params` names them, so a statement built once
+    for :func:`scope_shape` serves every caller of that shape given their ``scope_params``."""
     if principal.role == ADMIN:
         return stmt
     if principal.role == COORDINATOR and principal.alliance_id is not None:
-        return stmt.where(alliance_id == principal.alliance_id)
+        return stmt.where(alliance_id == bindparam("scope_alliance_id", principal.alliance_id))
     if principal.role == HR and principal.unit_id is not None and unit_ids:
-        return stmt.where(or_(*(column == principal.unit_id for column in unit_ids)))
+        unit: BindParameter[int] = bindparam("scope_unit_id", principal.unit_id)
+        return stmt.where(or_(*(column == unit for column in unit_ids)))
     return stmt.where(false())
+
+
+def scope_shape(principal: Principal) -> Principal:
+    """A caller :func:`where_visible` narrows the same way as ``principal``, whatever its ids:
+    the key of a statement built once per shape (bound with :func:`scope_params`)."""
+    return Principal(
+        role=principal.role,
+        alliance_id=None if principal.alliance_id is None else 0,
+        unit_id=None if principal.unit_id is None else 0,
+    )
+
+
+def scope_params(principal: Principal) -> dict[str, int | None]:
+    """The values :func:`where_visible` binds for ``principal``."""
+    return {"scope_alliance_id": principal.alliance_id, "scope_unit_id": principal.unit_id}
 
 
 def alliance_in_scope(session: Session, principal: Principal, alliance_id: int) -> Alliance:
