@@ -212,3 +212,24 @@ def test_mentorship_list_matches_each_mentorship(
         assert single.get_json() == item
     own = every_page(client, f"{API}/mentorships", world.auth("sibling_hr"), size=4)
     assert own == listed  # every pair has one person of the sibling unit
+
+
+def test_a_list_built_once_still_shows_each_caller_its_own_rows(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    """The mentorships list is built once per shape of caller: two keys of one role, asking in
+    turn, each still see their own scope (their ids are bound per request, not cached)."""
+    home = factories.mentorship(session, world.unit, world.sibling_unit, date(2026, 1, 1), "H")
+    session.commit()
+    expected = {
+        "coordinator": [home.id],
+        "foreign_coordinator": [],
+        "hr": [home.id],
+        "foreign_hr": [],
+    }
+    for _ in range(2):  # the second round runs on statements the first one built
+        for who, ids in expected.items():
+            for query in ("", f"?unit_id={world.unit.id}", "?status=active"):
+                response = client.get(f"{API}/mentorships{query}", headers=world.auth(who))
+                assert response.status_code == 200, (who, query, response.get_json())
+                assert [item["id"] for item in response.get_json()] == ids, (who, query)
