@@ -262,5 +262,11 @@ def json_list(items: list[dict[str, Any]], headers: dict[str, str]) -> Response:
     and dumping them through marshmallow cost most of their time (``bench/load.py``). The
     schema still documents the response, and the tests hold these lists to it.
     """
-    body = json.dumps(items, ensure_ascii=False, separators=(",", ":"), default=_json_value)
+    return json_item(items, headers)
+
+
+def json_item(item: Any, headers: dict[str, str] | None = None) -> Response:
+    """One item (or a page of them, :func:`json_list`) the service built as plain data, keyed
+    as the documented schema, written straight to JSON (200)."""
+    body = json.dumps(item, ensure_ascii=False, separators=(",", ":"), default=_json_value)
     return Response(body, 200, headers, mimetype="application/json")

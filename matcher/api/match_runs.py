@@ -225,9 +225,9 @@ class RunProposals(MethodView):
     @blp.doc(operationId="listProposals")
     def get(self, args: dict[str, Any], run_id: int) -> Any:
         """List a run's proposals, best score first."""
-        run = access.match_run_in_scope(db(), principal(), run_id)
-        stmt = proposals_query(run_id=run.id, status=args.get("status"))
-        rows, headers = page_rows(db(), stmt, args)
+        access.require_match_run_visible(db(), principal(), run_id)
+        stmt, params = proposals_query(run_id=run_id, status=args.get("status"))
+        rows, headers = page_rows(db(), stmt, args, params)
         return json_list(proposal_items(db(), rows), headers)
 
 

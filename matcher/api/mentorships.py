@@ -23,8 +23,7 @@ from matcher.services.mentorships import (
     local_today,
     mentorship_item,
     mentorship_items,
-    mentorship_rows,
-    mentorships_query,
+    mentorship_list,
     summaries_query,
 )
 
@@ -110,14 +109,14 @@ class Mentorships(MethodView):
         """List the mentorships the key can see (hr: those of its own unit's people)."""
         caller = principal()
         overdue_on = local_today(_timezone(caller)) if args.get("overdue") else None
-        stmt = mentorships_query(
+        stmt, params = mentorship_list(
             caller,
             status=args.get("status"),
             unit_id=args.get("unit_id"),
             alliance_id=args.get("alliance_id"),
             overdue_on=overdue_on,
         )
-        rows, headers = page_rows(db(), mentorship_rows(stmt), args)
+        rows, headers = page_rows(db(), stmt, args, params)
         return json_list(mentorship_items(rows), headers)
 
 

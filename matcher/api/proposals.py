@@ -212,7 +212,7 @@ class ProposalsCsv(MethodView):
             .execute(select(Unit.id, Unit.name).where(Unit.alliance_id == run.alliance_id))
             .all()
         )
-        rows = db().execute(proposals_query(run_id=run.id)).all()
+        rows = db().execute(*proposals_query(run_id=run.id)).all()
         out = io.StringIO()
         out.write("\ufeff")
         writer = csv.writer(out)

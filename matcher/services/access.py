@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Select, false, or_
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, false, or_, select
 from sqlalchemy.orm import QueryableAttribute, Session, selectinload
 
 from matcher.errors import Forbidden, ValidationFailed, not_found
@@ -115,14 +115,33 @@ def where_visible(
     unit_ids: Sequence[Column] = (),
 ) -> S:
     """``stmt`` narrowed to the rows in the caller's scope: :func:`reaches` in SQL, given the
-    columns that hold each row's alliance and units (an admin's statement is left as it is)."""
+    columns that hold each row's alliance and units (an admin's statement is left as it is).
+
+    The caller's ids are bound as :func:`scope_params` names them, so a statement built once
+    for :func:`scope_shape` serves every caller of that shape given their ``scope_params``."""
     if principal.role == ADMIN:
         return stmt
     if principal.role == COORDINATOR and principal.alliance_id is not None:
-        return stmt.where(alliance_id == principal.alliance_id)
+        return stmt.where(alliance_id == bindparam("scope_alliance_id", principal.alliance_id))
     if principal.role == HR and principal.unit_id is not None and unit_ids:
-        return stmt.where(or_(*(column == principal.unit_id for column in unit_ids)))
+        unit: BindParameter[int] = bindparam("scope_unit_id", principal.unit_id)
+        return stmt.where(or_(*(column == unit for column in unit_ids)))
     return stmt.where(false())
+
+
+def scope_shape(principal: Principal) -> Principal:
+    """A caller :func:`where_visible` narrows the same way as ``principal``, whatever its ids:
+    the key of a statement built once per shape (bound with :func:`scope_params`)."""
+    return Principal(
+        role=principal.role,
+        alliance_id=None if principal.alliance_id is None else 0,
+        unit_id=None if principal.unit_id is None else 0,
+    )
+
+
+def scope_params(principal: Principal) -> dict[str, int | None]:
+    """The values :func:`where_visible` binds for ``principal``."""
+    return {"scope_alliance_id": principal.alliance_id, "scope_unit_id": principal.unit_id}
 
 
 def alliance_in_scope(session: Session, principal: Principal, alliance_id: int) -> Alliance:
@@ -155,13 +174,33 @@ def taxonomy_alliance_id(session: Session, principal: Principal, alliance_id: in
 
 def can_see_unit(principal: Principal, unit: Unit) -> bool:
     """Whether the unit (and its people) lie in the caller's scope."""
-    return reaches(principal, alliance_id=unit.alliance_id, unit_ids=(unit.id,))
+    return sees_unit(principal, unit_id=unit.id, alliance_id=unit.alliance_id)
+
+
+def sees_unit(principal: Principal, *, unit_id: int, alliance_id: int) -> bool:
+    """:func:`can_see_unit` for a unit known by its id and alliance (read with a row that
+    belongs to it, so that a read checks its scope without loading the unit)."""
+    return reaches(principal, alliance_id=alliance_id, unit_ids=(unit_id,))
+
+
+# Built once: a request binds ``unit_id`` only (see matcher.services.people.people_query).
+_UNIT_ALLIANCE = select(Unit.__table__.c.alliance_id).where(
+    Unit.__table__.c.id == bindparam("unit_id")
+)
 
 
 def can_see_unit_id(session: Session, principal: Principal, unit_id: int) -> bool:
-    """:func:`can_see_unit` for a unit known by its id."""
-    unit = session.get(Unit, unit_id)
-    return unit is not None and can_see_unit(principal, unit)
+    """:func:`can_see_unit` for a unit known by its id, read as one column, not loaded."""
+    alliance_id = session.execute(_UNIT_ALLIANCE, {"unit_id": unit_id}).scalar_one_or_none()
+    return alliance_id is not None and sees_unit(
+        principal, unit_id=unit_id, alliance_id=alliance_id
+    )
+
+
+def require_unit_visible(session: Session, principal: Principal, unit_id: int) -> None:
+    """:func:`unit_in_scope` for a read that needs the unit's id only: 404 the same way."""
+    if not can_see_unit_id(session, principal, unit_id):
+        raise not_found("unit", unit_id)
 
 
 def unit_in_scope(session: Session, principal: Principal, unit_id: int) -> Unit:
@@ -186,6 +225,20 @@ def match_run_in_scope(session: Session, principal: Principal, run_id: int) -> M
     if run is None or not reaches(principal, alliance_id=run.alliance_id):
         raise not_found("match run", run_id)
     return run
+
+
+_RUN_ALLIANCE = select(MatchRun.__table__.c.alliance_id).where(
+    MatchRun.__table__.c.id == bindparam("run_id")
+)
+
+
+def require_match_run_visible(session: Session, principal: Principal, run_id: int) -> None:
+    """:func:`match_run_in_scope` for a read that needs the run's id only: the same 403 and
+    404, the run's alliance read as one column instead of the run loaded."""
+    require(principal, "matching")
+    alliance_id = session.execute(_RUN_ALLIANCE, {"run_id": run_id}).scalar_one_or_none()
+    if alliance_id is None or not reaches(principal, alliance_id=alliance_id):
+        raise not_found("match run", run_id)
 
 
 def proposal_in_scope(session: Session, principal: Principal, proposal_id: int) -> Proposal:

@@ -7,13 +7,14 @@ on the row so that reminders and overdue lists are single indexed queries.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, Select, or_, select, update
+from sqlalchemy import BindParameter, Row, Select, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -115,17 +116,63 @@ def mentorships_query(
         alliance_id=Mentorship.alliance_id,
         unit_ids=(MENTOR.unit_id, LEARNER.unit_id),
     )
+    # Named parameters: mentorship_list binds them on a statement built once.
     if alliance_id is not None:
-        stmt = stmt.where(Mentorship.alliance_id == alliance_id)
+        stmt = stmt.where(Mentorship.alliance_id == bindparam("filter_alliance_id", alliance_id))
     if status is not None:
-        stmt = stmt.where(Mentorship.status == status)
+        stmt = stmt.where(Mentorship.status == bindparam("filter_status", status))
     if unit_id is not None:
-        stmt = stmt.where(or_(MENTOR.unit_id == unit_id, LEARNER.unit_id == unit_id))
+        unit: BindParameter[int] = bindparam("filter_unit_id", unit_id)
+        stmt = stmt.where(or_(MENTOR.unit_id == unit, LEARNER.unit_id == unit))
     if overdue_on is not None:
         stmt = stmt.where(
-            Mentorship.status == MENTORSHIP_ACTIVE, Mentorship.next_due_on < overdue_on
+            Mentorship.status == MENTORSHIP_ACTIVE,
+            Mentorship.next_due_on < bindparam("overdue_on", overdue_on),
         )
     return stmt
+
+
+def mentorship_list(
+    principal: Principal,
+    *,
+    status: str | None = None,
+    unit_id: int | None = None,
+    alliance_id: int | None = None,
+    overdue_on: date | None = None,
+) -> tuple[Select[Any], dict[str, Any]]:
+    """:func:`mentorship_rows` of :func:`mentorships_query`, and the parameters to run it with:
+    the statement is built once per shape of caller and filters, a request binds values only."""
+    stmt = _mentorship_list(
+        access.scope_shape(principal),
+        status is not None,
+        unit_id is not None,
+        alliance_id is not None,
+        overdue_on is not None,
+    )
+    params = {
+        **access.scope_params(principal),
+        "filter_status": status,
+        "filter_unit_id": unit_id,
+        "filter_alliance_id": alliance_id,
+        "overdue_on": overdue_on,
+    }
+    return stmt, params
+
+
+@functools.cache
+def _mentorship_list(
+    shape: Principal, by_status: bool, by_unit: bool, by_alliance: bool, by_overdue: bool
+) -> Select[Any]:
+    # Placeholder values, replaced by mentorship_list's parameters at every execution.
+    return mentorship_rows(
+        mentorships_query(
+            shape,
+            status="" if by_status else None,
+            unit_id=0 if by_unit else None,
+            alliance_id=0 if by_alliance else None,
+            overdue_on=date.min if by_overdue else None,
+        )
+    )
 
 
 def mentorship_rows(stmt: Select[Mentorship]) -> Select[Any]:

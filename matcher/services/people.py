@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, aliased, selectinload
 from matcher.db import utcnow
 from matcher.errors import ValidationFailed, not_found
 from matcher.models import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, Skill, Unit
+from matcher.services.access import Principal, sees_unit
 from matcher.services.skills import resolve_skill_keys
 from matcher.text import skill_key
 
@@ -235,10 +236,25 @@ def _table(model: type[Any]) -> Table:
 
 
 @functools.cache
-def _person_row(kind: PersonKind) -> Select[Any]:
-    """One person by ``person_id``, as a row of :func:`people_query`."""
-    people = _table(kind.model)
-    return select(*people.c).where(people.c.id == bindparam("person_id"))
+def _person_rows(kind: PersonKind) -> Select[Any]:
+    """One person by ``person_id`` in one round trip: a row of :func:`people_query` per skill
+    (one, with no skill, for a person without any), with its unit's alliance
+    (``unit_alliance_id``) for the scope check and the skill as ``child_*`` columns."""
+    people, units = _table(kind.model), _table(Unit)
+    child, skills = _table(kind.child_model), _table(Skill)
+    return (
+        select(
+            *people.c,
+            units.c.alliance_id.label("unit_alliance_id"),
+            skills.c.name.label("child_name"),
+            *(child.c[name].label(f"child_{name}") for name in kind.child_fields),
+        )
+        .join_from(people, units, units.c.id == people.c.unit_id)
+        .outerjoin(child, child.c[kind.owner_fk] == people.c.id)
+        .outerjoin(skills, skills.c.id == child.c.skill_id)
+        .where(people.c.id == bindparam("person_id"))
+        .order_by(child.c.position)
+    )
 
 
 @functools.cache
@@ -284,12 +300,25 @@ def pair_refs(pair: Row[Any], names: Row[Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def person_item(session: Session, *, kind: PersonKind, person_id: int) -> dict[str, Any]:
-    """One person as the API shows them (as :func:`people_items`), or ``NotFound``."""
-    rows = session.execute(_person_row(kind), {"person_id": person_id}).all()
-    if not rows:
+def person_item(
+    session: Session, *, kind: PersonKind, person_id: int, principal: Principal | None = None
+) -> dict[str, Any]:
+    """One person as the API shows them (as :func:`people_items`), or ``NotFound``; with
+    ``principal``, also when the person lies outside its scope (as if they did not exist).
+    The scope is checked on the person's own row: no separate look-up of the unit."""
+    rows = session.execute(_person_rows(kind), {"person_id": person_id}).all()
+    if not rows or (
+        principal is not None
+        and not sees_unit(principal, unit_id=rows[0].unit_id, alliance_id=rows[0].unit_alliance_id)
+    ):
         raise not_found(kind.label, person_id)
-    return people_items(session, kind=kind, rows=rows)[0]
+    columns = ("child_name", *(f"child_{name}" for name in kind.child_fields))
+    children = [
+        dict(zip(kind.child_names, (row._mapping[c] for c in columns), strict=True))
+        for row in rows
+        if row.child_name is not None
+    ]
+    return _items(kind, rows[:1], {person_id: children})[0]
 
 
 def people_items(
@@ -303,6 +332,13 @@ def people_items(
         found = session.execute(_children_rows(kind), {"owner_ids": [row.id for row in rows]})
         for owner_id, *values in found.all():  # fetched at once: a page holds a few hundred
             children.setdefault(owner_id, []).append(dict(zip(names, values, strict=True)))
+    return _items(kind, rows, children)
+
+
+def _items(
+    kind: PersonKind, rows: Sequence[Row[Any]], children: Mapping[int, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """People rows and their skills by person id as the API shows them."""
     fields = _item_fields(kind)
     items: list[dict[str, Any]] = []
     for row in rows:

@@ -3,6 +3,7 @@ the unmatched, and the numbers behind the charts."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from matcher.algorithms.eligibility import other_unit
@@ -82,16 +83,40 @@ def proposals_page(
     return ProposalPage(proposals=proposals, total=total, page=page, pages=pages)
 
 
-def proposals_query(*, run_id: int, status: str | None = None) -> Select[Any]:
+def proposals_query(
+    *, run_id: int, status: str | None = None
+) -> tuple[Select[Any], dict[str, Any]]:
     """A run's proposals, best score first, as narrow rows: a page is counted and cut without
     the explanations and names, which :func:`proposal_items` reads for that page only (a window
-    count over the wide rows cost SQLite three times as much)."""
+    count over the wide rows cost SQLite three times as much).
+
+    Built once per filter (as :func:`matcher.services.people.people_query`): the statement and
+    its parameters, ``run_id`` and, with ``status``, ``status``.
+    """
+    params: dict[str, Any] = {"run_id": run_id}
+    if status is not None:
+        params["status"] = status
+    return _proposals_query(status is not None), params
+
+
+@functools.cache
+def _proposals_query(by_status: bool) -> Select[Any]:
+    proposals = Proposal.__table__
     stmt = (
-        select(*(c for c in Proposal.__table__.c if c.name != "explanation"))
-        .where(Proposal.match_run_id == run_id)
-        .order_by(Proposal.score.desc(), Proposal.id)
+        select(*(c for c in proposals.c if c.name != "explanation"))
+        .where(proposals.c.match_run_id == bindparam("run_id"))
+        .order_by(proposals.c.score.desc(), proposals.c.id)
     )
-    return stmt if status is None else stmt.where(Proposal.status == status)
+    return stmt.where(proposals.c.status == bindparam("status")) if by_status else stmt
+
+
+# The explanations and both people's names of a page of proposals ``proposal_ids``.
+_PROPOSAL_DETAILS = (
+    select(Proposal.__table__.c.id, Proposal.__table__.c.explanation, *PAIR_COLUMNS)
+    .join_from(Proposal, MENTOR, Proposal.craftsman_id == MENTOR.id)
+    .join(LEARNER, Proposal.apprentice_id == LEARNER.id)
+    .where(Proposal.__table__.c.id.in_(bindparam("proposal_ids", expanding=True)))
+)
 
 
 def proposal_items(session: Session, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
@@ -99,12 +124,7 @@ def proposal_items(session: Session, rows: Sequence[Row[Any]]) -> list[dict[str,
     people's names and units (one query for the page)."""
     details = {
         detail.id: detail
-        for detail in session.execute(
-            select(Proposal.id, Proposal.explanation, *PAIR_COLUMNS)
-            .join(MENTOR, Proposal.craftsman_id == MENTOR.id)
-            .join(LEARNER, Proposal.apprentice_id == LEARNER.id)
-            .where(Proposal.id.in_([row.id for row in rows]))
-        )
+        for detail in session.execute(_PROPOSAL_DETAILS, {"proposal_ids": [row.id for row in rows]})
     }
     items = []
     for row in rows:

@@ -212,3 +212,50 @@ def test_mentorship_list_matches_each_mentorship(
         assert single.get_json() == item
     own = every_page(client, f"{API}/mentorships", world.auth("sibling_hr"), size=4)
     assert own == listed  # every pair has one person of the sibling unit
+
+
+def test_a_list_built_once_still_shows_each_caller_its_own_rows(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    """The mentorships list is built once per shape of caller: two keys of one role, asking in
+    turn, each still see their own scope (their ids are bound per request, not cached)."""
+    home = factories.mentorship(session, world.unit, world.sibling_unit, date(2026, 1, 1), "H")
+    session.commit()
+    expected = {
+        "coordinator": [home.id],
+        "foreign_coordinator": [],
+        "hr": [home.id],
+        "foreign_hr": [],
+    }
+    for _ in range(2):  # the second round runs on statements the first one built
+        for who, ids in expected.items():
+            for query in ("", f"?unit_id={world.unit.id}", "?status=active"):
+                response = client.get(f"{API}/mentorships{query}", headers=world.auth(who))
+                assert response.status_code == 200, (who, query, response.get_json())
+                assert [item["id"] for item in response.get_json()] == ids, (who, query)
+
+
+@pytest.mark.parametrize(("plural", "model", "schema"), PEOPLE)
+def test_a_single_read_says_what_the_schema_says_with_no_skills_and_with_many(
+    client: FlaskClient,
+    session: Session,
+    crowd: World,
+    plural: str,
+    model: type[Craftsman] | type[Apprentice],
+    schema: type[ma.Schema],
+) -> None:
+    """A single read is one statement of the person joined to their skills: a person with none
+    still reads as one item (``[]``), one with several keeps their order."""
+    kind = CRAFTSMAN if model is Craftsman else APPRENTICE
+    item = (factories.craftsman_item if model is Craftsman else factories.apprentice_item)("BARE")
+    item[kind.child_attr] = []
+    upsert_people(session, kind=kind, unit=crowd.unit, items=[item])
+    session.commit()
+    people = session.scalars(select(model).where(model.unit_id == crowd.unit.id))
+    counts = set()
+    for person in people:
+        single = client.get(f"{API}/{plural}/{person.id}", headers=crowd.auth("coordinator"))
+        assert single.status_code == 200 and single.mimetype == "application/json"
+        assert single.get_json() == orm_dump(schema(), person)
+        counts.add(len(single.get_json()[kind.child_attr]))
+    assert {0, 2} <= counts

@@ -408,8 +408,9 @@ def _people_count(session: Session) -> tuple[int, int]:
 
 
 # The policy's questions (matcher.services.access): whether the role may, whether a resource
-# lies in the key's scope, which rows a list shows, whose taxonomy a key reads.
-POLICY_QUESTIONS = ("require", "reaches", "where_visible", "taxonomy_alliance_id")
+# lies in the key's scope, which rows a list shows (where_visible, or scope_params for a list
+# built once per shape of caller by where_visible), whose taxonomy a key reads.
+POLICY_QUESTIONS = ("require", "reaches", "where_visible", "scope_params", "taxonomy_alliance_id")
 
 
 def _asked_policy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
