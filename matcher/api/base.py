@@ -7,11 +7,11 @@ import http
 import json
 import re
 from collections.abc import Mapping
-from datetime import date
 from typing import Any
 
 import flask_smorest
 import marshmallow as ma
+import orjson
 from apispec import BasePlugin
 from flask import Response
 from sqlalchemy import Integer, Row, Select, bindparam, func, select
@@ -249,12 +249,6 @@ def paginate(
     return [row[0] for row in rows], 200, headers
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, date):  # datetimes too: ISO 8601, as the schemas' fields write them
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def json_list(items: list[dict[str, Any]], headers: dict[str, str]) -> Response:
     """A page of items the service built as plain dicts, keyed as the documented schema.
 
@@ -267,6 +261,10 @@ def json_list(items: list[dict[str, Any]], headers: dict[str, str]) -> Response:
 
 def json_item(item: Any, headers: dict[str, str] | None = None) -> Response:
     """One item (or a page of them, :func:`json_list`) the service built as plain data, keyed
-    as the documented schema, written straight to JSON (200)."""
-    body = json.dumps(item, ensure_ascii=False, separators=(",", ":"), default=_json_value)
-    return Response(body, 200, headers, mimetype="application/json")
+    as the documented schema, written straight to JSON (200).
+
+    orjson writes what ``json.dumps(ensure_ascii=False)`` with ISO 8601 dates would (UTF-8,
+    dates and times as ``isoformat()`` gives them, floats shortest round-trip), at a fraction of
+    the cost: encoding was a fifth of a list page's time (``bench/request_path.py --profile``).
+    """
+    return Response(orjson.dumps(item), 200, headers, mimetype="application/json")
