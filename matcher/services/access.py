@@ -203,6 +203,17 @@ def require_unit_visible(session: Session, principal: Principal, unit_id: int) -
         raise not_found("unit", unit_id)
 
 
+def require_unit_row_visible(
+    session: Session, principal: Principal, unit_id: int, alliance_id: int | None
+) -> None:
+    """:func:`require_unit_visible` for a read that already holds the unit's ``alliance_id``
+    (read with a row of the unit); without one (no row), the unit is looked up."""
+    if alliance_id is None:
+        require_unit_visible(session, principal, unit_id)
+    elif not sees_unit(principal, unit_id=unit_id, alliance_id=alliance_id):
+        raise not_found("unit", unit_id)
+
+
 def unit_in_scope(session: Session, principal: Principal, unit_id: int) -> Unit:
     """The unit, if the caller's key reaches it: its alliance's coordinator or its own hr."""
     unit = session.get(Unit, unit_id)

@@ -204,10 +204,10 @@ def people_query(
     updated_since: bool = False,
     external_id: bool = False,
 ) -> Select[Any]:
-    """The list of a kind of people in some units as plain rows of their columns, oldest first
-    by id (stable across pages); :func:`people_items` turns a page of them into what the API
-    shows. Parameters: ``unit_ids`` (a list) and, where asked for here, ``updated_since`` and
-    ``external_id``.
+    """The list of a kind of people in some units as plain rows of their columns and their
+    unit's ``unit_alliance_id``, oldest first by id (stable across pages); :func:`people_items`
+    turns a page of them into what the API shows. Parameters: ``unit_ids`` (a list) and, where
+    asked for here, ``updated_since`` and ``external_id``.
 
     Built once per filter combination: the request binds values, so SQLAlchemy neither builds
     nor hashes the statement again (its compiled cache is keyed on the statement's shape).
@@ -219,8 +219,14 @@ def people_query(
 def _people_query(
     kind: PersonKind, active: bool | None, updated_since: bool, external_id: bool
 ) -> Select[Any]:
-    people = _table(kind.model)
-    stmt = select(*people.c).where(people.c.unit_id.in_(bindparam("unit_ids", expanding=True)))
+    people, units = _table(kind.model), _table(Unit)
+    # Each row carries its unit's alliance, so that a page answers its own scope question
+    # (access.sees_unit) without a look-up of the unit first.
+    stmt = (
+        select(*people.c, units.c.alliance_id.label("unit_alliance_id"))
+        .join(units, units.c.id == people.c.unit_id)
+        .where(people.c.unit_id.in_(bindparam("unit_ids", expanding=True)))
+    )
     if active is not None:
         stmt = stmt.where(people.c.active.is_(active))
     if updated_since:
