@@ -228,8 +228,9 @@ def match(alliance_code: str, raw_params: tuple[str, ...]) -> None:
 
     from matcher.api.match_runs import MatchParamsSchema
     from matcher.errors import DomainError
+    from matcher.models import RUN_FAILED
     from matcher.services.alliances import alliance_by_code
-    from matcher.services.matching import create_match_run, execute_match_run
+    from matcher.services.matching import begin_solving, create_match_run, execute_match_run
 
     try:
         params = MatchParamsSchema().load(dict(_param(p) for p in raw_params))
@@ -243,12 +244,12 @@ def match(alliance_code: str, raw_params: tuple[str, ...]) -> None:
         with session_scope(state().session_factory) as session:
             alliance = alliance_by_code(session, alliance_code)
             run = create_match_run(session, alliance=alliance, params=params, created_by="cli")
-            run.status = "running"
+            begin_solving(run)
             click.echo(f"match run {run.id} for {alliance.code}", err=True)
             execute_match_run(session, run=run, progress=progress)
     except DomainError as exc:
         raise click.ClickException(exc.detail) from exc
-    if run.status == "failed":
+    if run.status == RUN_FAILED:
         raise click.ClickException(f"match run {run.id} failed: {run.error}")
     stats = run.stats
     click.echo(

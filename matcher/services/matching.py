@@ -411,6 +411,13 @@ def create_match_run(
     return run
 
 
+def begin_solving(run: MatchRun) -> None:
+    """Mark a run as being solved by this process (``running``, progress from the start)."""
+    run.status = RUN_RUNNING
+    run.progress = {"stage": "loading", "fraction": 0.0}
+    run.updated_at = utcnow()
+
+
 def start_match_run(
     session: Session,
     *,
@@ -429,9 +436,7 @@ def start_match_run(
     run = create_match_run(session, alliance=alliance, params=params, created_by=created_by)
     if estimate_cells(session, alliance=alliance, params=params) > inline_max_cells:
         return run
-    run.status = RUN_RUNNING
-    run.progress = {"stage": "loading", "fraction": 0.0}
-    run.updated_at = utcnow()
+    begin_solving(run)
     session.commit()
     try:
         return execute_match_run(session, run=run)
