@@ -189,28 +189,15 @@ _UNIT_ALLIANCE = select(Unit.__table__.c.alliance_id).where(
 )
 
 
-def can_see_unit_id(session: Session, principal: Principal, unit_id: int) -> bool:
-    """:func:`can_see_unit` for a unit known by its id, read as one column, not loaded."""
-    alliance_id = session.execute(_UNIT_ALLIANCE, {"unit_id": unit_id}).scalar_one_or_none()
-    return alliance_id is not None and sees_unit(
-        principal, unit_id=unit_id, alliance_id=alliance_id
-    )
-
-
-def require_unit_visible(session: Session, principal: Principal, unit_id: int) -> None:
-    """:func:`unit_in_scope` for a read that needs the unit's id only: 404 the same way."""
-    if not can_see_unit_id(session, principal, unit_id):
-        raise not_found("unit", unit_id)
-
-
 def require_unit_row_visible(
     session: Session, principal: Principal, unit_id: int, alliance_id: int | None
 ) -> None:
-    """:func:`require_unit_visible` for a read that already holds the unit's ``alliance_id``
-    (read with a row of the unit); without one (no row), the unit is looked up."""
+    """:func:`unit_in_scope` for a read that needs the unit's id only, 404 the same way. A read
+    that holds the unit's ``alliance_id`` (read with a row of the unit) passes it; without one
+    (no row), the unit's alliance is read as one column, the unit not loaded."""
     if alliance_id is None:
-        require_unit_visible(session, principal, unit_id)
-    elif not sees_unit(principal, unit_id=unit_id, alliance_id=alliance_id):
+        alliance_id = session.execute(_UNIT_ALLIANCE, {"unit_id": unit_id}).scalar_one_or_none()
+    if alliance_id is None or not sees_unit(principal, unit_id=unit_id, alliance_id=alliance_id):
         raise not_found("unit", unit_id)
 
 

@@ -30,7 +30,7 @@ from matcher.algorithms import (
     solve_match,
 )
 from matcher.db import utcnow
-from matcher.errors import Conflict, ValidationFailed, not_found
+from matcher.errors import Conflict, ValidationFailed
 from matcher.metrics import MATCH_RUN_SECONDS
 from matcher.models import (
     ACTIVE_RUN_INDEX,
@@ -445,14 +445,6 @@ def start_match_run(
         _fail(session, run, "Internal error while solving; the operator's log has details.")
         session.commit()
         raise
-
-
-def get_match_run(session: Session, *, run_id: int) -> MatchRun:
-    """A run, or ``NotFound``."""
-    run = session.get(MatchRun, run_id)
-    if run is None:
-        raise not_found("match run", run_id)
-    return run
 
 
 def claim_queued_run(session: Session, *, stale_after_seconds: int = 1800) -> MatchRun | None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Row, Select, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, Select, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from matcher.db import utcnow
@@ -358,18 +358,6 @@ def _items(
 @functools.cache
 def _item_fields(kind: PersonKind) -> tuple[str, ...]:
     return ("id", "unit_id", "external_id", *kind.scalar_fields, "created_at", "updated_at")
-
-
-def count_people(session: Session, *, kind: PersonKind, unit_ids: Sequence[int]) -> int:
-    """How many active people of a kind the units have."""
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(kind.model)
-            .where(kind.model.unit_id.in_(unit_ids), kind.model.active.is_(True))
-        )
-        or 0
-    )
 
 
 def _child_as_item(kind: PersonKind, child: CraftsmanSkill | ApprenticeWant) -> dict[str, Any]:
