@@ -34,6 +34,7 @@ from matcher.services.run_report import (
     proposals_query,
     unmatched_items,
     unmatched_query,
+    with_proposal_details,
 )
 
 blp = Blueprint("match_runs", __name__, description="Match runs, proposals and the unmatched")
@@ -225,10 +226,15 @@ class RunProposals(MethodView):
     @blp.doc(operationId="listProposals")
     def get(self, args: dict[str, Any], run_id: int) -> Any:
         """List a run's proposals, best score first."""
-        access.require_match_run_visible(db(), principal(), run_id)
+        access.require(principal(), "matching")
         stmt, params = proposals_query(run_id=run_id, status=args.get("status"))
-        rows, headers = page_rows(db(), stmt, args, params)
-        return json_list(proposal_items(db(), rows), headers)
+        rows, headers = page_rows(db(), stmt, args, params, widen=with_proposal_details)
+        # The scope is asked of the page's own rows (one statement less); a page without rows
+        # asks the run. Either way nothing is answered before the policy has spoken.
+        access.require_match_run_visible(
+            db(), principal(), run_id, rows[0].run_alliance_id if rows else None
+        )
+        return json_list(proposal_items(rows), headers)
 
 
 @blp.route("/match-runs/<id:run_id>/unmatched")

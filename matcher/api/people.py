@@ -29,7 +29,6 @@ from matcher.services import access
 from matcher.services.people import (
     APPRENTICE,
     CRAFTSMAN,
-    Item,
     Person,
     PersonKind,
     deactivate_person,
@@ -40,6 +39,7 @@ from matcher.services.people import (
     person_item,
     upsert_people,
     upsert_person,
+    with_children,
 )
 
 MAX_BATCH = 20_000
@@ -96,7 +96,7 @@ def people_blueprint(
             outcome = upsert_person(db(), kind=kind, unit=unit, item=item)
             db().commit()
             person = person_item(db(), kind=kind, person_id=outcome.ids[0])
-            return person, 201 if outcome.results[0] == "created" else 200
+            return json_item(person, status=201 if outcome.results[0] == "created" else 200)
 
     @blp.route(f"/units/<id:unit_id>/{plural}/bulk")
     class BulkPeople(MethodView):
@@ -132,13 +132,19 @@ def people_blueprint(
                 updated_since="updated_since" in params,
                 external_id="external_id" in params,
             )
-            rows, headers = page_rows(db(), stmt, args, {"unit_ids": [unit_id], **params})
+            rows, headers = page_rows(
+                db(),
+                stmt,
+                args,
+                {"unit_id": unit_id, **params},
+                widen=with_children(kind, db().get_bind().dialect.name),
+            )
             # The scope is asked of the page's own rows (one statement less); a page without
             # rows asks the unit. Either way nothing is answered before the policy has spoken.
             access.require_unit_row_visible(
                 db(), principal(), unit_id, rows[0].unit_alliance_id if rows else None
             )
-            return json_list(people_items(db(), kind=kind, rows=rows), headers)
+            return json_list(people_items(kind, rows), headers)
 
     @blp.route(f"/{plural}/<id:person_id>")
     class PersonById(MethodView):
@@ -154,7 +160,7 @@ def people_blueprint(
         @blp.arguments(patch_schema(partial=top_level(patch_schema)))
         @blp.response(200, schema)
         @blp.doc(operationId=f"update{one}")
-        def patch(self, changes: dict[str, Any], person_id: int) -> Item:
+        def patch(self, changes: dict[str, Any], person_id: int) -> Any:
             """Change some fields of a person (hr of the unit)."""
             person = _person_in_scope(person_id)
             access.require_people_writer(principal(), person.unit)
@@ -165,7 +171,7 @@ def people_blueprint(
                 )
             patch_person(db(), kind=kind, person=person, changes=changes)
             db().commit()
-            return person_item(db(), kind=kind, person_id=person_id)
+            return json_item(person_item(db(), kind=kind, person_id=person_id))
 
         @blp.response(204)
         @blp.doc(operationId=f"deactivate{one}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
 
 import marshmallow as ma
@@ -35,7 +36,7 @@ from matcher.services.review import (
     rejected_pairs_query,
     swap,
 )
-from matcher.services.run_report import proposal_items, proposals_query
+from matcher.services.run_report import proposals_query, with_proposal_details
 
 blp = Blueprint("proposals", __name__, description="Review of proposals and commit of a run")
 BLUEPRINTS = [blp]
@@ -212,7 +213,8 @@ class ProposalsCsv(MethodView):
             .execute(select(Unit.id, Unit.name).where(Unit.alliance_id == run.alliance_id))
             .all()
         )
-        rows = db().execute(*proposals_query(run_id=run.id)).all()
+        stmt, params = proposals_query(run_id=run.id)
+        rows = db().execute(with_proposal_details(stmt.subquery("page")), params)
         out = io.StringIO()
         out.write("\ufeff")
         writer = csv.writer(out)
@@ -232,42 +234,37 @@ class ProposalsCsv(MethodView):
                 "comment",
             ]
         )
-        for start in range(0, len(rows), CSV_CHUNK):
-            for p in proposal_items(db(), rows[start : start + CSV_CHUNK]):
-                explanation = "; ".join(
-                    f"{row['skill']} L{row['wanted_level']} ← {row['craftsman_skill'] or '-'}"
-                    f" L{row['craftsman_level'] or '-'} ({row['credit']:.2f})"
-                    for row in p["explanation"]
-                )
-                craftsman, apprentice = p["craftsman"], p["apprentice"]
-                writer.writerow(
-                    [
-                        _cell(v)
-                        for v in (
-                            p["id"],
-                            p["status"],
-                            f"{p['score']:.4f}",
-                            f"{p['fit']:.4f}",
-                            craftsman["id"],
-                            craftsman["name"],
-                            units.get(craftsman["unit_id"], ""),
-                            apprentice["id"],
-                            apprentice["name"],
-                            units.get(apprentice["unit_id"], ""),
-                            explanation,
-                            p["comment"] or "",
-                        )
-                    ]
-                )
+        for p in rows:
+            explanation = "; ".join(
+                f"{row['skill']} L{row['wanted_level']} ← {row['craftsman_skill'] or '-'}"
+                f" L{row['craftsman_level'] or '-'} ({row['credit']:.2f})"
+                for row in json.loads(p.explanation_json)
+            )
+            writer.writerow(
+                [
+                    _cell(v)
+                    for v in (
+                        p.id,
+                        p.status,
+                        f"{p.score:.4f}",
+                        f"{p.fit:.4f}",
+                        p.craftsman_id,
+                        p.craftsman_name,
+                        units.get(p.craftsman_unit_id, ""),
+                        p.apprentice_id,
+                        p.apprentice_name,
+                        units.get(p.apprentice_unit_id, ""),
+                        explanation,
+                        p.comment or "",
+                    )
+                ]
+            )
         filename = f"match-run-{run.id}-proposals.csv"
         return Response(
             out.getvalue().encode("utf-8"),
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
-
-
-CSV_CHUNK = 500  # proposals named per query: IN lists stay small on every database
 
 
 def _cell(value: object) -> object:

@@ -90,6 +90,11 @@ class Proposal(TimestampMixin, Base):
     apprentice: Mapped[Apprentice] = relationship()
 
 
+# A run's proposals in the order they are listed (best score first): a page is read from the
+# index, not sorted out of the whole run.
+Index("ix_proposals_match_run_id_score", Proposal.match_run_id, Proposal.score.desc(), Proposal.id)
+
+
 class UnmatchedApprentice(Base):
     """An apprentice a run could not place, and why."""
 

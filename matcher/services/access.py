@@ -230,11 +230,16 @@ _RUN_ALLIANCE = select(MatchRun.__table__.c.alliance_id).where(
 )
 
 
-def require_match_run_visible(session: Session, principal: Principal, run_id: int) -> None:
+def require_match_run_visible(
+    session: Session, principal: Principal, run_id: int, alliance_id: int | None = None
+) -> None:
     """:func:`match_run_in_scope` for a read that needs the run's id only: the same 403 and
-    404, the run's alliance read as one column instead of the run loaded."""
+    404. A read that holds the run's ``alliance_id`` (read with a row of the run) passes it;
+    without one, the run's alliance is read as one column, the run not loaded. The role is
+    checked before any read (:func:`require` first, then the query, then this)."""
     require(principal, "matching")
-    alliance_id = session.execute(_RUN_ALLIANCE, {"run_id": run_id}).scalar_one_or_none()
+    if alliance_id is None:
+        alliance_id = session.execute(_RUN_ALLIANCE, {"run_id": run_id}).scalar_one_or_none()
     if alliance_id is None or not reaches(principal, alliance_id=alliance_id):
         raise not_found("match run", run_id)
 

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Row, Select, Table, bindparam, delete, insert, select, update
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Subquery,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from matcher.db import utcnow
@@ -204,10 +222,10 @@ def people_query(
     updated_since: bool = False,
     external_id: bool = False,
 ) -> Select[Any]:
-    """The list of a kind of people in some units as plain rows of their columns and their
-    unit's ``unit_alliance_id``, oldest first by id (stable across pages); :func:`people_items`
-    turns a page of them into what the API shows. Parameters: ``unit_ids`` (a list) and, where
-    asked for here, ``updated_since`` and ``external_id``.
+    """The list of a unit's people of a kind as plain rows of their columns and their unit's
+    ``unit_alliance_id``, oldest first by id (stable across pages); :func:`with_children` adds
+    their skills to a page and :func:`people_items` turns it into what the API shows.
+    Parameters: ``unit_id`` and, where asked for here, ``updated_since`` and ``external_id``.
 
     Built once per filter combination: the request binds values, so SQLAlchemy neither builds
     nor hashes the statement again (its compiled cache is keyed on the statement's shape).
@@ -225,7 +243,7 @@ def _people_query(
     stmt = (
         select(*people.c, units.c.alliance_id.label("unit_alliance_id"))
         .join(units, units.c.id == people.c.unit_id)
-        .where(people.c.unit_id.in_(bindparam("unit_ids", expanding=True)))
+        .where(people.c.unit_id == bindparam("unit_id"))
     )
     if active is not None:
         stmt = stmt.where(people.c.active.is_(active))
@@ -241,39 +259,74 @@ def _table(model: type[Any]) -> Table:
     return table
 
 
-@functools.cache
-def _person_rows(kind: PersonKind) -> Select[Any]:
-    """One person by ``person_id`` in one round trip: a row of :func:`people_query` per skill
-    (one, with no skill, for a person without any), with its unit's alliance
-    (``unit_alliance_id``) for the scope check and the skill as ``child_*`` columns."""
-    people, units = _table(kind.model), _table(Unit)
-    child, skills = _table(kind.child_model), _table(Skill)
-    return (
-        select(
-            *people.c,
-            units.c.alliance_id.label("unit_alliance_id"),
-            skills.c.name.label("child_name"),
-            *(child.c[name].label(f"child_{name}") for name in kind.child_fields),
-        )
-        .join_from(people, units, units.c.id == people.c.unit_id)
-        .outerjoin(child, child.c[kind.owner_fk] == people.c.id)
-        .outerjoin(skills, skills.c.id == child.c.skill_id)
-        .where(people.c.id == bindparam("person_id"))
-        .order_by(child.c.position)
-    )
+def with_children(kind: PersonKind, dialect: str) -> Callable[[Subquery], Select[Any]]:
+    """For :func:`matcher.api.base.page_rows`: a page of :func:`people_query` rows widened with
+    their skills (or wants) as one JSON text per person (``children_json``), in one round trip;
+    :func:`people_items` reads the result. ``dialect``: the session's (``postgresql``,
+    ``sqlite``), which writes the JSON."""
+    return _with_children[kind, dialect]
 
 
-@functools.cache
-def _children_rows(kind: PersonKind) -> Select[Any]:
-    """The skills (or wants) of the people ``owner_ids``: owner, skill name, child fields."""
+def _children_json(kind: PersonKind, dialect: str, owner_id: ColumnElement[int]) -> Any:
+    """The skills (or wants) of the person ``owner_id`` as the API shows them, in the order HR
+    sent them: a JSON array as text, built by the database. A page's children then cost neither
+    a row each nor any Python: the text goes out as it is (``orjson.Fragment``)."""
     child, skills = _table(kind.child_model), _table(Skill)
-    owner = child.c[kind.owner_fk]
-    return (
-        select(owner, skills.c.name, *(child.c[name] for name in kind.child_fields))
+    columns = (skills.c.name, *(child.c[name] for name in kind.child_fields))
+    of_owner = (
+        select()
         .join_from(child, skills, skills.c.id == child.c.skill_id)
-        .where(owner.in_(bindparam("owner_ids", expanding=True)))
-        .order_by(owner, child.c.position)
+        .where(child.c[kind.owner_fk] == owner_id)
+        # The owner's row is the enclosing query's, also from inside the FROM subquery below.
+        .correlate_except(child, skills)
     )
+    if dialect == "postgresql":
+        objects = func.json_build_object(*_json_pairs(kind, columns))
+        array = func.json_agg(aggregate_order_by(objects, child.c.position))
+        as_text = cast(func.coalesce(array, literal_column("'[]'::json")), Text)
+        return of_owner.add_columns(as_text).scalar_subquery()
+    # SQLite (before 3.44) has no ORDER BY inside an aggregate: the rows come from a subquery
+    # in order, which SQLite keeps (it never flattens an ordered subquery into an aggregate).
+    labelled = (column.label(name) for name, column in zip(kind.child_names, columns, strict=True))
+    items = of_owner.add_columns(*labelled).order_by(child.c.position).subquery("items")
+    objects = func.json_object(*_json_pairs(kind, tuple(items.c)))
+    return select(func.json_group_array(objects)).scalar_subquery()
+
+
+def _json_pairs(kind: PersonKind, columns: Sequence[Any]) -> list[Any]:
+    """``'name', column, 'level', column, ...``: the arguments of a JSON object constructor."""
+    pairs: list[Any] = []
+    for name, column in zip(kind.child_names, columns, strict=True):
+        pairs += [literal(name), column]
+    return pairs
+
+
+def _joined_children(kind: PersonKind, dialect: str, people: Subquery) -> Select[Any]:
+    """``people``'s rows with their children as JSON text (``children_json``), in id order."""
+    children = _children_json(kind, dialect, people.c.id).label("children_json")
+    return select(people, children).order_by(people.c.id)
+
+
+# One function per kind and dialect, made once: page_rows caches the widened statement by it.
+_with_children: dict[tuple[PersonKind, str], Callable[[Subquery], Select[Any]]] = {
+    (kind, dialect): functools.partial(_joined_children, kind, dialect)
+    for kind in (CRAFTSMAN, APPRENTICE)
+    for dialect in ("postgresql", "sqlite")
+}
+
+
+@functools.cache
+def _person_rows(kind: PersonKind, dialect: str) -> Select[Any]:
+    """One person by ``person_id`` as a row of :func:`with_children`, with its unit's alliance
+    (``unit_alliance_id``) for the scope check."""
+    people, units = _table(kind.model), _table(Unit)
+    person = (
+        select(*people.c, units.c.alliance_id.label("unit_alliance_id"))
+        .join(units, units.c.id == people.c.unit_id)
+        .where(people.c.id == bindparam("person_id"))
+        .subquery("person")
+    )
+    return _joined_children(kind, dialect, person)
 
 
 # The two people of a pair, as the proposal and mentorship queries join them.
@@ -312,45 +365,25 @@ def person_item(
     """One person as the API shows them (as :func:`people_items`), or ``NotFound``; with
     ``principal``, also when the person lies outside its scope (as if they did not exist).
     The scope is checked on the person's own row: no separate look-up of the unit."""
-    rows = session.execute(_person_rows(kind), {"person_id": person_id}).all()
-    if not rows or (
+    stmt = _person_rows(kind, session.get_bind().dialect.name)
+    row = session.execute(stmt, {"person_id": person_id}).one_or_none()
+    if row is None or (
         principal is not None
-        and not sees_unit(principal, unit_id=rows[0].unit_id, alliance_id=rows[0].unit_alliance_id)
+        and not sees_unit(principal, unit_id=row.unit_id, alliance_id=row.unit_alliance_id)
     ):
         raise not_found(kind.label, person_id)
-    columns = ("child_name", *(f"child_{name}" for name in kind.child_fields))
-    children = [
-        dict(zip(kind.child_names, (row._mapping[c] for c in columns), strict=True))
-        for row in rows
-        if row.child_name is not None
-    ]
-    return _items(kind, rows[:1], {person_id: children})[0]
+    return people_items(kind, [row])[0]
 
 
-def people_items(
-    session: Session, *, kind: PersonKind, rows: Sequence[Row[Any]]
-) -> list[dict[str, Any]]:
-    """People rows of :func:`people_query` as the API shows them, each with its skills in the
-    order HR sent them (one query for the whole page)."""
-    children: dict[int, list[dict[str, Any]]] = {}
-    if rows:
-        names = kind.child_names
-        found = session.execute(_children_rows(kind), {"owner_ids": [row.id for row in rows]})
-        for owner_id, *values in found.all():  # fetched at once: a page holds a few hundred
-            children.setdefault(owner_id, []).append(dict(zip(names, values, strict=True)))
-    return _items(kind, rows, children)
-
-
-def _items(
-    kind: PersonKind, rows: Sequence[Row[Any]], children: Mapping[int, list[dict[str, Any]]]
-) -> list[dict[str, Any]]:
-    """People rows and their skills by person id as the API shows them."""
+def people_items(kind: PersonKind, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """Rows of :func:`with_children` as the API shows the people (written by
+    :func:`matcher.api.base.json_item`: the children are JSON text already)."""
     fields = _item_fields(kind)
     items: list[dict[str, Any]] = []
     for row in rows:
         mapping = row._mapping
         item = {name: mapping[name] for name in fields}
-        item[kind.child_attr] = children.get(row.id, [])
+        item[kind.child_attr] = orjson.Fragment(mapping["children_json"])
         items.append(item)
     return items
 

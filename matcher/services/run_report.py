@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import scipy.sparse as sp
-from sqlalchemy import Row, Select, bindparam, func, select
+from sqlalchemy import Row, Select, Subquery, Text, bindparam, cast, func, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from matcher.algorithms.eligibility import other_unit
@@ -86,9 +87,10 @@ def proposals_page(
 def proposals_query(
     *, run_id: int, status: str | None = None
 ) -> tuple[Select[Any], dict[str, Any]]:
-    """A run's proposals, best score first, as narrow rows: a page is counted and cut without
-    the explanations and names, which :func:`proposal_items` reads for that page only (a window
-    count over the wide rows cost SQLite three times as much).
+    """A run's proposals, best score first, as narrow rows with the run's alliance
+    (``run_alliance_id``, so that a page answers its own scope question): a page is counted and
+    cut without the explanations and names, which :func:`with_proposal_details` adds for that
+    page only (a window count over the wide rows cost SQLite three times as much).
 
     Built once per filter (as :func:`matcher.services.people.people_query`): the statement and
     its parameters, ``run_id`` and, with ``status``, ``status``.
@@ -101,47 +103,52 @@ def proposals_query(
 
 @functools.cache
 def _proposals_query(by_status: bool) -> Select[Any]:
-    proposals = Proposal.__table__
+    proposals, runs = Proposal.__table__, MatchRun.__table__
     stmt = (
-        select(*(c for c in proposals.c if c.name != "explanation"))
+        select(
+            *(c for c in proposals.c if c.name != "explanation"),
+            runs.c.alliance_id.label("run_alliance_id"),
+        )
+        .join(runs, runs.c.id == proposals.c.match_run_id)
         .where(proposals.c.match_run_id == bindparam("run_id"))
         .order_by(proposals.c.score.desc(), proposals.c.id)
     )
     return stmt.where(proposals.c.status == bindparam("status")) if by_status else stmt
 
 
-# The explanations and both people's names of a page of proposals ``proposal_ids``.
-_PROPOSAL_DETAILS = (
-    select(Proposal.__table__.c.id, Proposal.__table__.c.explanation, *PAIR_COLUMNS)
-    .join_from(Proposal, MENTOR, Proposal.craftsman_id == MENTOR.id)
-    .join(LEARNER, Proposal.apprentice_id == LEARNER.id)
-    .where(Proposal.__table__.c.id.in_(bindparam("proposal_ids", expanding=True)))
-)
+def with_proposal_details(page: Subquery) -> Select[Any]:
+    """Rows of :func:`proposals_query` (``page``, a subquery of them) with each proposal's
+    explanation as its stored JSON text (``explanation_json``) and both people's names and
+    units, in the same order."""
+    proposals = Proposal.__table__
+    return (
+        select(page, cast(proposals.c.explanation, Text).label("explanation_json"), *PAIR_COLUMNS)
+        .join_from(page, proposals, proposals.c.id == page.c.id)
+        .join(MENTOR, MENTOR.id == page.c.craftsman_id)
+        .join(LEARNER, LEARNER.id == page.c.apprentice_id)
+        .order_by(page.c.score.desc(), page.c.id)
+    )
 
 
-def proposal_items(session: Session, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
-    """Rows of :func:`proposals_query` as the API shows them, with their explanations and both
-    people's names and units (one query for the page)."""
-    details = {
-        detail.id: detail
-        for detail in session.execute(_PROPOSAL_DETAILS, {"proposal_ids": [row.id for row in rows]})
-    }
-    items = []
-    for row in rows:
-        detail = details[row.id]
-        items.append(
-            {
-                "id": row.id,
-                "match_run_id": row.match_run_id,
-                **pair_refs(row, detail),
-                "score": row.score,
-                "fit": row.fit,
-                "explanation": detail.explanation,
-                "status": row.status,
-                "comment": row.comment,
-            }
-        )
-    return items
+def proposal_items(rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """Rows of :func:`with_proposal_details` as the API shows them.
+
+    The explanation goes out as it is stored (``orjson.Fragment``: JSON text written as is):
+    decoding it and encoding it again cost a tenth of a page (``bench/request_path.py``).
+    """
+    return [
+        {
+            "id": row.id,
+            "match_run_id": row.match_run_id,
+            **pair_refs(row, row),
+            "score": row.score,
+            "fit": row.fit,
+            "explanation": orjson.Fragment(row.explanation_json),
+            "status": row.status,
+            "comment": row.comment,
+        }
+        for row in rows
+    ]
 
 
 def unmatched_query(*, run_id: int) -> Select[Any]:
