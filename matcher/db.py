@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -91,7 +93,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_database_url(url)
     if url.startswith("sqlite"):
         return use_sqlite_pragmas(create_engine(url, **kwargs))
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **kwargs)
+    engine = create_engine(url, pool_size=5, max_overflow=10, **kwargs)
+    event.listen(engine, "checkout", _replace_if_closed_by_server)
+    return engine
+
+
+def _replace_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: a connection the server has closed (a restart, an idle timeout, a
+    terminated backend) is replaced before a request uses it, so that the first request after
+    a restart does not fail.
+
+    An idle connection has nothing to read unless the server wrote to it, and a server that
+    closes one first says why, then ends the stream: a poll that does not wait finds it. This
+    replaces the pool's pre-ping, which cost a round trip on every request.
+    """
+    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    if readable or dbapi_connection.closed:
+        raise DisconnectionError("the server closed this pooled connection")  # pool retries
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

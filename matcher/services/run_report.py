@@ -101,12 +101,25 @@ def proposals_query(
     return _proposals_query(status is not None), params
 
 
+# What a listed proposal shows of its own row (the explanation comes with the page only).
+_LISTED_COLUMNS = (
+    "id",
+    "match_run_id",
+    "craftsman_id",
+    "apprentice_id",
+    "score",
+    "fit",
+    "status",
+    "comment",
+)
+
+
 @functools.cache
 def _proposals_query(by_status: bool) -> Select[Any]:
     proposals, runs = Proposal.__table__, MatchRun.__table__
     stmt = (
         select(
-            *(c for c in proposals.c if c.name != "explanation"),
+            *(proposals.c[name] for name in _LISTED_COLUMNS),
             runs.c.alliance_id.label("run_alliance_id"),
         )
         .join(runs, runs.c.id == proposals.c.match_run_id)
