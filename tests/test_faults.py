@@ -1,5 +1,5 @@
 """PostgreSQL restarted under load: requests in flight fail cleanly (503), nothing is half
-written, and the service recovers by itself (the pool pre-pings its connections)."""
+written, and the service recovers by itself (the pool replaces a connection the server closed before using it)."""
 
 from __future__ import annotations
 
