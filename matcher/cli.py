@@ -267,11 +267,10 @@ def match(alliance_code: str, raw_params: tuple[str, ...]) -> None:
 def import_people(path: Path, unit_code: str, alliance_code: str | None) -> None:
     """Upsert a unit's craftsmen or apprentices from an HR export (.csv/.xlsx), all or nothing."""
     import marshmallow as ma
-    from sqlalchemy import select
 
     from matcher.api.schemas import ApprenticeBulkItemSchema, CraftsmanBulkItemSchema
     from matcher.errors import DomainError
-    from matcher.models import Alliance, Unit
+    from matcher.services.alliances import unit_by_codes
     from matcher.services.hr_import import detect_kind, read_table, to_record
     from matcher.services.people import KINDS, upsert_people
 
@@ -284,17 +283,9 @@ def import_people(path: Path, unit_code: str, alliance_code: str | None) -> None
         except ma.ValidationError as exc:
             raise _row_errors(table, exc.messages) from exc
         with session_scope(state().session_factory) as session:
-            stmt = select(Unit).join(Alliance).where(Unit.code == unit_code)
-            if alliance_code:
-                stmt = stmt.where(Alliance.code == alliance_code)
-            units = session.scalars(stmt).all()
-            if len(units) != 1:
-                raise click.ClickException(
-                    f"{'no' if not units else 'more than one'} unit with code '{unit_code}'"
-                    + ("" if alliance_code else "; name its --alliance")
-                )
+            unit = unit_by_codes(session, code=unit_code, alliance_code=alliance_code)
             try:
-                outcome = upsert_people(session, kind=KINDS[kind], unit=units[0], items=items)
+                outcome = upsert_people(session, kind=KINDS[kind], unit=unit, items=items)
             except DomainError as exc:
                 raise _row_errors(table, exc.errors or {}, exc.detail) from exc
     except DomainError as exc:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from matcher.db import utcnow
-from matcher.errors import Conflict, NotFound
+from matcher.errors import Conflict, NotFound, ValidationFailed
 from matcher.models import Alliance, Unit
 
 Row = TypeVar("Row", Alliance, Unit)
@@ -69,6 +69,24 @@ def unit_by_code(session: Session, *, alliance: Alliance, code: str) -> Unit:
     if unit is None:
         raise NotFound(f"No unit with code '{code}' in alliance '{alliance.code}'.")
     return unit
+
+
+def unit_by_codes(session: Session, *, code: str, alliance_code: str | None = None) -> Unit:
+    """The unit with this code, in the alliance ``alliance_code`` if given (unit codes are
+    unique per alliance only); ``NotFound`` for none, ``ValidationFailed`` for several."""
+    stmt = select(Unit).join(Alliance).where(Unit.code == code)
+    if alliance_code:
+        stmt = stmt.where(Alliance.code == alliance_code)
+    units = session.scalars(stmt.limit(2)).all()
+    if not units:
+        where = f" in alliance '{alliance_code}'" if alliance_code else ""
+        raise NotFound(f"No unit with code '{code}'{where}.")
+    if len(units) > 1:
+        raise ValidationFailed(
+            f"More than one unit has the code '{code}'; name its alliance.",
+            errors={"alliance": ["Needed: the unit code is used in several alliances."]},
+        )
+    return units[0]
 
 
 def _check_unit_code(session: Session, alliance_id: int, code: str) -> None:
