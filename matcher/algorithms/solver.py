@@ -87,6 +87,7 @@ def eligible_pairs(problem: MatchProblem, params: MatchParams) -> Eligible:
 
 
 def _check_pins(problem: MatchProblem) -> None:
+    """Raise ``PinnedPairError`` for the first pin that breaks hard constraint 1 or 2."""
     seen_apprentices: set[int] = set()
     pins_left = problem.craftsman_free.astype(np.int64).copy()
     for craftsman, apprentice in problem.pinned.tolist():
@@ -113,116 +114,6 @@ def choose_method(cells: int, requested: Method) -> Method:
 BLOCKERS_SHOWN = 10  # capacity_exhausted names at most this many craftsmen, best first
 
 
-def solve_match(
-    problem: MatchProblem,
-    params: MatchParams,
-    *,
-    method: Method = "auto",
-    progress: Progress | None = None,
-) -> MatchResult:
-    """The exact optimum of matching.md's objective under its hard constraints."""
-    report = progress or (lambda _stage, _fraction: None)
-    started = time.perf_counter()
-    _check_pins(problem)
-    report("scoring", 0.0)
-    free = problem.craftsman_free.astype(np.int64).copy()
-    np.subtract.at(free, problem.pinned[:, 0], 1)
-    free = np.maximum(free, 0)
-    open_apprentice = np.ones(problem.n_apprentices, dtype=bool)
-    open_apprentice[problem.pinned[:, 1]] = False
-    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
-    used = choose_method(int(free.sum()) * problem.n_apprentices, method)
-    components = 1
-    extra: dict[str, Any] = {}
-    if used == "pruned":
-        pruned = solve_pruned(
-            problem,
-            params,
-            free=free,
-            open_apprentice=open_apprentice,
-            bonus=bonus,
-            progress=lambda f: report("solving", 0.1 + 0.8 * f),
-        )
-        edges, picked = pruned.edges, pruned.picked
-        components = pruned.components
-        inner = "+".join(sorted(pruned.inner))
-        used = f"pruned+{inner}" if inner else "pruned"  # type: ignore[assignment]
-        reasons_from = Candidates(
-            craftsman=edges.craftsman,
-            apprentice=edges.apprentice,
-            score=edges.gain - bonus,
-            has_edge=pruned.scan.has_edge,
-            excluded_any=pruned.scan.excluded_any,
-        )
-        eligible_count = pruned.scan.eligible_pairs
-        extra = {"pruned_pairs": int(edges.gain.size), "proof_rounds": pruned.rounds}
-        build_seconds = pruned.scan_seconds  # the first scoring pass; re-scans count as solving
-    else:
-        eligible = eligible_pairs(problem, params)
-        open_edge = open_apprentice[eligible.apprentice] & (free[eligible.craftsman] > 0)
-        edges = Edges(
-            eligible.craftsman[open_edge],
-            eligible.apprentice[open_edge],
-            eligible.score[open_edge] + bonus,
-        )
-        has_edge = np.zeros(problem.n_apprentices, dtype=bool)
-        has_edge[eligible.apprentice] = True
-        reasons_from = Candidates(
-            craftsman=eligible.craftsman,
-            apprentice=eligible.apprentice,
-            score=eligible.score,
-            has_edge=has_edge,
-            excluded_any=eligible.excluded_any,
-        )
-        eligible_count = int(eligible.craftsman.size)
-        build_seconds = time.perf_counter() - started
-        report("solving", 0.2)
-        if used == "dense":
-            picked = solve_dense(edges, free, problem.n_apprentices)
-        elif used == "sparse":
-            picked = solve_sparse(edges, free, problem.n_apprentices)
-        else:
-            picked, components, parts = solve_components(
-                edges, free, problem.n_apprentices, lambda f: report("solving", 0.2 + 0.7 * f)
-            )
-            used = "components+" + "+".join(sorted(parts)) if parts else "components"  # type: ignore[assignment]
-    solve_seconds = time.perf_counter() - started - build_seconds
-
-    craftsman = np.concatenate([edges.craftsman[picked], problem.pinned[:, 0]]).astype(np.int64)
-    apprentice = np.concatenate([edges.apprentice[picked], problem.pinned[:, 1]]).astype(np.int64)
-    order = np.argsort(apprentice, kind="stable")
-    craftsman, apprentice = craftsman[order], apprentice[order]
-    explained = explain_pairs(problem, params, craftsman, apprentice)
-    report("reasons", 0.95)
-    unmatched, reasons, blockers = _unmatched(problem, reasons_from, apprentice)
-    result = MatchResult(
-        craftsman=craftsman,
-        apprentice=apprentice,
-        score=explained.score,
-        fit=explained.fit,
-        objective=float(explained.score.sum()),
-        unmatched=unmatched,
-        unmatched_reason=reasons,
-        unmatched_blockers=blockers,
-        stats={
-            "apprentices": problem.n_apprentices,
-            "craftsmen": problem.n_craftsmen,
-            "slots": int(problem.craftsman_free.sum()),
-            "eligible_pairs": eligible_count,
-            "matched": int(apprentice.size),
-            "unmatched": int(unmatched.size),
-            "pinned": int(problem.pinned.shape[0]),
-            "build_seconds": round(build_seconds, 4),
-            "solve_seconds": round(solve_seconds, 4),
-            "method": used,
-            "components": components,
-            **extra,
-        },
-    )
-    report("done", 1.0)
-    return result
-
-
 @dataclass(frozen=True)
 class Candidates:
     """What the reasons for the unmatched are drawn from."""
@@ -232,6 +123,214 @@ class Candidates:
     score: NDArray[np.float64]
     has_edge: NDArray[np.bool_]  # (A,) some eligible pair exists
     excluded_any: NDArray[np.bool_]  # (A,) some eligible-but-excluded pair exists
+
+
+@dataclass(frozen=True)
+class OpenAfterPins:
+    """What is left to assign once the pinned pairs are in."""
+
+    free: NDArray[np.int64]  # (M,) free slots minus the craftsman's pins, >= 0
+    open_apprentice: NDArray[np.bool_]  # (A,) not pinned
+
+
+@dataclass(frozen=True)
+class Solved:
+    """One method's optimal pairs (indices into ``edges``), and what the report needs of it."""
+
+    edges: Edges
+    picked: NDArray[np.int64]
+    method: str  # as ``stats.method`` reports it, e.g. "pruned+dense"
+    components: int
+    candidates: Candidates
+    eligible_count: int
+    build_seconds: float  # scoring; the rest of the time is solving
+    extra_stats: dict[str, Any]
+
+
+def open_after_pins(problem: MatchProblem) -> OpenAfterPins:
+    """The free slots and apprentices the pinned pairs leave to the solver."""
+    free = problem.craftsman_free.astype(np.int64).copy()
+    np.subtract.at(free, problem.pinned[:, 0], 1)
+    open_apprentice = np.ones(problem.n_apprentices, dtype=bool)
+    open_apprentice[problem.pinned[:, 1]] = False
+    return OpenAfterPins(free=np.maximum(free, 0), open_apprentice=open_apprentice)
+
+
+def solve_pruned_graph(
+    problem: MatchProblem,
+    params: MatchParams,
+    left: OpenAfterPins,
+    *,
+    bonus: float,
+    report: Progress,
+) -> Solved:
+    """Large problems: the pruned candidate graph, proven optimal for the whole (``pruned.py``)."""
+    pruned = solve_pruned(
+        problem,
+        params,
+        free=left.free,
+        open_apprentice=left.open_apprentice,
+        bonus=bonus,
+        progress=lambda f: report("solving", 0.1 + 0.8 * f),
+    )
+    edges = pruned.edges
+    inner = "+".join(sorted(pruned.inner))
+    return Solved(
+        edges=edges,
+        picked=pruned.picked,
+        method=f"pruned+{inner}" if inner else "pruned",
+        components=pruned.components,
+        candidates=Candidates(
+            craftsman=edges.craftsman,
+            apprentice=edges.apprentice,
+            score=edges.gain - bonus,
+            has_edge=pruned.scan.has_edge,
+            excluded_any=pruned.scan.excluded_any,
+        ),
+        eligible_count=pruned.scan.eligible_pairs,
+        build_seconds=pruned.scan_seconds,  # the first scoring pass; re-scans count as solving
+        extra_stats={"pruned_pairs": int(edges.gain.size), "proof_rounds": pruned.rounds},
+    )
+
+
+def solve_eligible_graph(
+    problem: MatchProblem,
+    params: MatchParams,
+    left: OpenAfterPins,
+    *,
+    method: Method,
+    bonus: float,
+    report: Progress,
+) -> Solved:
+    """Every eligible pair scored at once, then solved by ``method`` (dense, sparse, components)."""
+    started = time.perf_counter()
+    eligible = eligible_pairs(problem, params)
+    free = left.free
+    open_edge = left.open_apprentice[eligible.apprentice] & (free[eligible.craftsman] > 0)
+    edges = Edges(
+        eligible.craftsman[open_edge],
+        eligible.apprentice[open_edge],
+        eligible.score[open_edge] + bonus,
+    )
+    has_edge = np.zeros(problem.n_apprentices, dtype=bool)
+    has_edge[eligible.apprentice] = True
+    build_seconds = time.perf_counter() - started
+    report("solving", 0.2)
+    components = 1
+    used: str = method
+    if method == "dense":
+        picked = solve_dense(edges, free, problem.n_apprentices)
+    elif method == "sparse":
+        picked = solve_sparse(edges, free, problem.n_apprentices)
+    else:
+        picked, components, parts = solve_components(
+            edges, free, problem.n_apprentices, lambda f: report("solving", 0.2 + 0.7 * f)
+        )
+        used = "components+" + "+".join(sorted(parts)) if parts else "components"
+    return Solved(
+        edges=edges,
+        picked=picked,
+        method=used,
+        components=components,
+        candidates=Candidates(
+            craftsman=eligible.craftsman,
+            apprentice=eligible.apprentice,
+            score=eligible.score,
+            has_edge=has_edge,
+            excluded_any=eligible.excluded_any,
+        ),
+        eligible_count=int(eligible.craftsman.size),
+        build_seconds=build_seconds,
+        extra_stats={},
+    )
+
+
+def chosen_pairs(
+    solved: Solved, pinned: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(craftsman, apprentice) of the solver's pairs and the pins, sorted by apprentice."""
+    edges, picked = solved.edges, solved.picked
+    craftsman = np.concatenate([edges.craftsman[picked], pinned[:, 0]]).astype(np.int64)
+    apprentice = np.concatenate([edges.apprentice[picked], pinned[:, 1]]).astype(np.int64)
+    order = np.argsort(apprentice, kind="stable")
+    return craftsman[order], apprentice[order]
+
+
+def run_stats(
+    problem: MatchProblem,
+    solved: Solved,
+    *,
+    matched: int,
+    unmatched: int,
+    solve_seconds: float,
+) -> dict[str, Any]:
+    """``MatchResult.stats``: sizes, timings and the method used."""
+    return {
+        "apprentices": problem.n_apprentices,
+        "craftsmen": problem.n_craftsmen,
+        "slots": int(problem.craftsman_free.sum()),
+        "eligible_pairs": solved.eligible_count,
+        "matched": matched,
+        "unmatched": unmatched,
+        "pinned": int(problem.pinned.shape[0]),
+        "build_seconds": round(solved.build_seconds, 4),
+        "solve_seconds": round(solve_seconds, 4),
+        "method": solved.method,
+        "components": solved.components,
+        **solved.extra_stats,
+    }
+
+
+def solve_match(
+    problem: MatchProblem,
+    params: MatchParams,
+    *,
+    method: Method = "auto",
+    progress: Progress | None = None,
+) -> MatchResult:
+    """The exact optimum of matching.md's objective under its hard constraints.
+
+    Steps: check the pins, take what they leave open, solve (pruned graph for large problems,
+    else every eligible pair by the chosen method), add the pins back, explain every pair, and
+    give each unmatched apprentice its reason.
+    """
+    report = progress or (lambda _stage, _fraction: None)
+    started = time.perf_counter()
+    _check_pins(problem)
+    report("scoring", 0.0)
+    left = open_after_pins(problem)
+    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
+    used = choose_method(int(left.free.sum()) * problem.n_apprentices, method)
+    if used == "pruned":
+        solved = solve_pruned_graph(problem, params, left, bonus=bonus, report=report)
+    else:
+        solved = solve_eligible_graph(
+            problem, params, left, method=used, bonus=bonus, report=report
+        )
+    solve_seconds = time.perf_counter() - started - solved.build_seconds
+    craftsman, apprentice = chosen_pairs(solved, problem.pinned)
+    explained = explain_pairs(problem, params, craftsman, apprentice)
+    report("reasons", 0.95)
+    unmatched, reasons, blockers = _unmatched(problem, solved.candidates, apprentice)
+    result = MatchResult(
+        craftsman=craftsman,
+        apprentice=apprentice,
+        score=explained.score,
+        fit=explained.fit,
+        objective=float(explained.score.sum()),
+        unmatched=unmatched,
+        unmatched_reason=reasons,
+        unmatched_blockers=blockers,
+        stats=run_stats(
+            problem,
+            solved,
+            matched=int(apprentice.size),
+            unmatched=int(unmatched.size),
+            solve_seconds=solve_seconds,
+        ),
+    )
+    report("done", 1.0)
+    return result
 
 
 def _unmatched(
