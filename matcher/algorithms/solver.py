@@ -25,11 +25,23 @@ from matcher.algorithms.eligibility import (
     excluded_mask,
     other_unit,
 )
+from matcher.algorithms.fairness import (
+    FairMethod,
+    UnitIndex,
+    blocking_caps,
+    choose_fair_method,
+    pin_cap_breaches,
+    solve_fair,
+    unit_counts,
+    unit_shares,
+)
 from matcher.algorithms.params import MatchParams
 from matcher.algorithms.problem import (
+    FAIR_METHODS,
     MatchProblem,
     MatchResult,
     Method,
+    PinnedCapError,
     PinnedPairError,
 )
 from matcher.algorithms.pruned import solve_pruned
@@ -104,8 +116,19 @@ def _check_pins(problem: MatchProblem) -> None:
         pins_left[craftsman] -= 1
 
 
-def choose_method(cells: int, requested: Method) -> Method:
-    """The method for a problem of ``cells`` slot × apprentice cells."""
+def choose_method(cells: int, requested: Method, params: MatchParams | None = None) -> Method:
+    """The method for a problem of ``cells`` slot × apprentice cells.
+
+    With fair-share rules only ``flow`` and ``milp`` honour them (``auto``: flow while the
+    problem is a network); without them, runs keep the assignment solvers."""
+    if params is not None and params.has_fair_shares:
+        if requested == "auto":
+            return choose_fair_method(params)
+        if requested not in FAIR_METHODS:
+            raise ValueError(f"method {requested!r} cannot honour the fair-share rules")
+        return requested
+    if requested in FAIR_METHODS:
+        return "sparse"  # the rules are off: the same optimum, by the assignment solver
     if requested != "auto":
         return requested
     return "dense" if cells <= DENSE_MAX_CELLS else "pruned"
@@ -193,6 +216,44 @@ def solve_pruned_graph(
     )
 
 
+@dataclass(frozen=True)
+class OpenEdges:
+    """Every eligible pair (for the reasons), and those still open after the pins (to solve)."""
+
+    edges: Edges  # open pairs, gain = score (+ the coverage bonus)
+    candidates: Candidates
+    eligible_count: int
+    build_seconds: float
+
+
+def open_eligible_edges(
+    problem: MatchProblem, params: MatchParams, left: OpenAfterPins, *, bonus: float
+) -> OpenEdges:
+    """Score every candidate pair and keep the eligible ones; the open ones become edges."""
+    started = time.perf_counter()
+    eligible = eligible_pairs(problem, params)
+    open_edge = left.open_apprentice[eligible.apprentice] & (left.free[eligible.craftsman] > 0)
+    edges = Edges(
+        eligible.craftsman[open_edge],
+        eligible.apprentice[open_edge],
+        eligible.score[open_edge] + bonus,
+    )
+    has_edge = np.zeros(problem.n_apprentices, dtype=bool)
+    has_edge[eligible.apprentice] = True
+    return OpenEdges(
+        edges=edges,
+        candidates=Candidates(
+            craftsman=eligible.craftsman,
+            apprentice=eligible.apprentice,
+            score=eligible.score,
+            has_edge=has_edge,
+            excluded_any=eligible.excluded_any,
+        ),
+        eligible_count=int(eligible.craftsman.size),
+        build_seconds=time.perf_counter() - started,
+    )
+
+
 def solve_eligible_graph(
     problem: MatchProblem,
     params: MatchParams,
@@ -203,18 +264,8 @@ def solve_eligible_graph(
     report: Progress,
 ) -> Solved:
     """Every eligible pair scored at once, then solved by ``method`` (dense, sparse, components)."""
-    started = time.perf_counter()
-    eligible = eligible_pairs(problem, params)
-    free = left.free
-    open_edge = left.open_apprentice[eligible.apprentice] & (free[eligible.craftsman] > 0)
-    edges = Edges(
-        eligible.craftsman[open_edge],
-        eligible.apprentice[open_edge],
-        eligible.score[open_edge] + bonus,
-    )
-    has_edge = np.zeros(problem.n_apprentices, dtype=bool)
-    has_edge[eligible.apprentice] = True
-    build_seconds = time.perf_counter() - started
+    built = open_eligible_edges(problem, params, left, bonus=bonus)
+    edges, free = built.edges, left.free
     report("solving", 0.2)
     components = 1
     used: str = method
@@ -232,17 +283,59 @@ def solve_eligible_graph(
         picked=picked,
         method=used,
         components=components,
-        candidates=Candidates(
-            craftsman=eligible.craftsman,
-            apprentice=eligible.apprentice,
-            score=eligible.score,
-            has_edge=has_edge,
-            excluded_any=eligible.excluded_any,
-        ),
-        eligible_count=int(eligible.craftsman.size),
-        build_seconds=build_seconds,
+        candidates=built.candidates,
+        eligible_count=built.eligible_count,
+        build_seconds=built.build_seconds,
         extra_stats={},
     )
+
+
+def solve_fair_graph(
+    problem: MatchProblem,
+    params: MatchParams,
+    left: OpenAfterPins,
+    *,
+    method: FairMethod,
+    report: Progress,
+) -> Solved:
+    """Every eligible pair, solved under the fair-share rules (``fairness.py``): the stages
+    replace the coverage bonus, so the edges carry the plain score."""
+    built = open_eligible_edges(problem, params, left, bonus=0.0)
+    edges = built.edges
+    report("solving", 0.2)
+    fair = solve_fair(
+        problem,
+        params,
+        craftsman=edges.craftsman,
+        apprentice=edges.apprentice,
+        score=edges.gain,
+        free=left.free,
+        method=method,
+    )
+    stages: dict[str, Any] = {}
+    if fair.floor_total is not None:
+        stages["floor_total"] = fair.floor_total
+    return Solved(
+        edges=edges,
+        picked=fair.picked,
+        method=fair.method,
+        components=1,
+        candidates=built.candidates,
+        eligible_count=built.eligible_count,
+        build_seconds=built.build_seconds,
+        extra_stats=stages,
+    )
+
+
+def _check_pin_caps(problem: MatchProblem, params: MatchParams) -> None:
+    """Raise ``PinnedCapError`` when the pins alone exceed a fair-share cap."""
+    breaches = pin_cap_breaches(
+        problem.craftsman_unit[problem.pinned[:, 0]],
+        problem.apprentice_unit[problem.pinned[:, 1]],
+        params,
+    )
+    if breaches:
+        raise PinnedCapError(breaches)
 
 
 def chosen_pairs(
@@ -297,12 +390,15 @@ def solve_match(
     report = progress or (lambda _stage, _fraction: None)
     started = time.perf_counter()
     _check_pins(problem)
+    _check_pin_caps(problem, params)
     report("scoring", 0.0)
     left = open_after_pins(problem)
     bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
-    used = choose_method(int(left.free.sum()) * problem.n_apprentices, method)
+    used = choose_method(int(left.free.sum()) * problem.n_apprentices, method, params)
     if used == "pruned":
         solved = solve_pruned_graph(problem, params, left, bonus=bonus, report=report)
+    elif used == "flow" or used == "milp":
+        solved = solve_fair_graph(problem, params, left, method=used, report=report)
     else:
         solved = solve_eligible_graph(
             problem, params, left, method=used, bonus=bonus, report=report
@@ -312,6 +408,17 @@ def solve_match(
     explained = explain_pairs(problem, params, craftsman, apprentice)
     report("reasons", 0.95)
     unmatched, reasons, blockers = _unmatched(problem, solved.candidates, apprentice)
+    caps = _unit_cap_reasons(
+        problem, params, solved.candidates, craftsman, apprentice, unmatched, reasons, blockers
+    )
+    stats = run_stats(
+        problem,
+        solved,
+        matched=int(apprentice.size),
+        unmatched=int(unmatched.size),
+        solve_seconds=solve_seconds,
+    )
+    stats["units"] = unit_shares(problem, params, craftsman, apprentice)
     result = MatchResult(
         craftsman=craftsman,
         apprentice=apprentice,
@@ -321,13 +428,8 @@ def solve_match(
         unmatched=unmatched,
         unmatched_reason=reasons,
         unmatched_blockers=blockers,
-        stats=run_stats(
-            problem,
-            solved,
-            matched=int(apprentice.size),
-            unmatched=int(unmatched.size),
-            solve_seconds=solve_seconds,
-        ),
+        stats=stats,
+        unmatched_caps=caps,
     )
     report("done", 1.0)
     return result
@@ -360,6 +462,46 @@ def _unmatched(
             reasons.append("no_eligible_craftsman")
             blockers.append(none)
     return unmatched, reasons, blockers
+
+
+def _unit_cap_reasons(
+    problem: MatchProblem,
+    params: MatchParams,
+    candidates: Candidates,
+    craftsman: NDArray[np.int64],
+    apprentice: NDArray[np.int64],
+    unmatched: NDArray[np.int64],
+    reasons: list[str],
+    blockers: list[NDArray[np.int64]],
+) -> list[list[dict[str, Any]]]:
+    """Turn ``capacity_exhausted`` into ``unit_cap`` (in place) where an eligible craftsman still
+    has a free slot after the run and a full cap forbids each such pair; the caps per unmatched.
+
+    At an optimum, an eligible pair with a free slot on both sides is always blocked by a cap
+    (adding it would raise the floor total, the count and the score); the check is still made.
+    """
+    caps: list[list[dict[str, Any]]] = [[] for _ in reasons]
+    if not params.has_fair_shares or unmatched.size == 0:
+        return caps
+    index = UnitIndex.of(problem)
+    counts = unit_counts(index, problem, craftsman, apprentice)
+    slot_left = problem.craftsman_free - np.bincount(craftsman, minlength=problem.n_craftsmen) > 0
+    for i, a in enumerate(unmatched.tolist()):
+        if reasons[i] != "capacity_exhausted":
+            continue
+        mine = candidates.apprentice == a
+        open_craftsmen = np.unique(candidates.craftsman[mine & slot_left[candidates.craftsman]])
+        if open_craftsmen.size == 0:
+            continue
+        blocked = [blocking_caps(problem, params, counts, index, int(m), a) for m in open_craftsmen]
+        if all(blocked):
+            reasons[i] = "unit_cap"
+            blockers[i] = open_craftsmen[:BLOCKERS_SHOWN].astype(np.int64)
+            seen: list[dict[str, Any]] = []
+            for found in blocked:
+                seen.extend(cap for cap in found if cap not in seen)
+            caps[i] = seen
+    return caps
 
 
 @dataclass(frozen=True)
