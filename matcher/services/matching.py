@@ -24,11 +24,13 @@ from matcher.algorithms import (
     MatchProblem,
     MatchResult,
     PairVerdict,
+    PinnedCapError,
     PinnedPairError,
     explain_pairs,
     pair_verdict,
     solve_match,
 )
+from matcher.algorithms.fairness import pin_cap_breaches
 from matcher.db import utcnow
 from matcher.errors import Conflict, ValidationFailed
 from matcher.metrics import MATCH_RUN_SECONDS
@@ -318,6 +320,14 @@ def _pairs_in(
     ).astype(np.int64)
 
 
+def _considered_units(
+    session: Session, *, alliance: Alliance, params: MatchParams
+) -> NDArray[np.int64]:
+    """(U,) the ids of the units the run considers, ascending (for ``stats.units``)."""
+    ids = session.scalars(select(Unit.id).where(_unit_filter(alliance, params)).order_by(Unit.id))
+    return np.array(list(ids), dtype=np.int64)
+
+
 def load_problem(session: Session, *, alliance: Alliance, params: MatchParams) -> LoadedProblem:
     """Every craftsman and apprentice taking part, and the pair constraints, as arrays."""
     started = time.perf_counter()
@@ -336,6 +346,7 @@ def load_problem(session: Session, *, alliance: Alliance, params: MatchParams) -
         skill_parent=taxonomy.skill_parent,
         excluded=constraints.excluded,
         pinned=constraints.pinned,
+        units=_considered_units(session, alliance=alliance, params=params),
     )
     return LoadedProblem(
         problem=problem,
@@ -347,8 +358,11 @@ def load_problem(session: Session, *, alliance: Alliance, params: MatchParams) -
     )
 
 
-def validate_params(session: Session, *, alliance: Alliance, params: MatchParams) -> MatchParams:
-    """The parameters, if their unit and person ids belong to the alliance (else 422)."""
+def validate_params(
+    session: Session, *, alliance: Alliance, params: MatchParams, field: str = "params"
+) -> MatchParams:
+    """The parameters, if their unit and person ids belong to the alliance and the pins alone
+    break no fair-share cap (else 422, the messages under ``field``)."""
     errors: dict[str, Any] = {}
     if params.unit_ids:
         found = set(
@@ -383,11 +397,52 @@ def validate_params(session: Session, *, alliance: Alliance, params: MatchParams
         }
         if bad:
             errors[name] = bad
+    errors.update(_pins_over_caps(session, params=params))
     if errors:
         raise ValidationFailed(
-            "Some match parameters do not fit this alliance.", errors={"params": errors}
+            "Some match parameters do not fit this alliance.", errors={field: errors}
         )
     return params
+
+
+def _pins_over_caps(session: Session, *, params: MatchParams) -> dict[str, list[str]]:
+    """Per fair-share cap that the pinned pairs alone exceed, a message naming the units."""
+    if not params.pinned or not params.has_fair_shares:
+        return {}
+    craftsman_unit = dict(
+        session.execute(
+            select(Craftsman.id, Craftsman.unit_id).where(
+                Craftsman.id.in_({c for c, _ in params.pinned})
+            )
+        ).tuples()
+    )
+    apprentice_unit = dict(
+        session.execute(
+            select(Apprentice.id, Apprentice.unit_id).where(
+                Apprentice.id.in_({a for _, a in params.pinned})
+            )
+        ).tuples()
+    )
+    known = [(c, a) for c, a in params.pinned if c in craftsman_unit and a in apprentice_unit]
+    breaches = pin_cap_breaches(
+        np.array([craftsman_unit[c] for c, _ in known], dtype=np.int64),
+        np.array([apprentice_unit[a] for _, a in known], dtype=np.int64),
+        params,
+    )
+    errors: dict[str, list[str]] = {}
+    for breach in breaches:
+        errors.setdefault(breach.cap, []).append(breach.message())
+    return errors
+
+
+def with_alliance_defaults(
+    alliance: Alliance, *, params: MatchParams, given: Iterable[str]
+) -> MatchParams:
+    """The parameters a run uses: the alliance's ``match_defaults``, overridden key by key by
+    the ones the run was given (``given`` names them; ``params`` holds their values)."""
+    own = params.to_json()
+    chosen = {name: own[name] for name in given if name in own}
+    return MatchParams.from_json({**(alliance.match_defaults or {}), **chosen})
 
 
 def estimate_cells(session: Session, *, alliance: Alliance, params: MatchParams) -> int:
@@ -545,6 +600,8 @@ def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | No
         )
     except PinnedPairError as exc:
         return _fail(session, run, _pinned_pair_message(loaded, exc))
+    except PinnedCapError as exc:  # validate_params refuses these; the data changed since
+        return _fail(session, run, str(exc))
     report("storing", 0.9)
     _store_proposals(session, run=run, loaded=loaded, result=result, params=params)
     _store_unmatched(session, run=run, loaded=loaded, result=result, params=params)
@@ -639,6 +696,8 @@ UNMATCHED_MESSAGES = {
     "for the wanted skills.",
     "capacity_exhausted": "Eligible craftsmen exist, but their slots went to better overall pairs.",
     "excluded": "Every eligible pair was rejected before or excluded by the run's parameters.",
+    "unit_cap": "Eligible craftsmen still have free slots, but a fair-share cap between units "
+    "is full.",
 }
 
 
@@ -658,9 +717,18 @@ def _store_unmatched(
         detail: dict[str, Any] = {
             "message": UNMATCHED_MESSAGES[str(reason)].format(min_fit=params.min_fit)
         }
-        if str(reason) == "capacity_exhausted":
+        if str(reason) in ("capacity_exhausted", "unit_cap"):
             blockers = result.unmatched_blockers[position]
             detail["craftsman_ids"] = sorted(int(loaded.craftsman_ids[m]) for m in blockers)
+        if str(reason) == "unit_cap":
+            detail["caps"] = [
+                {
+                    "cap": cap["cap"],
+                    "craftsman_unit_id": cap["craftsman_unit"],
+                    "apprentice_unit_id": cap["apprentice_unit"],
+                }
+                for cap in result.unmatched_caps[position]
+            ]
         unmatched.append(
             {
                 "match_run_id": run.id,

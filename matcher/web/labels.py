@@ -53,6 +53,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         N_("reason.no_eligible_craftsman"),
         N_("reason.capacity_exhausted"),
         N_("reason.excluded"),
+        N_("reason.unit_cap"),
     ),
     # the summary form: who hands it in, and the fields its errors name
     "author": (N_("craftsman"), N_("apprentice")),

@@ -15,7 +15,7 @@ from werkzeug.datastructures import MultiDict
 
 from matcher.algorithms import MatchParams
 from matcher.api.fields import MAX_ID, Id, MultiLineText
-from matcher.api.match_runs import MatchParamsSchema
+from matcher.api.schemas import MatchParamsSchema
 from matcher.errors import Conflict, DomainError, NotFound
 from matcher.extensions import db, state
 from matcher.models import Alliance, MatchRun, Proposal, User
