@@ -405,24 +405,20 @@ def validate_params(
     return params
 
 
+def _units_of(
+    session: Session, model: type[Craftsman] | type[Apprentice], ids: set[int]
+) -> dict[int, int]:
+    """Person id -> unit id, for the people of ``ids`` that exist."""
+    rows = session.execute(select(model.id, model.unit_id).where(model.id.in_(ids)))
+    return {row[0]: row[1] for row in rows}
+
+
 def _pins_over_caps(session: Session, *, params: MatchParams) -> dict[str, list[str]]:
     """Per fair-share cap that the pinned pairs alone exceed, a message naming the units."""
     if not params.pinned or not params.has_fair_shares:
         return {}
-    craftsman_unit = dict(
-        session.execute(
-            select(Craftsman.id, Craftsman.unit_id).where(
-                Craftsman.id.in_({c for c, _ in params.pinned})
-            )
-        ).tuples()
-    )
-    apprentice_unit = dict(
-        session.execute(
-            select(Apprentice.id, Apprentice.unit_id).where(
-                Apprentice.id.in_({a for _, a in params.pinned})
-            )
-        ).tuples()
-    )
+    craftsman_unit = _units_of(session, Craftsman, {c for c, _ in params.pinned})
+    apprentice_unit = _units_of(session, Apprentice, {a for _, a in params.pinned})
     known = [(c, a) for c, a in params.pinned if c in craftsman_unit and a in apprentice_unit]
     breaches = pin_cap_breaches(
         np.array([craftsman_unit[c] for c, _ in known], dtype=np.int64),
