@@ -37,6 +37,11 @@ from matcher.algorithms.problem import CapBreach, MatchProblem
 
 FairMethod = Literal["flow", "milp"]
 INTEGRAL_TOLERANCE = 1e-6  # a basic LP solution off an integer by more than this is fractional
+PRICE_TOLERANCE = 1e-7  # a reduced gain above this lets a column improve the LP (HiGHS' 1e-7)
+GAP_TOLERANCE = 1e-6  # LP bound minus incumbent below this: the incumbent is optimal
+MAX_ENTERING = 20_000  # columns added per pricing round, the most promising first
+FIRST_PER_APPRENTICE = 8  # column generation starts from each apprentice's best pairs ...
+FIRST_PER_CRAFTSMAN_EXTRA = 8  # ... and each craftsman's best (free slots + this many)
 CAP_CRAFTSMAN_UNIT = "max_pairs_per_craftsman_unit"
 CAP_UNIT_PAIR = "max_pairs_per_unit_pair"
 
@@ -173,7 +178,16 @@ class FairSolution:
 
 
 class _Program:
-    """The constraint rows of the fair-share problem over ``E`` pair and ``U`` floor variables."""
+    """The fair-share program: one column per eligible open pair (E) and per floor unit (U),
+    rows in fixed families so that every row has the same index whatever columns are in use:
+
+        apprentices (A) | craftsmen (M) | craftsman units (U, with the cap) |
+        unit pairs (U*U, with the pair cap) | floor units (U, with a floor) | stage rows
+
+    Each stage is solved over a subset of the pair columns and priced against all of them: a
+    pair column whose reduced cost could improve the objective joins, until none does (column
+    generation; the restricted optimum is then the optimum over every pair).
+    """
 
     def __init__(
         self,
@@ -186,94 +200,173 @@ class _Program:
     ) -> None:
         index = UnitIndex.of(problem)
         pinned = unit_counts(index, problem, problem.pinned[:, 0], problem.pinned[:, 1])
-        n_edges, n_units = int(craftsman.size), index.size
+        n_a, n_m, n_units = problem.n_apprentices, problem.n_craftsmen, index.size
         x_unit = index.position(problem.craftsman_unit[craftsman])
         y_unit = index.position(problem.apprentice_unit[apprentice])
         floor = params.min_pairs_per_apprentice_unit or 0
-        self.n_edges = n_edges
+        self.n_edges = int(craftsman.size)
         self.n_floor = n_units if floor else 0
-        rows: list[sp.csr_array] = []
-        limits: list[NDArray[np.float64]] = []
-
-        def group_rows(keys: NDArray[np.int64], limit_of: NDArray[np.float64]) -> None:
-            """One row ``sum_{e in group} x_e <= limit`` per distinct key (keys index limit_of)."""
-            groups, row_of = np.unique(keys, return_inverse=True)
-            rows.append(
-                sp.csr_array(
-                    (np.ones(n_edges), (row_of, np.arange(n_edges))),
-                    shape=(groups.size, n_edges + self.n_floor),
-                )
-            )
-            limits.append(limit_of[groups].astype(np.float64))
-
-        group_rows(apprentice, np.ones(problem.n_apprentices))
-        group_rows(craftsman, free.astype(np.float64))
+        none = np.full(self.n_edges, -1, dtype=np.int64)
+        limits = [np.ones(n_a), free.astype(np.float64)]
+        self.plus_rows = [apprentice.astype(np.int64), n_a + craftsman.astype(np.int64)]
+        start = n_a + n_m
         cap = params.max_pairs_per_craftsman_unit
         if cap is not None:
-            group_rows(x_unit, (cap - pinned.as_craftsman_unit).astype(np.float64))
+            self.plus_rows.append(start + x_unit)
+            limits.append((cap - pinned.as_craftsman_unit).astype(np.float64))
+            start += n_units
         cap = params.max_pairs_per_unit_pair
         if cap is not None:
-            left = (cap - pinned.by_unit_pair).ravel().astype(np.float64)
-            group_rows(x_unit * n_units + y_unit, left)
-        self.floor_upper = np.zeros(self.n_floor)
+            self.plus_rows.append(start + x_unit * n_units + y_unit)
+            limits.append((cap - pinned.by_unit_pair).ravel().astype(np.float64))
+            start += n_units * n_units
+        # f_u - sum_{e: apprentice of u} x_e <= 0
+        self.floor_rows = start + y_unit if floor else none
+        self.floor_start = start
         if floor:
-            # f_u - sum_{e: apprentice of u} x_e <= 0
-            rows.append(
-                sp.csr_array(
-                    (
-                        np.concatenate([-np.ones(n_edges), np.ones(n_units)]),
-                        (
-                            np.concatenate([y_unit, np.arange(n_units)]),
-                            np.concatenate([np.arange(n_edges), n_edges + np.arange(n_units)]),
-                        ),
-                    ),
-                    shape=(n_units, n_edges + n_units),
-                )
-            )
             limits.append(np.zeros(n_units))
-            self.floor_upper = np.maximum(floor - pinned.as_apprentice_unit, 0).astype(np.float64)
-        self.rows = rows
-        self.limits = limits
+            start += n_units
+        self.floor_upper = (
+            np.maximum(floor - pinned.as_apprentice_unit, 0).astype(np.float64)
+            if floor
+            else np.zeros(0)
+        )
+        self.limits = np.concatenate(limits)
+        self.keep_floor: int | None = None  # stage row: sum f >= keep_floor
+        self.keep_pairs: int | None = None  # stage row: sum x >= keep_pairs
 
-    @property
-    def n_vars(self) -> int:
-        """E + U (U = 0 without a floor)."""
-        return self.n_edges + self.n_floor
+    def _matrix(self, columns: NDArray[np.int64]) -> tuple[sp.csr_array, NDArray[np.float64]]:
+        """Rows × (the pair ``columns``, then the floor columns), and the rows' limits."""
+        n = columns.size
+        local = np.arange(n)
+        rows = [family[columns] for family in self.plus_rows]
+        cols = [local] * len(rows)
+        data = [np.ones(n)] * len(rows)
+        limits = [self.limits]
+        n_rows = self.limits.size
+        if self.n_floor:
+            rows += [self.floor_rows[columns], self.floor_start + np.arange(self.n_floor)]
+            cols += [local, n + np.arange(self.n_floor)]
+            data += [-np.ones(n), np.ones(self.n_floor)]
+        if self.keep_floor is not None:
+            rows.append(np.full(self.n_floor, n_rows))
+            cols.append(n + np.arange(self.n_floor))
+            data.append(-np.ones(self.n_floor))
+            limits.append(np.array([-float(self.keep_floor)]))
+            n_rows += 1
+        if self.keep_pairs is not None:
+            rows.append(np.full(n, n_rows))
+            cols.append(local)
+            data.append(-np.ones(n))
+            limits.append(np.array([-float(self.keep_pairs)]))
+            n_rows += 1
+        matrix = sp.csr_array(
+            (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n_rows, n + self.n_floor),
+        )
+        return matrix, np.concatenate(limits)
 
-    def keep_at_least(self, weights: NDArray[np.float64], value: int) -> None:
-        """Add ``weights @ v >= value`` (a previous stage's optimum)."""
-        self.rows.append(sp.csr_array(-weights[None, :]))
-        self.limits.append(np.array([-float(value)]))
+    def reduced_gain(
+        self, pair_gain: NDArray[np.float64], duals: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Per pair column, its gain minus the priced rows it uses (``duals`` >= 0, one per
+        row): above 0, the column could still improve the objective."""
+        used = sum(duals[family] for family in self.plus_rows)
+        n_rows = self.limits.size
+        if self.n_floor:
+            used = used - duals[self.floor_rows]
+        if self.keep_floor is not None:
+            n_rows += 1
+        if self.keep_pairs is not None:
+            used = used - duals[n_rows]
+        reduced: NDArray[np.float64] = pair_gain - used
+        return reduced
 
-    def solve(self, gain: NDArray[np.float64], method: FairMethod) -> NDArray[np.float64] | None:
-        """A maximiser of ``gain @ v`` (a vertex for ``flow``), or None if it is fractional."""
-        matrix = sp.vstack(self.rows, format="csr")
-        upper = np.concatenate([np.ones(self.n_edges), self.floor_upper])
-        limits = np.concatenate(self.limits)
-        if method == "flow":
+    def _bounds(self, n_columns: int) -> NDArray[np.float64]:
+        upper = np.concatenate([np.ones(n_columns), self.floor_upper])
+        return np.column_stack([np.zeros(upper.size), upper])
+
+    def relaxation(
+        self, gain: NDArray[np.float64], columns: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], float, NDArray[np.float64]]:
+        """The LP optimum of ``gain`` (pairs, then floor columns) over every pair column, by
+        column generation from ``columns``: (columns used, their vertex solution, the optimum,
+        every pair column's reduced gain)."""
+        pair_gain, floor_gain = gain[: self.n_edges], gain[self.n_edges :]
+        while True:
+            matrix, limits = self._matrix(columns)
             # Dual simplex: a basic (vertex) solution, integral on a network matrix.
             result = linprog(
-                -gain,
+                -np.concatenate([pair_gain[columns], floor_gain]),
                 A_ub=matrix,
                 b_ub=limits,
-                bounds=np.column_stack([np.zeros(self.n_vars), upper]),
+                bounds=self._bounds(columns.size),
                 method="highs-ds",
             )
-        else:
-            result = milp(
-                -gain,
-                constraints=LinearConstraint(matrix, -np.inf, limits),
-                integrality=np.ones(self.n_vars),
-                bounds=Bounds(np.zeros(self.n_vars), upper),
-                options={"mip_rel_gap": 0.0},
-            )
+            if result.status != 0:
+                raise ArithmeticError(f"the fair-share LP failed: {result.message}")
+            duals = -np.asarray(result.ineqlin.marginals, dtype=np.float64)
+            reduced = self.reduced_gain(pair_gain, duals)
+            outside = np.ones(self.n_edges, dtype=bool)
+            outside[columns] = False
+            entering = np.flatnonzero(outside & (reduced > PRICE_TOLERANCE))
+            if entering.size == 0:
+                return columns, np.asarray(result.x), -float(result.fun), reduced
+            if entering.size > MAX_ENTERING:
+                best = np.argpartition(-reduced[entering], MAX_ENTERING - 1)[:MAX_ENTERING]
+                entering = entering[best]
+            columns = np.union1d(columns, entering)
+
+    def integer_optimum(
+        self,
+        gain: NDArray[np.float64],
+        columns: NDArray[np.int64],
+        bound: float,
+        reduced: NDArray[np.float64],
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """The integer optimum of ``gain`` over every pair column, given the LP ``bound`` and
+        the reduced gains at it: an integer solution over ``columns`` is an incumbent, and a
+        pair whose reduced gain is below ``incumbent - bound`` is in no better solution (LP
+        duality), so the integer program over the others is exact."""
+        incumbent_x, incumbent = self._milp(gain, columns)
+        gap = bound - incumbent
+        if gap > GAP_TOLERANCE:
+            keep = np.flatnonzero(reduced >= -gap - GAP_TOLERANCE)
+            columns = np.union1d(columns, keep)
+            incumbent_x, incumbent = self._milp(gain, columns)
+        return columns, incumbent_x
+
+    def _milp(
+        self, gain: NDArray[np.float64], columns: NDArray[np.int64]
+    ) -> tuple[NDArray[np.float64], float]:
+        matrix, limits = self._matrix(columns)
+        bounds = self._bounds(columns.size)
+        result = milp(
+            -np.concatenate([gain[: self.n_edges][columns], gain[self.n_edges :]]),
+            constraints=LinearConstraint(matrix, -np.inf, limits),
+            integrality=np.ones(bounds.shape[0]),
+            bounds=Bounds(bounds[:, 0], bounds[:, 1]),
+            options={"mip_rel_gap": 0.0},
+        )
         if result.status != 0 or result.x is None:
-            raise ArithmeticError(f"the fair-share {method} solve failed: {result.message}")
-        values = np.asarray(result.x, dtype=np.float64)
-        if np.abs(values - np.round(values)).max(initial=0.0) > INTEGRAL_TOLERANCE:
-            return None
-        rounded: NDArray[np.float64] = np.round(values)
-        return rounded
+            raise ArithmeticError(f"the fair-share integer program failed: {result.message}")
+        return np.round(np.asarray(result.x)), -float(result.fun)
+
+
+def _first_columns(
+    craftsman: NDArray[np.int64],
+    apprentice: NDArray[np.int64],
+    score: NDArray[np.float64],
+    free: NDArray[np.int64],
+) -> NDArray[np.int64]:
+    """Where column generation starts: each apprentice's best pairs and each craftsman's."""
+    order = np.lexsort((-score, apprentice))
+    rank = np.arange(order.size) - np.searchsorted(apprentice[order], apprentice[order])
+    by_apprentice = order[rank < FIRST_PER_APPRENTICE]
+    order = np.lexsort((-score, craftsman))
+    rank = np.arange(order.size) - np.searchsorted(craftsman[order], craftsman[order])
+    by_craftsman = order[rank < free[craftsman[order]] + FIRST_PER_CRAFTSMAN_EXTRA]
+    return np.union1d(by_apprentice, by_craftsman).astype(np.int64)
 
 
 def solve_fair(
@@ -291,29 +384,33 @@ def solve_fair(
     if craftsman.size == 0:
         return FairSolution(np.zeros(0, dtype=np.int64), method, None, None)
     program = _Program(problem, params, craftsman=craftsman, apprentice=apprentice, free=free)
-    used = method
-    n_e = program.n_edges
+    used: FairMethod = method
+    n_e, n_f = program.n_edges, program.n_floor
+    columns = _first_columns(craftsman, apprentice, score, free)
 
-    def stage(gain: NDArray[np.float64]) -> NDArray[np.float64]:
-        nonlocal used
-        found = program.solve(gain, used)
-        if found is None:  # only a faulty LP vertex gets here: the integer program is exact
+    def stage(gain: NDArray[np.float64]) -> tuple[NDArray[np.float64], float]:
+        """The optimum of one stage: (every column's value, the objective)."""
+        nonlocal used, columns
+        columns, solution, bound, reduced = program.relaxation(gain, columns)
+        fractional = np.abs(solution - np.round(solution)).max(initial=0.0) > INTEGRAL_TOLERANCE
+        if fractional:  # never on the network (flow); the unit-pair cap can make it so
             used = "milp"
-            found = program.solve(gain, used)
-        if found is None:
-            raise ArithmeticError("the fair-share integer program returned a fractional point")
-        return found
+            columns, solution = program.integer_optimum(gain, columns, bound, reduced)
+        values = np.zeros(n_e + n_f)
+        values[columns] = np.round(solution[: columns.size])
+        values[n_e:] = np.round(solution[columns.size :])
+        return values, float(gain @ values)
 
     floor_total = pairs = None
-    if program.n_floor:
-        weights = np.concatenate([np.zeros(n_e), np.ones(program.n_floor)])
-        floor_total = int(round(float(weights @ stage(weights))))
-        program.keep_at_least(weights, floor_total)
+    if n_f:
+        _, value = stage(np.concatenate([np.zeros(n_e), np.ones(n_f)]))
+        floor_total = int(round(value))
+        program.keep_floor = floor_total
     if params.objective == "coverage":
-        weights = np.concatenate([np.ones(n_e), np.zeros(program.n_floor)])
-        pairs = int(round(float(weights @ stage(weights))))
-        program.keep_at_least(weights, pairs)
-    values = stage(np.concatenate([score, np.zeros(program.n_floor)]))
+        _, value = stage(np.concatenate([np.ones(n_e), np.zeros(n_f)]))
+        pairs = int(round(value))
+        program.keep_pairs = pairs
+    values, _ = stage(np.concatenate([score, np.zeros(n_f)]))
     picked = np.flatnonzero(values[:n_e] > 0.5).astype(np.int64)
     label = method if used == method else f"{method}+{used}"
     return FairSolution(picked, label, floor_total, pairs)

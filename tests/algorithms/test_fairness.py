@@ -4,6 +4,8 @@ force on tiny alliances, the two formulations against each other on larger ones)
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -17,6 +19,7 @@ from matcher.algorithms import (
     MatchProblem,
     MatchResult,
     PinnedCapError,
+    fairness,
     solve_match,
 )
 from tests.algorithms.strategies import Reference, params_strategy, problems
@@ -164,6 +167,21 @@ def test_every_fair_method_reaches_the_brute_force_optimum(
         result = solve_match(problem, params, method=method)  # type: ignore[arg-type]
         check_rules(problem, params, result)
         assert_same_optimum(params, key_of(params, result), expected)
+        with starved_column_generation():
+            result = solve_match(problem, params, method=method)  # type: ignore[arg-type]
+        check_rules(problem, params, result)
+        assert_same_optimum(params, key_of(params, result), expected)
+
+
+@contextmanager
+def starved_column_generation() -> Iterator[None]:
+    """Column generation from one pair per apprentice and none per craftsman, one column
+    entering per round: every other pair has to be priced in."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fairness, "FIRST_PER_APPRENTICE", 1)
+        patch.setattr(fairness, "FIRST_PER_CRAFTSMAN_EXTRA", -100)
+        patch.setattr(fairness, "MAX_ENTERING", 1)
+        yield
 
 
 @settings(max_examples=80, deadline=None)
@@ -177,9 +195,11 @@ def test_flow_and_milp_agree_on_larger_alliances(
 ) -> None:
     flow = solve_match(problem, params, method="flow")
     milp = solve_match(problem, params, method="milp")
-    check_rules(problem, params, flow)
-    check_rules(problem, params, milp)
-    assert_same_optimum(params, key_of(params, flow), key_of(params, milp))
+    with starved_column_generation():
+        starved = solve_match(problem, params, method="milp")
+    for result in (flow, milp, starved):
+        check_rules(problem, params, result)
+        assert_same_optimum(params, key_of(params, result), key_of(params, flow))
 
 
 @settings(max_examples=60, deadline=None)
