@@ -116,6 +116,12 @@ def _check_pins(problem: MatchProblem) -> None:
         pins_left[craftsman] -= 1
 
 
+# Where auto leaves dense LSA for the sparse solver: measured side by side by bench/matching.py
+# (--method dense / sparse) on its generator, the two tie near 200 x 50 (~25,000 cells) and
+# sparse is twice as fast from 600 x 150 (~225,000 cells) on.
+AUTO_DENSE_MAX_CELLS = 50_000
+
+
 def choose_method(cells: int, requested: Method, params: MatchParams | None = None) -> Method:
     """The method for a problem of ``cells`` slot × apprentice cells.
 
@@ -131,7 +137,9 @@ def choose_method(cells: int, requested: Method, params: MatchParams | None = No
         return "sparse"  # the rules are off: the same optimum, by the assignment solver
     if requested != "auto":
         return requested
-    return "dense" if cells <= DENSE_MAX_CELLS else "pruned"
+    if cells <= AUTO_DENSE_MAX_CELLS:
+        return "dense"
+    return "sparse" if cells <= DENSE_MAX_CELLS else "pruned"
 
 
 BLOCKERS_SHOWN = 10  # capacity_exhausted names at most this many craftsmen, best first
