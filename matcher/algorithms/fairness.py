@@ -34,6 +34,7 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from matcher.algorithms.params import MatchParams
 from matcher.algorithms.problem import CapBreach, MatchProblem
+from matcher.algorithms.pruned import best_per_side
 
 FairMethod = Literal["flow", "milp"]
 INTEGRAL_TOLERANCE = 1e-6  # a basic LP solution off an integer by more than this is fractional
@@ -353,22 +354,6 @@ class _Program:
         return np.round(np.asarray(result.x)), -float(result.fun)
 
 
-def _first_columns(
-    craftsman: NDArray[np.int64],
-    apprentice: NDArray[np.int64],
-    score: NDArray[np.float64],
-    free: NDArray[np.int64],
-) -> NDArray[np.int64]:
-    """Where column generation starts: each apprentice's best pairs and each craftsman's."""
-    order = np.lexsort((-score, apprentice))
-    rank = np.arange(order.size) - np.searchsorted(apprentice[order], apprentice[order])
-    by_apprentice = order[rank < FIRST_PER_APPRENTICE]
-    order = np.lexsort((-score, craftsman))
-    rank = np.arange(order.size) - np.searchsorted(craftsman[order], craftsman[order])
-    by_craftsman = order[rank < free[craftsman[order]] + FIRST_PER_CRAFTSMAN_EXTRA]
-    return np.union1d(by_apprentice, by_craftsman).astype(np.int64)
-
-
 def solve_fair(
     problem: MatchProblem,
     params: MatchParams,
@@ -386,7 +371,15 @@ def solve_fair(
     program = _Program(problem, params, craftsman=craftsman, apprentice=apprentice, free=free)
     used: FairMethod = method
     n_e, n_f = program.n_edges, program.n_floor
-    columns = _first_columns(craftsman, apprentice, score, free)
+    # Column generation starts from each apprentice's best pairs and each craftsman's.
+    columns = best_per_side(
+        craftsman,
+        apprentice,
+        score,
+        free,
+        per_apprentice=FIRST_PER_APPRENTICE,
+        per_craftsman_extra=FIRST_PER_CRAFTSMAN_EXTRA,
+    )
 
     def stage(gain: NDArray[np.float64]) -> tuple[NDArray[np.float64], float]:
         """The optimum of one stage: (every column's value, the objective)."""
