@@ -17,9 +17,16 @@ Variables: ``x_e`` in [0, 1] per eligible open pair, and per apprentice unit ``f
   constraints are lower bounds on arcs of a circulation). Its constraint matrix is totally
   unimodular, so a basic optimum of the LP (``scipy.optimize.linprog``, HiGHS simplex) is
   integral. The solution is checked: a fractional one (which would be a solver fault) is solved
-  again by ``milp``.
-- ``milp``: ``scipy.optimize.milp`` (HiGHS branch and bound, gaps 0). The unit-pair cap couples
-  both ends of a pair, which no network can express, so it needs this.
+  as an integer program.
+- ``milp``: the unit-pair cap couples both ends of a pair, which no network can express. The LP
+  relaxation is solved first; when its vertex is fractional, ``scipy.optimize.milp`` (HiGHS
+  branch and bound, gap 0) finds the integer optimum.
+
+Both work by column generation: a stage's LP starts from each side's best pairs and a pair joins
+while its reduced gain (LP duals) is positive, so the restricted optimum is the optimum over every
+pair (LP duality). The integer program then runs over the pairs that could still be in a solution
+better than an incumbent: a pair whose reduced gain is below ``incumbent - LP bound`` is in none
+(reduced-cost fixing), so leaving it out is exact.
 """
 
 from __future__ import annotations
