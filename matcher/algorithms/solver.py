@@ -451,8 +451,14 @@ def _unmatched(
     is_matched = np.zeros(problem.n_apprentices, dtype=bool)
     is_matched[matched] = True
     unmatched = np.flatnonzero(taking_part & ~is_matched).astype(np.int64)
-    # The best BLOCKERS_SHOWN craftsmen of each apprentice, best score first.
-    order = np.lexsort((candidates.craftsman, -candidates.score, candidates.apprentice))
+    # The best BLOCKERS_SHOWN craftsmen of each apprentice, best score first; only the unmatched
+    # apprentices' pairs are sorted (a third of a 2,000 x 500 run's 350,000, say).
+    mine = np.flatnonzero(~is_matched[candidates.apprentice])
+    order = mine[
+        np.lexsort(
+            (candidates.craftsman[mine], -candidates.score[mine], candidates.apprentice[mine])
+        )
+    ]
     by_apprentice = candidates.apprentice[order]
     bounds = np.searchsorted(by_apprentice, np.arange(problem.n_apprentices + 1))
     reasons: list[str] = []
