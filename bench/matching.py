@@ -11,12 +11,23 @@ units and 10 region codes (a few unset). Default ``MatchParams()``.
   repeated once per free slot). Skipped when it would be too big.
 - ours: ``solve_match(problem, MatchParams())``, with its build (scoring/eligibility) and solve
   times from ``result.stats``.
+- OR-Tools (a bench-only extra: ``pip install -e '.[bench]'``; never a runtime dependency):
+  ``SimpleMinCostFlow`` on the same eligible graph (source -> craftsman, capacity its free
+  slots; craftsman -> apprentice, cost -round(score * 1e6); apprentice -> sink; a zero-cost
+  source -> sink bypass so that leaving a slot empty costs nothing), timed from adding the arcs
+  to the solved flow; the eligible pairs come from the engine's own ``eligible_pairs`` and are
+  not timed. Up to ``--ortools-max-cells`` apprentices × craftsmen.
+- Fair shares (``--fair-sizes``, default 2,000 × 500): ``solve_match`` with the rules of
+  ``--fair-rules`` against the same rules solved as one program over every eligible pair (no
+  column generation; the way the rules were first solved), with ``--fair-timeout``.
 
 Every measurement runs in a fresh subprocess (this script with the hidden ``--one``/``--way``
 flags), so timings and peak memory do not leak between runs.
 
     .venv/bin/python bench/matching.py [--sizes 200x50,2000x500,20000x5000,50000x10000]
         [--seed 7] [--timeout 1800] [--method auto] [--memory-limit GIB]
+        [--ortools-max-cells 1000000] [--fair-sizes 2000x500] [--fair-rules K=V,...]
+        [--fair-timeout 300]
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +51,17 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
-from matcher.algorithms import MatchParams, MatchProblem, solve_match
+from matcher.algorithms import MatchParams, MatchProblem, fairness, solve_match
+from matcher.algorithms.solver import eligible_pairs
 
 DEFAULT_SIZES = "200x50,2000x500,20000x5000,50000x10000"
+DEFAULT_FAIR_SIZES = "2000x500"
+# Binding at 2,000 x 500 (38 units, ~1,220 slots, ~32 per unit): a unit's team gives at most
+# 30 pairs, at most 2 pairs between any two units, and each unit's apprentices 40 if they can.
+DEFAULT_FAIR_RULES = (
+    "max_pairs_per_craftsman_unit=30,max_pairs_per_unit_pair=2,min_pairs_per_apprentice_unit=40"
+)
+ORTOOLS_COST_SCALE = 1_000_000  # OR-Tools costs are integers: scores in millionths
 N_SKILLS = 300
 N_PARENTS = 30
 N_REGIONS = 10
@@ -258,6 +277,72 @@ def ours_match(problem: MatchProblem, params: MatchParams, method: str) -> dict[
     }
 
 
+def ortools_match(problem: MatchProblem, params: MatchParams) -> dict[str, Any]:
+    """OR-Tools' min-cost flow on the engine's eligible graph (pairs computed untimed)."""
+    from ortools.graph.python import min_cost_flow
+
+    eligible = eligible_pairs(problem, params)
+    m, a = problem.n_craftsmen, problem.n_apprentices
+    source, sink = m + a, m + a + 1
+    free = problem.craftsman_free.astype(np.int64)
+    started = time.perf_counter()
+    flow = min_cost_flow.SimpleMinCostFlow()
+    flow.add_arcs_with_capacity_and_unit_cost(
+        np.full(m, source), np.arange(m), free, np.zeros(m, dtype=np.int64)
+    )
+    first_pair = flow.num_arcs()
+    flow.add_arcs_with_capacity_and_unit_cost(
+        eligible.craftsman,
+        m + eligible.apprentice,
+        np.ones(eligible.craftsman.size, dtype=np.int64),
+        -np.round(eligible.score * ORTOOLS_COST_SCALE).astype(np.int64),
+    )
+    flow.add_arcs_with_capacity_and_unit_cost(
+        m + np.arange(a), np.full(a, sink), np.ones(a, dtype=np.int64), np.zeros(a, dtype=np.int64)
+    )
+    supply = int(min(free.sum(), a))
+    flow.add_arc_with_capacity_and_unit_cost(source, sink, supply, 0)
+    flow.set_node_supply(source, supply)
+    flow.set_node_supply(sink, -supply)
+    status = flow.solve()
+    solve_seconds = time.perf_counter() - started
+    if status != flow.OPTIMAL:
+        raise RuntimeError(f"OR-Tools min-cost flow: status {status}")
+    arcs = np.arange(first_pair, first_pair + eligible.craftsman.size)
+    chosen = flow.flows(arcs) > 0
+    return {
+        "solve_seconds": solve_seconds,
+        "objective": float(eligible.score[chosen].sum()),
+        "matched": int(chosen.sum()),
+        "eligible_pairs": int(eligible.craftsman.size),
+    }
+
+
+def fair_params(rules: str) -> MatchParams:
+    """``--fair-rules`` as parameters."""
+    values = dict(rule.split("=", 1) for rule in rules.split(",") if rule.strip())
+    return MatchParams.from_json({name: int(value) for name, value in values.items()})
+
+
+def fair_match(problem: MatchProblem, params: MatchParams, *, one_shot: bool) -> dict[str, Any]:
+    """The fair-share solve; ``one_shot``: every eligible pair in the program from the start."""
+    if one_shot:
+        fairness.FIRST_PER_APPRENTICE = problem.n_craftsmen  # every pair of every apprentice
+    result = solve_match(problem, params)
+    units = result.stats["units"]
+    return {
+        "build_seconds": result.stats["build_seconds"],
+        "solve_seconds": result.stats["solve_seconds"],
+        "objective": result.objective,
+        "method": result.stats["method"],
+        "matched": result.stats["matched"],
+        "eligible_pairs": result.stats["eligible_pairs"],
+        "floor_total": result.stats.get("floor_total"),
+        "most_given": max(row["pairs_as_craftsman_unit"] for row in units),
+        "fewest_received": min(row["pairs_as_apprentice_unit"] for row in units),
+    }
+
+
 # --- One measurement in a fresh process ---------------------------------------------------------
 
 
@@ -292,8 +377,11 @@ class Options:
 
     seed: int
     method: str
+    ortools_max_cells: int
     timeout: float  # seconds per measurement
     memory_limit_gib: float  # address-space limit of each measurement process, 0 = none
+    fair_rules: str = DEFAULT_FAIR_RULES
+    fair_timeout: float = 300.0
 
 
 def measure_one(size: Size, way: str, options: Options) -> dict[str, Any]:
@@ -303,12 +391,16 @@ def measure_one(size: Size, way: str, options: Options) -> dict[str, Any]:
     started = time.perf_counter()
     problem = generate(size, options.seed)
     generate_seconds = time.perf_counter() - started
-    params = MatchParams()
+    params = fair_params(options.fair_rules) if way.startswith("fair") else MatchParams()
     peak_was_reset = reset_peak()
     baseline = max_rss_kib()
     started = time.perf_counter()
     if way == "naive":
         measured = naive_match(problem, params)
+    elif way == "ortools":
+        measured = ortools_match(problem, params)
+    elif way in ("fair", "fair-one-shot"):
+        measured = fair_match(problem, params, one_shot=way == "fair-one-shot")
     else:
         measured = ours_match(problem, params, options.method)
     total_seconds = time.perf_counter() - started
@@ -333,6 +425,7 @@ def run_one(size: Size, way: str, options: Options) -> dict[str, Any]:
         str(Path(__file__).resolve()),
         *("--one", size.key, "--way", way, "--seed", str(options.seed)),
         *("--method", options.method, "--memory-limit", str(options.memory_limit_gib)),
+        *("--fair-rules", options.fair_rules),
     ]
     started = time.perf_counter()
     try:
@@ -396,6 +489,21 @@ def bench(size: Size, options: Options) -> dict[str, Any]:
             f" {ours['eligible_pairs']:,}, matched {ours['matched']:,},"
             f" objective {ours['objective']:.6f}; generation {ours['generate_seconds']:.2f} s"
         )
+    ortools: dict[str, Any] | None = None
+    if size.apprentices * size.craftsmen <= options.ortools_max_cells:
+        ortools = run_one(size, "ortools", options)
+        if "error" in ortools:
+            print(f"  OR-Tools: failed — {ortools['error']}")
+        elif "error" not in ours:
+            print(
+                f"  OR-Tools SimpleMinCostFlow: {ortools['solve_seconds']:.2f} s (arcs + solve),"
+                f" peak +{ortools['peak_mib']:.0f} MiB; matched {ortools['matched']:,},"
+                f" objective {ortools['objective']:.6f} (ours − OR-Tools ="
+                f" {ours['objective'] - ortools['objective']:+.3g}); ours/OR-Tools time"
+                f" {ours['total_seconds'] / ortools['solve_seconds']:.2f}"
+            )
+    else:
+        print(f"  OR-Tools: skipped (over --ortools-max-cells {options.ortools_max_cells:,})")
     ratio = None
     if naive and "error" not in naive and "error" not in ours:
         same = abs(naive["objective"] - ours["objective"]) <= OBJECTIVE_TOLERANCE * max(
@@ -407,15 +515,54 @@ def bench(size: Size, options: Options) -> dict[str, Any]:
             f"  same optimum: {'yes' if same else 'no'} (ours − naive = {difference:+.3g});"
             f" ratio naive/ours: {ratio:.1f}x"
         )
-    return {"size": size, "naive": naive, "skip": skip, "ours": ours, "ratio": ratio}
+    return {
+        "size": size,
+        "naive": naive,
+        "skip": skip,
+        "ours": ours,
+        "ratio": ratio,
+        "ortools": ortools if ortools and "error" not in ortools else None,
+    }
+
+
+def bench_fair(size: Size, options: Options) -> None:
+    """The fair-share rules: column generation against one program over every pair."""
+    print(f"\n## fair shares at {size.label}, seed {options.seed}: {options.fair_rules}")
+    ours = run_one(size, "fair", options)
+    if "error" in ours:
+        print(f"  ours: failed — {ours['error']}")
+        return
+    print(
+        f"  ours:     {ours['total_seconds']:.2f} s (build {ours['build_seconds']:.2f} s, solve"
+        f" {ours['solve_seconds']:.2f} s), peak +{ours['peak_mib']:.0f} MiB; method"
+        f" {ours['method']}; matched {ours['matched']:,}, floor total {ours['floor_total']},"
+        f" objective {ours['objective']:.6f}; most pairs given by a unit {ours['most_given']},"
+        f" fewest received {ours['fewest_received']}"
+    )
+    one_shot = run_one(size, "fair-one-shot", replace(options, timeout=options.fair_timeout))
+    if "error" in one_shot:
+        print(
+            f"  one program over every pair: {one_shot['error']} (ratio > "
+            f"{options.fair_timeout / ours['total_seconds']:.1f}x)"
+        )
+        return
+    same = abs(one_shot["objective"] - ours["objective"]) <= OBJECTIVE_TOLERANCE * max(
+        1.0, abs(ours["objective"])
+    )
+    print(
+        f"  one program over every pair: {one_shot['total_seconds']:.2f} s, objective"
+        f" {one_shot['objective']:.6f}, floor total {one_shot['floor_total']}; same optimum:"
+        f" {'yes' if same else 'no'};"
+        f" ratio {one_shot['total_seconds'] / ours['total_seconds']:.1f}x"
+    )
 
 
 def table(rows: list[dict[str, Any]]) -> None:
     print(
         "\n| size | naive s | naive MiB | ours build s | ours solve s | ours total s"
-        " | ours peak MiB | method | ratio |"
+        " | ours peak MiB | method | ratio | OR-Tools s | OR-Tools MiB | ours/OR-Tools |"
     )
-    print("|---|--:|--:|--:|--:|--:|--:|---|--:|")
+    print("|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|")
     for row in rows:
         naive = row["naive"] if row["naive"] and "error" not in row["naive"] else None
         ours = row["ours"] if "error" not in row["ours"] else None
@@ -430,6 +577,11 @@ def table(rows: list[dict[str, Any]]) -> None:
             fmt(ours["peak_mib"], ".0f") if ours else "—",
             ours["method"] if ours else "—",
             fmt(row["ratio"], ".1f") + "x" if row["ratio"] else "—",
+            fmt(row["ortools"]["solve_seconds"]) if row["ortools"] else "—",
+            fmt(row["ortools"]["peak_mib"], ".0f") if row["ortools"] else "—",
+            fmt(ours["total_seconds"] / row["ortools"]["solve_seconds"])
+            if ours and row["ortools"]
+            else "—",
         ]
         print("| " + " | ".join(cells) + " |")
 
@@ -444,8 +596,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per measurement")
     parser.add_argument(
-        "--method", default="auto", choices=["auto", "dense", "components", "sparse"]
+        "--method", default="auto", choices=["auto", "dense", "components", "sparse", "pruned"]
     )
+    parser.add_argument(
+        "--ortools-max-cells",
+        type=int,
+        default=1_000_000,
+        help="largest apprentices × craftsmen given to OR-Tools (0 = never)",
+    )
+    parser.add_argument("--fair-sizes", default=DEFAULT_FAIR_SIZES, help="'' = none")
+    parser.add_argument("--fair-rules", default=DEFAULT_FAIR_RULES)
+    parser.add_argument("--fair-timeout", type=float, default=300.0)
     parser.add_argument(
         "--memory-limit",
         type=float,
@@ -453,9 +614,21 @@ def main() -> None:
         help="GiB of address space per measurement (RLIMIT_AS; 0 = none); default 75%% of RAM",
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--way", choices=["naive", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--way",
+        choices=["naive", "ours", "ortools", "fair", "fair-one-shot"],
+        help=argparse.SUPPRESS,
+    )
     args = parser.parse_args()
-    options = Options(args.seed, args.method, args.timeout, args.memory_limit)
+    options = Options(
+        args.seed,
+        args.method,
+        args.ortools_max_cells,
+        args.timeout,
+        args.memory_limit,
+        args.fair_rules,
+        args.fair_timeout,
+    )
     if args.one:
         result = measure_one(Size.parse(args.one), args.way or "ours", options)
         print("RESULT " + json.dumps(result))
@@ -471,6 +644,9 @@ def main() -> None:
     if any(not row["ours"].get("peak_was_reset", True) for row in rows):
         print("\nNote: /proc/self/clear_refs was not writable; peaks may include generation.")
     table(rows)
+    for text in args.fair_sizes.split(","):
+        if text.strip():
+            bench_fair(Size.parse(text), options)
 
 
 if __name__ == "__main__":

@@ -226,14 +226,20 @@ def match(alliance_code: str, raw_params: tuple[str, ...]) -> None:
     """Run a matching from the command line, showing its progress."""
     import marshmallow as ma
 
-    from matcher.api.match_runs import MatchParamsSchema
+    from matcher.api.schemas import MatchParamsSchema
     from matcher.errors import DomainError
     from matcher.models import RUN_FAILED
     from matcher.services.alliances import alliance_by_code
-    from matcher.services.matching import begin_solving, create_match_run, execute_match_run
+    from matcher.services.matching import (
+        begin_solving,
+        create_match_run,
+        execute_match_run,
+        with_alliance_defaults,
+    )
 
+    given = dict(_param(p) for p in raw_params)
     try:
-        params = MatchParamsSchema().load(dict(_param(p) for p in raw_params))
+        params = MatchParamsSchema().load(given)
     except ma.ValidationError as exc:
         raise click.ClickException(f"invalid parameters: {exc.messages}") from exc
 
@@ -243,6 +249,7 @@ def match(alliance_code: str, raw_params: tuple[str, ...]) -> None:
     try:
         with session_scope(state().session_factory) as session:
             alliance = alliance_by_code(session, alliance_code)
+            params = with_alliance_defaults(alliance, params=params, given=given)
             run = create_match_run(session, alliance=alliance, params=params, created_by="cli")
             begin_solving(run)
             click.echo(f"match run {run.id} for {alliance.code}", err=True)

@@ -31,7 +31,7 @@ from matcher.models import (
 from matcher.services.review import CommitConflict
 from matcher.services.run_report import SORTS
 from matcher.web.labels import FAMILIES
-from matcher.web.runs import NUMBER_PARAMS, DecisionFormSchema
+from matcher.web.runs import NUMBER_PARAMS, RULE_PARAMS, DecisionFormSchema
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 # What the code passes ids to, as `make i18n` extracts them (babel.cfg and the Makefile).
@@ -93,7 +93,7 @@ def test_the_catalogs_hold_exactly_the_ids_the_code_and_templates_use() -> None:
 
 
 # The new-run form's parameters (the API's schema judges them; the rest are API-only).
-FORM_PARAMS = ("objective", *NUMBER_PARAMS, "include_mentored")
+FORM_PARAMS = ("objective", *NUMBER_PARAMS, *RULE_PARAMS, "include_mentored")
 
 
 def _choices(schema: ma.Schema, field: str) -> tuple[str, ...]:

@@ -3,8 +3,10 @@
 from matcher.algorithms.params import MatchParams
 from matcher.algorithms.problem import (
     REASONS,
+    CapBreach,
     MatchProblem,
     MatchResult,
+    PinnedCapError,
     PinnedPairError,
 )
 from matcher.algorithms.scoring import Explanation, candidate_pairs, explain_pairs, relation_matrix
@@ -12,11 +14,13 @@ from matcher.algorithms.solver import PairVerdict, eligible_pairs, pair_verdict,
 
 __all__ = [
     "REASONS",
+    "CapBreach",
     "Explanation",
     "MatchParams",
     "MatchProblem",
     "MatchResult",
     "PairVerdict",
+    "PinnedCapError",
     "PinnedPairError",
     "candidate_pairs",
     "eligible_pairs",

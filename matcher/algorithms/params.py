@@ -14,6 +14,11 @@ from typing import Any, Literal
 
 Objective = Literal["score", "coverage"]
 IdPair = tuple[int, int]  # (craftsman id, apprentice id)
+FAIR_SHARE_PARAMS = (
+    "max_pairs_per_craftsman_unit",
+    "max_pairs_per_unit_pair",
+    "min_pairs_per_apprentice_unit",
+)
 
 
 def _pairs(value: Iterable[Iterable[int]] | None) -> tuple[IdPair, ...]:
@@ -36,6 +41,19 @@ class MatchParams:
     unit_ids: tuple[int, ...] | None = None  # None: every unit of the alliance
     pinned: tuple[IdPair, ...] = ()  # pairs that must be proposed
     excluded: tuple[IdPair, ...] = ()  # pairs that must not be
+    # Fair shares between member units (matching.md); None: the rule is off.
+    max_pairs_per_craftsman_unit: int | None = None  # >= 1: pairs whose craftsman is of a unit
+    max_pairs_per_unit_pair: int | None = None  # >= 1: pairs from craftsman unit X to apprentice Y
+    min_pairs_per_apprentice_unit: int | None = None  # >= 0: soft floor, maximised first
+
+    @property
+    def has_fair_shares(self) -> bool:
+        """Whether any fair-share rule binds the run (a floor of 0 asks nothing)."""
+        return (
+            self.max_pairs_per_craftsman_unit is not None
+            or self.max_pairs_per_unit_pair is not None
+            or bool(self.min_pairs_per_apprentice_unit)
+        )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> MatchParams:
@@ -48,6 +66,9 @@ class MatchParams:
         for name in ("pinned", "excluded"):
             if name in values:
                 values[name] = _pairs(values[name])
+        for name in FAIR_SHARE_PARAMS:
+            if values.get(name) is not None:
+                values[name] = int(values[name])
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
@@ -61,4 +82,7 @@ class MatchParams:
             "unit_ids": list(self.unit_ids) if self.unit_ids is not None else None,
             "pinned": [list(pair) for pair in self.pinned],
             "excluded": [list(pair) for pair in self.excluded],
+            "max_pairs_per_craftsman_unit": self.max_pairs_per_craftsman_unit,
+            "max_pairs_per_unit_pair": self.max_pairs_per_unit_pair,
+            "min_pairs_per_apprentice_unit": self.min_pairs_per_apprentice_unit,
         }

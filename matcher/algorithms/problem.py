@@ -9,8 +9,9 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-Method = Literal["auto", "dense", "components", "sparse", "pruned"]
-REASONS = ("no_eligible_craftsman", "capacity_exhausted", "excluded")
+Method = Literal["auto", "dense", "components", "sparse", "pruned", "flow", "milp"]
+FAIR_METHODS = ("flow", "milp")  # the methods that honour the fair-share rules
+REASONS = ("no_eligible_craftsman", "capacity_exhausted", "excluded", "unit_cap")
 
 
 def _no_pairs() -> NDArray[np.int64]:
@@ -32,6 +33,9 @@ class MatchProblem:
     skill_parent: NDArray[np.int64]  # (S,) parent position or -1
     excluded: NDArray[np.int64] = field(default_factory=_no_pairs)  # (K, 2) [craftsman, apprentice]
     pinned: NDArray[np.int64] = field(default_factory=_no_pairs)  # (P, 2) [craftsman, apprentice]
+    # (U,) the considered units' ids, for the per-unit report (a unit may have nobody taking
+    # part); empty: the units the people belong to.
+    units: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_craftsmen(self) -> int:
@@ -62,6 +66,38 @@ class PinnedPairError(ValueError):
         self.apprentice = apprentice
 
 
+class PinnedCapError(ValueError):
+    """The pinned pairs alone break a fair-share cap; ``breaches`` name each cap and its units."""
+
+    def __init__(self, breaches: list[CapBreach]) -> None:
+        super().__init__("; ".join(b.message() for b in breaches))
+        self.breaches = breaches
+
+
+@dataclass(frozen=True)
+class CapBreach:
+    """A fair-share cap that ``pairs`` pairs exceed (units as the problem gives them: ids)."""
+
+    cap: str  # max_pairs_per_craftsman_unit or max_pairs_per_unit_pair
+    craftsman_unit: int
+    apprentice_unit: int | None  # None for the per-craftsman-unit cap
+    pairs: int
+    limit: int
+
+    def message(self) -> str:
+        """One sentence naming the cap and the units."""
+        between = (
+            f"craftsmen of unit {self.craftsman_unit}"
+            if self.apprentice_unit is None
+            else f"craftsmen of unit {self.craftsman_unit} and apprentices of unit "
+            f"{self.apprentice_unit}"
+        )
+        return (
+            f"The pinned pairs alone make {self.pairs} pairs with {between}, above "
+            f"{self.cap} = {self.limit}."
+        )
+
+
 @dataclass(frozen=True)
 class MatchResult:
     """The chosen pairs (sorted by apprentice) and the unmatched apprentices with reasons."""
@@ -75,3 +111,5 @@ class MatchResult:
     unmatched_reason: list[str]  # (u,) one of REASONS
     unmatched_blockers: list[NDArray[np.int64]]  # (u,) craftsmen whose slots went elsewhere
     stats: dict[str, Any]
+    # (u,) for unit_cap: the caps that block, as {cap, craftsman_unit, apprentice_unit}
+    unmatched_caps: list[list[dict[str, Any]]] = field(default_factory=list)

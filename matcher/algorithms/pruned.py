@@ -375,6 +375,26 @@ def solve_pruned(
     raise ArithmeticError("the pruned graph did not reach a proven optimum")
 
 
+def best_per_side(
+    craftsman: NDArray[np.int64],
+    apprentice: NDArray[np.int64],
+    gain: NDArray[np.float64],
+    free: NDArray[np.int64],
+    *,
+    per_apprentice: int,
+    per_craftsman_extra: int,
+) -> NDArray[np.int64]:
+    """Indices (ascending) of each apprentice's ``per_apprentice`` best pairs and each
+    craftsman's best ``free + per_craftsman_extra``, among parallel pair arrays."""
+    order = np.lexsort((-gain, apprentice))
+    rank = np.arange(order.size) - np.searchsorted(apprentice[order], apprentice[order])
+    by_apprentice = order[rank < per_apprentice]
+    order = np.lexsort((-gain, craftsman))
+    rank = np.arange(order.size) - np.searchsorted(craftsman[order], craftsman[order])
+    by_craftsman = order[rank < free[craftsman[order]] + per_craftsman_extra]
+    return np.union1d(by_apprentice, by_craftsman).astype(np.int64)
+
+
 def _top(gain: NDArray[np.float64], count: int) -> NDArray[np.int64]:
     """Column indices of the ``count`` largest values of each row (unordered)."""
     size = gain.shape[1]

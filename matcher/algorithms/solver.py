@@ -25,11 +25,23 @@ from matcher.algorithms.eligibility import (
     excluded_mask,
     other_unit,
 )
+from matcher.algorithms.fairness import (
+    FairMethod,
+    UnitIndex,
+    blocking_caps,
+    choose_fair_method,
+    pin_cap_breaches,
+    solve_fair,
+    unit_counts,
+    unit_shares,
+)
 from matcher.algorithms.params import MatchParams
 from matcher.algorithms.problem import (
+    FAIR_METHODS,
     MatchProblem,
     MatchResult,
     Method,
+    PinnedCapError,
     PinnedPairError,
 )
 from matcher.algorithms.pruned import solve_pruned
@@ -87,6 +99,7 @@ def eligible_pairs(problem: MatchProblem, params: MatchParams) -> Eligible:
 
 
 def _check_pins(problem: MatchProblem) -> None:
+    """Raise ``PinnedPairError`` for the first pin that breaks hard constraint 1 or 2."""
     seen_apprentices: set[int] = set()
     pins_left = problem.craftsman_free.astype(np.int64).copy()
     for craftsman, apprentice in problem.pinned.tolist():
@@ -103,124 +116,33 @@ def _check_pins(problem: MatchProblem) -> None:
         pins_left[craftsman] -= 1
 
 
-def choose_method(cells: int, requested: Method) -> Method:
-    """The method for a problem of ``cells`` slot × apprentice cells."""
+# Where auto leaves dense LSA for the sparse solver: measured side by side by bench/matching.py
+# (--method dense / sparse) on its generator, the two tie near 200 x 50 (~25,000 cells) and
+# sparse is twice as fast from 600 x 150 (~225,000 cells) on.
+AUTO_DENSE_MAX_CELLS = 50_000
+
+
+def choose_method(cells: int, requested: Method, params: MatchParams | None = None) -> Method:
+    """The method for a problem of ``cells`` slot × apprentice cells.
+
+    With fair-share rules only ``flow`` and ``milp`` honour them (``auto``: flow while the
+    problem is a network); without them, runs keep the assignment solvers."""
+    if params is not None and params.has_fair_shares:
+        if requested == "auto":
+            return choose_fair_method(params)
+        if requested not in FAIR_METHODS:
+            raise ValueError(f"method {requested!r} cannot honour the fair-share rules")
+        return requested
+    if requested in FAIR_METHODS:
+        return "sparse"  # the rules are off: the same optimum, by the assignment solver
     if requested != "auto":
         return requested
-    return "dense" if cells <= DENSE_MAX_CELLS else "pruned"
+    if cells <= AUTO_DENSE_MAX_CELLS:
+        return "dense"
+    return "sparse" if cells <= DENSE_MAX_CELLS else "pruned"
 
 
 BLOCKERS_SHOWN = 10  # capacity_exhausted names at most this many craftsmen, best first
-
-
-def solve_match(
-    problem: MatchProblem,
-    params: MatchParams,
-    *,
-    method: Method = "auto",
-    progress: Progress | None = None,
-) -> MatchResult:
-    """The exact optimum of matching.md's objective under its hard constraints."""
-    report = progress or (lambda _stage, _fraction: None)
-    started = time.perf_counter()
-    _check_pins(problem)
-    report("scoring", 0.0)
-    free = problem.craftsman_free.astype(np.int64).copy()
-    np.subtract.at(free, problem.pinned[:, 0], 1)
-    free = np.maximum(free, 0)
-    open_apprentice = np.ones(problem.n_apprentices, dtype=bool)
-    open_apprentice[problem.pinned[:, 1]] = False
-    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
-    used = choose_method(int(free.sum()) * problem.n_apprentices, method)
-    components = 1
-    extra: dict[str, Any] = {}
-    if used == "pruned":
-        pruned = solve_pruned(
-            problem,
-            params,
-            free=free,
-            open_apprentice=open_apprentice,
-            bonus=bonus,
-            progress=lambda f: report("solving", 0.1 + 0.8 * f),
-        )
-        edges, picked = pruned.edges, pruned.picked
-        components = pruned.components
-        inner = "+".join(sorted(pruned.inner))
-        used = f"pruned+{inner}" if inner else "pruned"  # type: ignore[assignment]
-        reasons_from = Candidates(
-            craftsman=edges.craftsman,
-            apprentice=edges.apprentice,
-            score=edges.gain - bonus,
-            has_edge=pruned.scan.has_edge,
-            excluded_any=pruned.scan.excluded_any,
-        )
-        eligible_count = pruned.scan.eligible_pairs
-        extra = {"pruned_pairs": int(edges.gain.size), "proof_rounds": pruned.rounds}
-        build_seconds = pruned.scan_seconds  # the first scoring pass; re-scans count as solving
-    else:
-        eligible = eligible_pairs(problem, params)
-        open_edge = open_apprentice[eligible.apprentice] & (free[eligible.craftsman] > 0)
-        edges = Edges(
-            eligible.craftsman[open_edge],
-            eligible.apprentice[open_edge],
-            eligible.score[open_edge] + bonus,
-        )
-        has_edge = np.zeros(problem.n_apprentices, dtype=bool)
-        has_edge[eligible.apprentice] = True
-        reasons_from = Candidates(
-            craftsman=eligible.craftsman,
-            apprentice=eligible.apprentice,
-            score=eligible.score,
-            has_edge=has_edge,
-            excluded_any=eligible.excluded_any,
-        )
-        eligible_count = int(eligible.craftsman.size)
-        build_seconds = time.perf_counter() - started
-        report("solving", 0.2)
-        if used == "dense":
-            picked = solve_dense(edges, free, problem.n_apprentices)
-        elif used == "sparse":
-            picked = solve_sparse(edges, free, problem.n_apprentices)
-        else:
-            picked, components, parts = solve_components(
-                edges, free, problem.n_apprentices, lambda f: report("solving", 0.2 + 0.7 * f)
-            )
-            used = "components+" + "+".join(sorted(parts)) if parts else "components"  # type: ignore[assignment]
-    solve_seconds = time.perf_counter() - started - build_seconds
-
-    craftsman = np.concatenate([edges.craftsman[picked], problem.pinned[:, 0]]).astype(np.int64)
-    apprentice = np.concatenate([edges.apprentice[picked], problem.pinned[:, 1]]).astype(np.int64)
-    order = np.argsort(apprentice, kind="stable")
-    craftsman, apprentice = craftsman[order], apprentice[order]
-    explained = explain_pairs(problem, params, craftsman, apprentice)
-    report("reasons", 0.95)
-    unmatched, reasons, blockers = _unmatched(problem, reasons_from, apprentice)
-    result = MatchResult(
-        craftsman=craftsman,
-        apprentice=apprentice,
-        score=explained.score,
-        fit=explained.fit,
-        objective=float(explained.score.sum()),
-        unmatched=unmatched,
-        unmatched_reason=reasons,
-        unmatched_blockers=blockers,
-        stats={
-            "apprentices": problem.n_apprentices,
-            "craftsmen": problem.n_craftsmen,
-            "slots": int(problem.craftsman_free.sum()),
-            "eligible_pairs": eligible_count,
-            "matched": int(apprentice.size),
-            "unmatched": int(unmatched.size),
-            "pinned": int(problem.pinned.shape[0]),
-            "build_seconds": round(build_seconds, 4),
-            "solve_seconds": round(solve_seconds, 4),
-            "method": used,
-            "components": components,
-            **extra,
-        },
-    )
-    report("done", 1.0)
-    return result
 
 
 @dataclass(frozen=True)
@@ -234,6 +156,293 @@ class Candidates:
     excluded_any: NDArray[np.bool_]  # (A,) some eligible-but-excluded pair exists
 
 
+@dataclass(frozen=True)
+class OpenAfterPins:
+    """What is left to assign once the pinned pairs are in."""
+
+    free: NDArray[np.int64]  # (M,) free slots minus the craftsman's pins, >= 0
+    open_apprentice: NDArray[np.bool_]  # (A,) not pinned
+
+
+@dataclass(frozen=True)
+class Solved:
+    """One method's optimal pairs (indices into ``edges``), and what the report needs of it."""
+
+    edges: Edges
+    picked: NDArray[np.int64]
+    method: str  # as ``stats.method`` reports it, e.g. "pruned+dense"
+    components: int
+    candidates: Candidates
+    eligible_count: int
+    build_seconds: float  # scoring; the rest of the time is solving
+    extra_stats: dict[str, Any]
+
+
+def open_after_pins(problem: MatchProblem) -> OpenAfterPins:
+    """The free slots and apprentices the pinned pairs leave to the solver."""
+    free = problem.craftsman_free.astype(np.int64).copy()
+    np.subtract.at(free, problem.pinned[:, 0], 1)
+    open_apprentice = np.ones(problem.n_apprentices, dtype=bool)
+    open_apprentice[problem.pinned[:, 1]] = False
+    return OpenAfterPins(free=np.maximum(free, 0), open_apprentice=open_apprentice)
+
+
+def solve_pruned_graph(
+    problem: MatchProblem,
+    params: MatchParams,
+    left: OpenAfterPins,
+    *,
+    bonus: float,
+    report: Progress,
+) -> Solved:
+    """Large problems: the pruned candidate graph, proven optimal for the whole (``pruned.py``)."""
+    pruned = solve_pruned(
+        problem,
+        params,
+        free=left.free,
+        open_apprentice=left.open_apprentice,
+        bonus=bonus,
+        progress=lambda f: report("solving", 0.1 + 0.8 * f),
+    )
+    edges = pruned.edges
+    inner = "+".join(sorted(pruned.inner))
+    return Solved(
+        edges=edges,
+        picked=pruned.picked,
+        method=f"pruned+{inner}" if inner else "pruned",
+        components=pruned.components,
+        candidates=Candidates(
+            craftsman=edges.craftsman,
+            apprentice=edges.apprentice,
+            score=edges.gain - bonus,
+            has_edge=pruned.scan.has_edge,
+            excluded_any=pruned.scan.excluded_any,
+        ),
+        eligible_count=pruned.scan.eligible_pairs,
+        build_seconds=pruned.scan_seconds,  # the first scoring pass; re-scans count as solving
+        extra_stats={"pruned_pairs": int(edges.gain.size), "proof_rounds": pruned.rounds},
+    )
+
+
+@dataclass(frozen=True)
+class OpenEdges:
+    """Every eligible pair (for the reasons), and those still open after the pins (to solve)."""
+
+    edges: Edges  # open pairs, gain = score (+ the coverage bonus)
+    candidates: Candidates
+    eligible_count: int
+    build_seconds: float
+
+
+def open_eligible_edges(
+    problem: MatchProblem, params: MatchParams, left: OpenAfterPins, *, bonus: float
+) -> OpenEdges:
+    """Score every candidate pair and keep the eligible ones; the open ones become edges."""
+    started = time.perf_counter()
+    eligible = eligible_pairs(problem, params)
+    open_edge = left.open_apprentice[eligible.apprentice] & (left.free[eligible.craftsman] > 0)
+    edges = Edges(
+        eligible.craftsman[open_edge],
+        eligible.apprentice[open_edge],
+        eligible.score[open_edge] + bonus,
+    )
+    has_edge = np.zeros(problem.n_apprentices, dtype=bool)
+    has_edge[eligible.apprentice] = True
+    return OpenEdges(
+        edges=edges,
+        candidates=Candidates(
+            craftsman=eligible.craftsman,
+            apprentice=eligible.apprentice,
+            score=eligible.score,
+            has_edge=has_edge,
+            excluded_any=eligible.excluded_any,
+        ),
+        eligible_count=int(eligible.craftsman.size),
+        build_seconds=time.perf_counter() - started,
+    )
+
+
+def solve_eligible_graph(
+    problem: MatchProblem,
+    params: MatchParams,
+    left: OpenAfterPins,
+    *,
+    method: Method,
+    bonus: float,
+    report: Progress,
+) -> Solved:
+    """Every eligible pair scored at once, then solved by ``method`` (dense, sparse, components)."""
+    built = open_eligible_edges(problem, params, left, bonus=bonus)
+    edges, free = built.edges, left.free
+    report("solving", 0.2)
+    components = 1
+    used: str = method
+    if method == "dense":
+        picked = solve_dense(edges, free, problem.n_apprentices)
+    elif method == "sparse":
+        picked = solve_sparse(edges, free, problem.n_apprentices)
+    else:
+        picked, components, parts = solve_components(
+            edges, free, problem.n_apprentices, lambda f: report("solving", 0.2 + 0.7 * f)
+        )
+        used = "components+" + "+".join(sorted(parts)) if parts else "components"
+    return Solved(
+        edges=edges,
+        picked=picked,
+        method=used,
+        components=components,
+        candidates=built.candidates,
+        eligible_count=built.eligible_count,
+        build_seconds=built.build_seconds,
+        extra_stats={},
+    )
+
+
+def solve_fair_graph(
+    problem: MatchProblem,
+    params: MatchParams,
+    left: OpenAfterPins,
+    *,
+    method: FairMethod,
+    report: Progress,
+) -> Solved:
+    """Every eligible pair, solved under the fair-share rules (``fairness.py``): the stages
+    replace the coverage bonus, so the edges carry the plain score."""
+    built = open_eligible_edges(problem, params, left, bonus=0.0)
+    edges = built.edges
+    report("solving", 0.2)
+    fair = solve_fair(
+        problem,
+        params,
+        craftsman=edges.craftsman,
+        apprentice=edges.apprentice,
+        score=edges.gain,
+        free=left.free,
+        method=method,
+    )
+    stages: dict[str, Any] = {}
+    if fair.floor_total is not None:
+        stages["floor_total"] = fair.floor_total
+    return Solved(
+        edges=edges,
+        picked=fair.picked,
+        method=fair.method,
+        components=1,
+        candidates=built.candidates,
+        eligible_count=built.eligible_count,
+        build_seconds=built.build_seconds,
+        extra_stats=stages,
+    )
+
+
+def _check_pin_caps(problem: MatchProblem, params: MatchParams) -> None:
+    """Raise ``PinnedCapError`` when the pins alone exceed a fair-share cap."""
+    breaches = pin_cap_breaches(
+        problem.craftsman_unit[problem.pinned[:, 0]],
+        problem.apprentice_unit[problem.pinned[:, 1]],
+        params,
+    )
+    if breaches:
+        raise PinnedCapError(breaches)
+
+
+def chosen_pairs(
+    solved: Solved, pinned: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(craftsman, apprentice) of the solver's pairs and the pins, sorted by apprentice."""
+    edges, picked = solved.edges, solved.picked
+    craftsman = np.concatenate([edges.craftsman[picked], pinned[:, 0]]).astype(np.int64)
+    apprentice = np.concatenate([edges.apprentice[picked], pinned[:, 1]]).astype(np.int64)
+    order = np.argsort(apprentice, kind="stable")
+    return craftsman[order], apprentice[order]
+
+
+def run_stats(
+    problem: MatchProblem,
+    solved: Solved,
+    *,
+    matched: int,
+    unmatched: int,
+    solve_seconds: float,
+) -> dict[str, Any]:
+    """``MatchResult.stats``: sizes, timings and the method used."""
+    return {
+        "apprentices": problem.n_apprentices,
+        "craftsmen": problem.n_craftsmen,
+        "slots": int(problem.craftsman_free.sum()),
+        "eligible_pairs": solved.eligible_count,
+        "matched": matched,
+        "unmatched": unmatched,
+        "pinned": int(problem.pinned.shape[0]),
+        "build_seconds": round(solved.build_seconds, 4),
+        "solve_seconds": round(solve_seconds, 4),
+        "method": solved.method,
+        "components": solved.components,
+        **solved.extra_stats,
+    }
+
+
+def solve_match(
+    problem: MatchProblem,
+    params: MatchParams,
+    *,
+    method: Method = "auto",
+    progress: Progress | None = None,
+) -> MatchResult:
+    """The exact optimum of matching.md's objective under its hard constraints.
+
+    Steps: check the pins, take what they leave open, solve (pruned graph for large problems,
+    else every eligible pair by the chosen method), add the pins back, explain every pair, and
+    give each unmatched apprentice its reason.
+    """
+    report = progress or (lambda _stage, _fraction: None)
+    started = time.perf_counter()
+    _check_pins(problem)
+    _check_pin_caps(problem, params)
+    report("scoring", 0.0)
+    left = open_after_pins(problem)
+    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
+    used = choose_method(int(left.free.sum()) * problem.n_apprentices, method, params)
+    if used == "pruned":
+        solved = solve_pruned_graph(problem, params, left, bonus=bonus, report=report)
+    elif used == "flow" or used == "milp":
+        solved = solve_fair_graph(problem, params, left, method=used, report=report)
+    else:
+        solved = solve_eligible_graph(
+            problem, params, left, method=used, bonus=bonus, report=report
+        )
+    solve_seconds = time.perf_counter() - started - solved.build_seconds
+    craftsman, apprentice = chosen_pairs(solved, problem.pinned)
+    explained = explain_pairs(problem, params, craftsman, apprentice)
+    report("reasons", 0.95)
+    unmatched, reasons, blockers = _unmatched(problem, solved.candidates, apprentice)
+    caps = _unit_cap_reasons(
+        problem, params, solved.candidates, craftsman, apprentice, unmatched, reasons, blockers
+    )
+    stats = run_stats(
+        problem,
+        solved,
+        matched=int(apprentice.size),
+        unmatched=int(unmatched.size),
+        solve_seconds=solve_seconds,
+    )
+    stats["units"] = unit_shares(problem, params, craftsman, apprentice)
+    result = MatchResult(
+        craftsman=craftsman,
+        apprentice=apprentice,
+        score=explained.score,
+        fit=explained.fit,
+        objective=float(explained.score.sum()),
+        unmatched=unmatched,
+        unmatched_reason=reasons,
+        unmatched_blockers=blockers,
+        stats=stats,
+        unmatched_caps=caps,
+    )
+    report("done", 1.0)
+    return result
+
+
 def _unmatched(
     problem: MatchProblem, candidates: Candidates, matched: NDArray[np.int64]
 ) -> tuple[NDArray[np.int64], list[str], list[NDArray[np.int64]]]:
@@ -242,8 +451,14 @@ def _unmatched(
     is_matched = np.zeros(problem.n_apprentices, dtype=bool)
     is_matched[matched] = True
     unmatched = np.flatnonzero(taking_part & ~is_matched).astype(np.int64)
-    # The best BLOCKERS_SHOWN craftsmen of each apprentice, best score first.
-    order = np.lexsort((candidates.craftsman, -candidates.score, candidates.apprentice))
+    # The best BLOCKERS_SHOWN craftsmen of each apprentice, best score first; only the unmatched
+    # apprentices' pairs are sorted (a third of a 2,000 x 500 run's 350,000, say).
+    mine = np.flatnonzero(~is_matched[candidates.apprentice])
+    order = mine[
+        np.lexsort(
+            (candidates.craftsman[mine], -candidates.score[mine], candidates.apprentice[mine])
+        )
+    ]
     by_apprentice = candidates.apprentice[order]
     bounds = np.searchsorted(by_apprentice, np.arange(problem.n_apprentices + 1))
     reasons: list[str] = []
@@ -261,6 +476,46 @@ def _unmatched(
             reasons.append("no_eligible_craftsman")
             blockers.append(none)
     return unmatched, reasons, blockers
+
+
+def _unit_cap_reasons(
+    problem: MatchProblem,
+    params: MatchParams,
+    candidates: Candidates,
+    craftsman: NDArray[np.int64],
+    apprentice: NDArray[np.int64],
+    unmatched: NDArray[np.int64],
+    reasons: list[str],
+    blockers: list[NDArray[np.int64]],
+) -> list[list[dict[str, Any]]]:
+    """Turn ``capacity_exhausted`` into ``unit_cap`` (in place) where an eligible craftsman still
+    has a free slot after the run and a full cap forbids each such pair; the caps per unmatched.
+
+    At an optimum, an eligible pair with a free slot on both sides is always blocked by a cap
+    (adding it would raise the floor total, the count and the score); the check is still made.
+    """
+    caps: list[list[dict[str, Any]]] = [[] for _ in reasons]
+    if not params.has_fair_shares or unmatched.size == 0:
+        return caps
+    index = UnitIndex.of(problem)
+    counts = unit_counts(index, problem, craftsman, apprentice)
+    slot_left = problem.craftsman_free - np.bincount(craftsman, minlength=problem.n_craftsmen) > 0
+    for i, a in enumerate(unmatched.tolist()):
+        if reasons[i] != "capacity_exhausted":
+            continue
+        mine = candidates.apprentice == a
+        open_craftsmen = np.unique(candidates.craftsman[mine & slot_left[candidates.craftsman]])
+        if open_craftsmen.size == 0:
+            continue
+        blocked = [blocking_caps(problem, params, counts, index, int(m), a) for m in open_craftsmen]
+        if all(blocked):
+            reasons[i] = "unit_cap"
+            blockers[i] = open_craftsmen[:BLOCKERS_SHOWN].astype(np.int64)
+            seen: list[dict[str, Any]] = []
+            for found in blocked:
+                seen.extend(cap for cap in found if cap not in seen)
+            caps[i] = seen
+    return caps
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from matcher.services.alliances import create_alliance, update_alliance
 
 blp = Blueprint("alliances", __name__, description="Craftsman alliances")
 BLUEPRINTS = [blp]
+SETTINGS = {"match_defaults"}  # what an alliance's own coordinator may change
 
 
 @blp.route("/alliances")
@@ -57,9 +58,10 @@ class AllianceById(MethodView):
     @blp.response(200, AllianceSchema)
     @blp.doc(operationId="updateAlliance")
     def patch(self, changes: dict[str, Any], alliance_id: int) -> Alliance:
-        """Change an alliance (admin)."""
+        """Change an alliance (admin); its coordinator may change its match defaults."""
         alliance = access.alliance_in_scope(db(), principal(), alliance_id)
-        access.require(principal(), "alliances.change")
+        settings_only = set(changes) <= SETTINGS
+        access.require(principal(), "alliances.settings" if settings_only else "alliances.change")
         alliance = update_alliance(db(), alliance=alliance, changes=changes)
         db().commit()
         return alliance

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from matcher.algorithms import MatchParams
 from matcher.api.base import Blueprint, PageArgsSchema, json_list, page_rows, paginate
-from matcher.api.fields import Id, StrictBoolean, StrictFloat
-from matcher.api.schemas import BaseSchema
+from matcher.api.fields import Id
+from matcher.api.schemas import BaseSchema, MatchParamsSchema
 from matcher.errors import not_found
 from matcher.extensions import db, principal, state
 from matcher.models import (
@@ -28,6 +28,7 @@ from matcher.services import access
 from matcher.services.matching import (
     pair_score,
     start_match_run,
+    with_alliance_defaults,
 )
 from matcher.services.run_report import (
     proposal_items,
@@ -40,41 +41,18 @@ from matcher.services.run_report import (
 blp = Blueprint("match_runs", __name__, description="Match runs, proposals and the unmatched")
 BLUEPRINTS = [blp]
 
-_SHARE = ma.validate.Range(min=0, max=1)
-_ID = Id()
-_PAIR = ma.fields.List(_ID, validate=ma.validate.Length(equal=2))
-
-
-class MatchParamsSchema(BaseSchema):
-    """Parameters of a run (matching.md); every one optional, unknown ones rejected.
-
-    Loads into ``MatchParams``, whose defaults fill what the request leaves out."""
-
-    objective = ma.fields.String(validate=ma.validate.OneOf(["score", "coverage"]))
-    # Above 0: a pair with no skill in common is never a proposal (and the candidate graph stays
-    # sparse instead of holding every cross-unit pair).
-    min_fit = StrictFloat(
-        validate=ma.validate.Range(
-            min=0, max=1, min_inclusive=False, error="Must be greater than 0 and at most 1."
-        )
-    )
-    related_credit = StrictFloat(validate=_SHARE)
-    region_bonus = StrictFloat(validate=_SHARE)
-    include_mentored = StrictBoolean()
-    unit_ids = ma.fields.List(_ID, validate=ma.validate.Length(min=1, max=1000))
-    pinned = ma.fields.List(_PAIR, validate=ma.validate.Length(max=10_000))
-    excluded = ma.fields.List(_PAIR, validate=ma.validate.Length(max=100_000))
-
-    @ma.post_load
-    def to_params(self, data: dict[str, Any], **_kwargs: Any) -> MatchParams:
-        """The typed parameters, defaults filled in."""
-        return MatchParams.from_json(data)
-
 
 class MatchRunCreateSchema(BaseSchema):
     """Body of ``POST /alliances/{id}/match-runs``."""
 
     params = ma.fields.Nested(MatchParamsSchema, load_default=MatchParams)
+
+    @ma.post_load(pass_original=True)
+    def name_given(self, data: dict[str, Any], original: Any, **_kwargs: Any) -> dict[str, Any]:
+        """Which parameters the request gave: they override the alliance's match defaults."""
+        given = original.get("params") if isinstance(original, dict) else None
+        data["given"] = sorted(given) if isinstance(given, dict) else []
+        return data
 
 
 class MatchRunSchema(ma.Schema):
@@ -200,7 +178,7 @@ class AllianceMatchRuns(MethodView):
         run = start_match_run(
             db(),
             alliance=alliance,
-            params=body["params"],
+            params=with_alliance_defaults(alliance, params=body["params"], given=body["given"]),
             created_by=caller.label,
             inline_max_cells=state().settings.match_inline_max_cells,
         )

@@ -6,9 +6,11 @@ from typing import Any
 
 import marshmallow as ma
 
+from matcher.algorithms import MatchParams
 from matcher.api.base import PageArgsSchema
 from matcher.api.fields import (
     Email,
+    Id,
     Identifier,
     StrictBoolean,
     StrictFloat,
@@ -59,6 +61,47 @@ class BaseSchema(ma.Schema):
         raise ma.ValidationError(messages, error.field_name, data, **error.kwargs)
 
 
+SHARE = ma.validate.Range(min=0, max=1)
+PERSON_ID = Id()
+PAIR = ma.fields.List(PERSON_ID, validate=ma.validate.Length(equal=2))
+
+
+class MatchParamsSchema(BaseSchema):
+    """Parameters of a run (matching.md); every one optional, unknown ones rejected.
+
+    Loads into ``MatchParams``, whose defaults fill what the request leaves out."""
+
+    objective = ma.fields.String(validate=ma.validate.OneOf(["score", "coverage"]))
+    # Above 0: a pair with no skill in common is never a proposal (and the candidate graph stays
+    # sparse instead of holding every cross-unit pair).
+    min_fit = StrictFloat(
+        validate=ma.validate.Range(
+            min=0, max=1, min_inclusive=False, error="Must be greater than 0 and at most 1."
+        )
+    )
+    related_credit = StrictFloat(validate=SHARE)
+    region_bonus = StrictFloat(validate=SHARE)
+    include_mentored = StrictBoolean()
+    unit_ids = ma.fields.List(PERSON_ID, validate=ma.validate.Length(min=1, max=1000))
+    pinned = ma.fields.List(PAIR, validate=ma.validate.Length(max=10_000))
+    excluded = ma.fields.List(PAIR, validate=ma.validate.Length(max=100_000))
+    # Fair shares between member units (matching.md); null: the rule is off.
+    max_pairs_per_craftsman_unit = StrictInteger(
+        allow_none=True, validate=ma.validate.Range(min=1, max=1_000_000)
+    )
+    max_pairs_per_unit_pair = StrictInteger(
+        allow_none=True, validate=ma.validate.Range(min=1, max=1_000_000)
+    )
+    min_pairs_per_apprentice_unit = StrictInteger(
+        allow_none=True, validate=ma.validate.Range(min=0, max=1_000_000)
+    )
+
+    @ma.post_load
+    def to_params(self, data: dict[str, Any], **_kwargs: Any) -> MatchParams:
+        """The typed parameters, defaults filled in."""
+        return MatchParams.from_json(data)
+
+
 class AllianceSchema(BaseSchema):
     """An alliance of member units that share craftsmen."""
 
@@ -67,12 +110,31 @@ class AllianceSchema(BaseSchema):
     name = text(required=True)
     timezone = Text(load_default="Asia/Shanghai", validate=validate_timezone)
     summary_every_days = StrictInteger(load_default=30, validate=ma.validate.Range(min=1, max=366))
+    # The default parameters of its runs (matching.md), as set; null: none.
+    match_defaults = ma.fields.Dict(dump_only=True, allow_none=True)
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
 
 
 class AlliancePatchSchema(AllianceSchema):
-    """Fields of an alliance to change (load it with ``partial=top_level(...)``)."""
+    """Fields of an alliance to change (load it with ``partial=top_level(...)``).
+
+    ``match_defaults``: the default parameters of the alliance's runs, validated as a run's
+    params; stored as given (only the keys set), null clears them."""
+
+    # Loads what AllianceSchema only dumps.
+    match_defaults = ma.fields.Nested(MatchParamsSchema, allow_none=True)  # type: ignore[assignment]
+
+    @ma.post_load(pass_original=True)
+    def defaults_as_given(
+        self, data: dict[str, Any], original: Any, **_kwargs: Any
+    ) -> dict[str, Any]:
+        """``match_defaults`` as the keys the request set, in the runs' stored form."""
+        params = data.get("match_defaults")
+        if isinstance(params, MatchParams) and isinstance(original, dict):
+            stored = params.to_json()
+            data["match_defaults"] = {name: stored[name] for name in original["match_defaults"]}
+        return data
 
 
 class UnitSchema(BaseSchema):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from matcher.db import Base
@@ -20,6 +22,9 @@ class Alliance(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     summary_every_days: Mapped[int] = mapped_column(Integer, default=30)
+    # Default match parameters of its runs, as set (key by key; a run's own params override
+    # them); None: none set.
+    match_defaults: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     units: Mapped[list[Unit]] = relationship(back_populates="alliance")
 

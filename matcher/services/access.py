@@ -37,6 +37,7 @@ Action = Literal[
     "alliances.create",
     "alliances.read",
     "alliances.change",
+    "alliances.settings",
     "units.change",
     "people.write",
     "skills.write",
@@ -50,6 +51,7 @@ MAY: Mapping[Action, frozenset[str]] = {
     "alliances.create": frozenset(),
     "alliances.read": frozenset({COORDINATOR}),
     "alliances.change": frozenset(),
+    "alliances.settings": frozenset({COORDINATOR}),  # its own alliance's match defaults
     "units.change": frozenset({COORDINATOR}),  # people are written by their unit's HR only
     "people.write": frozenset({HR}),
     "skills.write": frozenset({COORDINATOR}),

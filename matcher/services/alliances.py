@@ -8,9 +8,11 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from matcher.algorithms import MatchParams
 from matcher.db import utcnow
 from matcher.errors import Conflict, NotFound, ValidationFailed
 from matcher.models import Alliance, Unit
+from matcher.services.matching import validate_params
 
 Row = TypeVar("Row", Alliance, Unit)
 
@@ -33,6 +35,15 @@ def update_alliance(
     if code is not None and code != alliance.code:
         if session.scalar(select(Alliance.id).where(Alliance.code == code)) is not None:
             raise Conflict(f"An alliance with code '{code}' exists already.")
+    defaults = changes.get("match_defaults")
+    if defaults:
+        # Validated as a run's params are: ids of this alliance, pins within the caps.
+        validate_params(
+            session,
+            alliance=alliance,
+            params=MatchParams.from_json(defaults),
+            field="match_defaults",
+        )
     return _apply(session, alliance, changes)
 
 

@@ -24,11 +24,13 @@ from matcher.algorithms import (
     MatchProblem,
     MatchResult,
     PairVerdict,
+    PinnedCapError,
     PinnedPairError,
     explain_pairs,
     pair_verdict,
     solve_match,
 )
+from matcher.algorithms.fairness import pin_cap_breaches
 from matcher.db import utcnow
 from matcher.errors import Conflict, ValidationFailed
 from matcher.metrics import MATCH_RUN_SECONDS
@@ -171,24 +173,25 @@ class People:
     apprentice_weights: sp.csr_array  # (A, S) weight
 
 
-def _load_people(
-    session: Session, *, alliance: Alliance, params: MatchParams, taxonomy: Taxonomy
-) -> People:
-    """Who takes part, their units, regions, free slots, skills and wants, in a stable order."""
-    unit_filter = _unit_filter(alliance, params)
-    craftsmen = session.execute(_craftsmen_query(alliance, params)).all()
-    craftsman_ids = np.array([row[0] for row in craftsmen], dtype=np.int64)
-    apprentices = session.execute(_apprentices_query(alliance, params)).all()
-    apprentice_ids = np.array([row[0] for row in apprentices], dtype=np.int64)
+class RegionCodes:
+    """One integer code per region name, shared by craftsmen and apprentices; -1 for none."""
 
-    regions: dict[str, int] = {}  # one code per region name, shared by both sides
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
 
-    def region_codes(values: Sequence[str | None]) -> NDArray[np.int64]:
+    def of(self, values: Sequence[str | None]) -> NDArray[np.int64]:
+        """The codes of ``values``, new names numbered in order of appearance."""
         return np.array(
-            [-1 if not v else regions.setdefault(v, len(regions)) for v in values], dtype=np.int64
+            [-1 if not v else self.codes.setdefault(v, len(self.codes)) for v in values],
+            dtype=np.int64,
         )
 
-    skill_rows = np.array(
+
+def _craftsman_skill_rows(
+    session: Session, *, unit_filter: ColumnElement[bool], craftsman_ids: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """(K, 3) [craftsman id, skill id, level] of the craftsmen taking part."""
+    rows = np.array(
         session.execute(
             select(
                 CraftsmanSkill.craftsman_id, CraftsmanSkill.skill_id, CraftsmanSkill.level
@@ -198,8 +201,15 @@ def _load_people(
         ).all(),
         dtype=np.float64,
     ).reshape(-1, 3)
-    skill_rows = skill_rows[np.isin(skill_rows[:, 0].astype(np.int64), craftsman_ids)]
-    want_rows = np.array(
+    kept: NDArray[np.float64] = rows[np.isin(rows[:, 0].astype(np.int64), craftsman_ids)]
+    return kept
+
+
+def _apprentice_want_rows(
+    session: Session, *, unit_filter: ColumnElement[bool], apprentice_ids: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """(K, 4) [apprentice id, skill id, target level, weight] of the apprentices taking part."""
+    rows = np.array(
         session.execute(
             select(
                 ApprenticeWant.apprentice_id,
@@ -214,26 +224,55 @@ def _load_people(
         ).all(),
         dtype=np.float64,
     ).reshape(-1, 4)
-    want_rows = want_rows[np.isin(want_rows[:, 0].astype(np.int64), apprentice_ids)]
+    kept: NDArray[np.float64] = rows[np.isin(rows[:, 0].astype(np.int64), apprentice_ids)]
+    return kept
 
-    n_skills = len(taxonomy.skill_ids)
-    c_pos = _positions(craftsman_ids, skill_rows[:, 0].astype(np.int64))
-    c_skill = taxonomy.positions(skill_rows[:, 1].astype(np.int64))
-    a_pos = _positions(apprentice_ids, want_rows[:, 0].astype(np.int64))
-    a_skill = taxonomy.positions(want_rows[:, 1].astype(np.int64))
-    shape_c = (len(craftsman_ids), n_skills)
-    shape_a = (len(apprentice_ids), n_skills)
+
+def _person_skill_matrix(
+    rows: NDArray[np.float64],
+    *,
+    person_ids: NDArray[np.int64],
+    taxonomy: Taxonomy,
+    value_column: int,
+) -> sp.csr_array:
+    """(people, S) sparse matrix of one column of skill rows ``[person id, skill id, ...]``."""
+    return _sparse(
+        _positions(person_ids, rows[:, 0].astype(np.int64)),
+        taxonomy.positions(rows[:, 1].astype(np.int64)),
+        rows[:, value_column],
+        (len(person_ids), len(taxonomy.skill_ids)),
+    )
+
+
+def _load_people(
+    session: Session, *, alliance: Alliance, params: MatchParams, taxonomy: Taxonomy
+) -> People:
+    """Who takes part, their units, regions, free slots, skills and wants, in a stable order."""
+    unit_filter = _unit_filter(alliance, params)
+    craftsmen = session.execute(_craftsmen_query(alliance, params)).all()
+    craftsman_ids = np.array([row[0] for row in craftsmen], dtype=np.int64)
+    apprentices = session.execute(_apprentices_query(alliance, params)).all()
+    apprentice_ids = np.array([row[0] for row in apprentices], dtype=np.int64)
+    regions = RegionCodes()
+    skills = _craftsman_skill_rows(session, unit_filter=unit_filter, craftsman_ids=craftsman_ids)
+    wants = _apprentice_want_rows(session, unit_filter=unit_filter, apprentice_ids=apprentice_ids)
     return People(
         craftsman_ids=craftsman_ids,
         craftsman_unit=np.array([row[1] for row in craftsmen], dtype=np.int64),
-        craftsman_region=region_codes([row[2] for row in craftsmen]),
+        craftsman_region=regions.of([row[2] for row in craftsmen]),
         craftsman_free=np.array([row[3] for row in craftsmen], dtype=np.int64),
-        craftsman_skills=_sparse(c_pos, c_skill, skill_rows[:, 2], shape_c),
+        craftsman_skills=_person_skill_matrix(
+            skills, person_ids=craftsman_ids, taxonomy=taxonomy, value_column=2
+        ),
         apprentice_ids=apprentice_ids,
         apprentice_unit=np.array([row[1] for row in apprentices], dtype=np.int64),
-        apprentice_region=region_codes([row[2] for row in apprentices]),
-        apprentice_wants=_sparse(a_pos, a_skill, want_rows[:, 2], shape_a),
-        apprentice_weights=_sparse(a_pos, a_skill, want_rows[:, 3], shape_a),
+        apprentice_region=regions.of([row[2] for row in apprentices]),
+        apprentice_wants=_person_skill_matrix(
+            wants, person_ids=apprentice_ids, taxonomy=taxonomy, value_column=2
+        ),
+        apprentice_weights=_person_skill_matrix(
+            wants, person_ids=apprentice_ids, taxonomy=taxonomy, value_column=3
+        ),
     )
 
 
@@ -281,6 +320,14 @@ def _pairs_in(
     ).astype(np.int64)
 
 
+def _considered_units(
+    session: Session, *, alliance: Alliance, params: MatchParams
+) -> NDArray[np.int64]:
+    """(U,) the ids of the units the run considers, ascending (for ``stats.units``)."""
+    ids = session.scalars(select(Unit.id).where(_unit_filter(alliance, params)).order_by(Unit.id))
+    return np.array(list(ids), dtype=np.int64)
+
+
 def load_problem(session: Session, *, alliance: Alliance, params: MatchParams) -> LoadedProblem:
     """Every craftsman and apprentice taking part, and the pair constraints, as arrays."""
     started = time.perf_counter()
@@ -299,6 +346,7 @@ def load_problem(session: Session, *, alliance: Alliance, params: MatchParams) -
         skill_parent=taxonomy.skill_parent,
         excluded=constraints.excluded,
         pinned=constraints.pinned,
+        units=_considered_units(session, alliance=alliance, params=params),
     )
     return LoadedProblem(
         problem=problem,
@@ -310,8 +358,11 @@ def load_problem(session: Session, *, alliance: Alliance, params: MatchParams) -
     )
 
 
-def validate_params(session: Session, *, alliance: Alliance, params: MatchParams) -> MatchParams:
-    """The parameters, if their unit and person ids belong to the alliance (else 422)."""
+def validate_params(
+    session: Session, *, alliance: Alliance, params: MatchParams, field: str = "params"
+) -> MatchParams:
+    """The parameters, if their unit and person ids belong to the alliance and the pins alone
+    break no fair-share cap (else 422, the messages under ``field``)."""
     errors: dict[str, Any] = {}
     if params.unit_ids:
         found = set(
@@ -346,11 +397,48 @@ def validate_params(session: Session, *, alliance: Alliance, params: MatchParams
         }
         if bad:
             errors[name] = bad
+    errors.update(_pins_over_caps(session, params=params))
     if errors:
         raise ValidationFailed(
-            "Some match parameters do not fit this alliance.", errors={"params": errors}
+            "Some match parameters do not fit this alliance.", errors={field: errors}
         )
     return params
+
+
+def _units_of(
+    session: Session, model: type[Craftsman] | type[Apprentice], ids: set[int]
+) -> dict[int, int]:
+    """Person id -> unit id, for the people of ``ids`` that exist."""
+    rows = session.execute(select(model.id, model.unit_id).where(model.id.in_(ids)))
+    return {row[0]: row[1] for row in rows}
+
+
+def _pins_over_caps(session: Session, *, params: MatchParams) -> dict[str, list[str]]:
+    """Per fair-share cap that the pinned pairs alone exceed, a message naming the units."""
+    if not params.pinned or not params.has_fair_shares:
+        return {}
+    craftsman_unit = _units_of(session, Craftsman, {c for c, _ in params.pinned})
+    apprentice_unit = _units_of(session, Apprentice, {a for _, a in params.pinned})
+    known = [(c, a) for c, a in params.pinned if c in craftsman_unit and a in apprentice_unit]
+    breaches = pin_cap_breaches(
+        np.array([craftsman_unit[c] for c, _ in known], dtype=np.int64),
+        np.array([apprentice_unit[a] for _, a in known], dtype=np.int64),
+        params,
+    )
+    errors: dict[str, list[str]] = {}
+    for breach in breaches:
+        errors.setdefault(breach.cap, []).append(breach.message())
+    return errors
+
+
+def with_alliance_defaults(
+    alliance: Alliance, *, params: MatchParams, given: Iterable[str]
+) -> MatchParams:
+    """The parameters a run uses: the alliance's ``match_defaults``, overridden key by key by
+    the ones the run was given (``given`` names them; ``params`` holds their values)."""
+    own = params.to_json()
+    chosen = {name: own[name] for name in given if name in own}
+    return MatchParams.from_json({**(alliance.match_defaults or {}), **chosen})
 
 
 def estimate_cells(session: Session, *, alliance: Alliance, params: MatchParams) -> int:
@@ -507,15 +595,28 @@ def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | No
             loaded.problem, params, progress=lambda stage, f: report(stage, 0.3 + 0.6 * f)
         )
     except PinnedPairError as exc:
-        return _fail(
-            session,
-            run,
-            f"Pinned pair [{int(loaded.craftsman_ids[exc.craftsman])}, "
-            f"{int(loaded.apprentice_ids[exc.apprentice])}]: {exc.reason}",
-        )
+        return _fail(session, run, _pinned_pair_message(loaded, exc))
+    except PinnedCapError as exc:  # validate_params refuses these; the data changed since
+        return _fail(session, run, str(exc))
     report("storing", 0.9)
     _store_proposals(session, run=run, loaded=loaded, result=result, params=params)
     _store_unmatched(session, run=run, loaded=loaded, result=result, params=params)
+    _mark_proposed(session, run=run, loaded=loaded, result=result)
+    return run
+
+
+def _pinned_pair_message(loaded: LoadedProblem, error: PinnedPairError) -> str:
+    """The solver's pin error with database ids instead of array positions."""
+    return (
+        f"Pinned pair [{int(loaded.craftsman_ids[error.craftsman])}, "
+        f"{int(loaded.apprentice_ids[error.apprentice])}]: {error.reason}"
+    )
+
+
+def _mark_proposed(
+    session: Session, *, run: MatchRun, loaded: LoadedProblem, result: MatchResult
+) -> None:
+    """The run solved: its objective, stats (loading time counted as building) and status."""
     run.status = RUN_PROPOSED
     run.objective = float(result.objective)
     run.stats = {
@@ -525,10 +626,10 @@ def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | No
     run.progress = {"stage": "done", "fraction": 1.0}
     run.updated_at = utcnow()
     session.flush()
-    return run
 
 
 def _fail(session: Session, run: MatchRun, error: str) -> MatchRun:
+    """Record the run as failed with ``error`` (the coordinator reads it on the run)."""
     run.status = RUN_FAILED
     run.error = error
     run.progress = {"stage": "failed", "fraction": 1.0}
@@ -591,6 +692,8 @@ UNMATCHED_MESSAGES = {
     "for the wanted skills.",
     "capacity_exhausted": "Eligible craftsmen exist, but their slots went to better overall pairs.",
     "excluded": "Every eligible pair was rejected before or excluded by the run's parameters.",
+    "unit_cap": "Eligible craftsmen still have free slots, but a fair-share cap between units "
+    "is full.",
 }
 
 
@@ -610,9 +713,18 @@ def _store_unmatched(
         detail: dict[str, Any] = {
             "message": UNMATCHED_MESSAGES[str(reason)].format(min_fit=params.min_fit)
         }
-        if str(reason) == "capacity_exhausted":
+        if str(reason) in ("capacity_exhausted", "unit_cap"):
             blockers = result.unmatched_blockers[position]
             detail["craftsman_ids"] = sorted(int(loaded.craftsman_ids[m]) for m in blockers)
+        if str(reason) == "unit_cap":
+            detail["caps"] = [
+                {
+                    "cap": cap["cap"],
+                    "craftsman_unit_id": cap["craftsman_unit"],
+                    "apprentice_unit_id": cap["apprentice_unit"],
+                }
+                for cap in result.unmatched_caps[position]
+            ]
         unmatched.append(
             {
                 "match_run_id": run.id,

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from sqlalchemy import Row, Select, Subquery, Text, bindparam, cast, func, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from matcher.algorithms import MatchParams
 from matcher.algorithms.eligibility import other_unit
 from matcher.algorithms.scoring import wants_covered
 from matcher.models import (
@@ -326,6 +327,58 @@ def unit_counts(session: Session, *, run: MatchRun) -> list[UnitCount]:
         select(Unit).where(Unit.alliance_id == run.alliance_id).order_by(Unit.code)
     )
     return [UnitCount(u, giving.get(u.id, 0), placing.get(u.id, 0)) for u in units]
+
+
+@dataclass(frozen=True)
+class UnitShare:
+    """A unit's share of a run against the run's fair-share rules (None: the rule was off)."""
+
+    unit: Unit
+    given: int  # pairs whose craftsman is of the unit
+    received: int  # pairs whose apprentice is of the unit
+    cap: int | None  # max_pairs_per_craftsman_unit
+    floor: int | None  # min_pairs_per_apprentice_unit
+    shortfall: int  # how far ``received`` fell short of the floor
+
+    @property
+    def at_cap(self) -> bool:
+        """The unit's craftsmen give as many pairs as the cap allows."""
+        return self.cap is not None and self.given >= self.cap
+
+
+def unit_shares(session: Session, *, run: MatchRun) -> list[UnitShare]:
+    """Per considered unit, from the run's ``stats.units`` (as the solver counted them, pins
+    included); a run solved before those stats existed counts its proposals per unit."""
+    params = MatchParams.from_json(run.params or {})
+    rows = (run.stats or {}).get("units")
+    if rows is None:
+        counted = {c.unit.id: c for c in unit_counts(session, run=run)}
+        rows = [
+            {
+                "unit_id": unit_id,
+                "pairs_as_craftsman_unit": c.craftsmen,
+                "pairs_as_apprentice_unit": c.apprentices,
+                "floor_shortfall": 0,
+            }
+            for unit_id, c in counted.items()
+        ]
+    units = {
+        u.id: u for u in session.scalars(select(Unit).where(Unit.alliance_id == run.alliance_id))
+    }
+    floor = params.min_pairs_per_apprentice_unit
+    shares = [
+        UnitShare(
+            unit=units[row["unit_id"]],
+            given=int(row["pairs_as_craftsman_unit"]),
+            received=int(row["pairs_as_apprentice_unit"]),
+            cap=params.max_pairs_per_craftsman_unit,
+            floor=floor or None,
+            shortfall=int(row["floor_shortfall"]) if floor else 0,
+        )
+        for row in rows
+        if row["unit_id"] in units
+    ]
+    return sorted(shares, key=lambda share: share.unit.code)
 
 
 @dataclass(frozen=True)

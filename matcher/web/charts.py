@@ -59,12 +59,22 @@ def histogram(bins: Sequence[Bin], *, title: str) -> Markup:
 
 
 def unit_bars(
-    counts: Sequence[UnitCount], *, title: str, craftsmen: str, apprentices: str
+    counts: Sequence[UnitCount],
+    *,
+    title: str,
+    craftsmen: str,
+    apprentices: str,
+    cap: int | None = None,
+    floor: int | None = None,
+    cap_label: str = "",
+    floor_label: str = "",
 ) -> Markup:
-    """Per unit, two bars: pairs its craftsmen give and pairs its apprentices get."""
+    """Per unit, two bars: pairs its craftsmen give and pairs its apprentices get; a run's
+    per-craftsman-unit cap and apprentice-unit floor as dashed lines across the bars."""
     label_w, row_h, top = 112, 44, 30
     height = top + row_h * max(1, len(counts)) + 6
-    peak = max((max(c.craftsmen, c.apprentices) for c in counts), default=0) or 1
+    peak = max((max(c.craftsmen, c.apprentices) for c in counts), default=0)
+    peak = max(peak, cap or 0, floor or 0) or 1
     bar_w = WIDTH - label_w - 40
     body = [
         f'<rect x="0" y="6" width="12" height="12" rx="2" fill="{RED}"/>'
@@ -87,4 +97,15 @@ def unit_bars(
                 f'fill="{colour}"/><text x="{label_w + w + 5:.1f}" y="{by + 12}" '
                 f'fill="{MUTED}">{value}</text>'
             )
+    # The rules: the cap crosses the craftsman bars, the floor the apprentice bars.
+    for limit, colour, label, offset in ((cap, RED, cap_label, 4), (floor, BLUE, floor_label, 22)):
+        if limit is None:
+            continue
+        x = label_w + bar_w * limit / peak
+        lines = "".join(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top + i * row_h + offset - 2}" '
+            f'y2="{top + i * row_h + offset + 17}" stroke="{colour}" stroke-dasharray="3 2"/>'
+            for i in range(len(counts))
+        )
+        body.append(f'<g class="rule"><title>{escape(label)} {limit}</title>{lines}</g>')
     return _svg(height, title, body)

@@ -30,6 +30,9 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         N_("param.related_credit"),
         N_("param.region_bonus"),
         N_("param.include_mentored"),
+        N_("param.max_pairs_per_craftsman_unit"),
+        N_("param.max_pairs_per_unit_pair"),
+        N_("param.min_pairs_per_apprentice_unit"),
     ),
     "param_hint": (
         N_("param.objective.hint"),
@@ -37,6 +40,9 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         N_("param.related_credit.hint"),
         N_("param.region_bonus.hint"),
         N_("param.include_mentored.hint"),
+        N_("param.max_pairs_per_craftsman_unit.hint"),
+        N_("param.max_pairs_per_unit_pair.hint"),
+        N_("param.min_pairs_per_apprentice_unit.hint"),
     ),
     # a running match's progress; a stage without a label is shown as it is
     "stage": (
@@ -53,6 +59,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         N_("reason.no_eligible_craftsman"),
         N_("reason.capacity_exhausted"),
         N_("reason.excluded"),
+        N_("reason.unit_cap"),
     ),
     # the summary form: who hands it in, and the fields its errors name
     "author": (N_("craftsman"), N_("apprentice")),

@@ -15,12 +15,12 @@ from werkzeug.datastructures import MultiDict
 
 from matcher.algorithms import MatchParams
 from matcher.api.fields import MAX_ID, Id, MultiLineText
-from matcher.api.match_runs import MatchParamsSchema
+from matcher.api.schemas import MatchParamsSchema
 from matcher.errors import Conflict, DomainError, NotFound
 from matcher.extensions import db, state
 from matcher.models import Alliance, MatchRun, Proposal, User
 from matcher.services import access
-from matcher.services.matching import start_match_run
+from matcher.services.matching import start_match_run, with_alliance_defaults
 from matcher.services.mentorships import alliance_today
 from matcher.services.review import (
     CommitConflicts,
@@ -32,11 +32,12 @@ from matcher.services.review import (
 )
 from matcher.services.run_report import (
     SORTS,
+    UnitCount,
     proposals_page,
     score_histogram,
     status_counts,
     swap_candidates,
-    unit_counts,
+    unit_shares,
     unmatched_count,
     unmatched_rows,
 )
@@ -49,6 +50,12 @@ page_errors(blp)
 PAGE_SIZE = 100
 UNMATCHED_SHOWN = 200  # the rest are in the API's list; a page of thousands helps nobody
 NUMBER_PARAMS = ("min_fit", "related_credit", "region_bonus")
+# Whole numbers; blank: the rule is off (the form starts from the alliance's match defaults).
+RULE_PARAMS = (
+    "max_pairs_per_craftsman_unit",
+    "max_pairs_per_unit_pair",
+    "min_pairs_per_apprentice_unit",
+)
 
 
 class DecisionFormSchema(ma.Schema):
@@ -105,6 +112,8 @@ def _render_run(
 
     context: dict[str, Any] = {}
     if run.status in ("proposed", "committed"):
+        shares = unit_shares(db(), run=run)
+        params = MatchParams.from_json(run.params or {})
         listing = proposals_page(db(), run=run, sort=sort, page=page, page_size=PAGE_SIZE)
         context = {
             "listing": listing,
@@ -118,11 +127,17 @@ def _render_run(
                 score_histogram(db(), run=run), title=gettext("run.histogram")
             ),
             "unit_chart": charts.unit_bars(
-                unit_counts(db(), run=run),
+                [UnitCount(s.unit, s.given, s.received) for s in shares],
                 title=gettext("run.unit_chart"),
                 craftsmen=gettext("run.unit_chart.craftsmen"),
                 apprentices=gettext("run.unit_chart.apprentices"),
+                cap=params.max_pairs_per_craftsman_unit,
+                floor=params.min_pairs_per_apprentice_unit or None,
+                cap_label=gettext("param.max_pairs_per_craftsman_unit"),
+                floor_label=gettext("param.min_pairs_per_apprentice_unit"),
             ),
+            "shares": shares,
+            "run_params": params,
         }
     return render_page(
         "web/run.html",
@@ -140,8 +155,11 @@ def _render_run(
     )
 
 
-def _params_from_form(form: MultiDict[str, str]) -> tuple[MatchParams, dict[str, Any]]:
-    """Form strings to typed params, then the API's own schema: (params, errors)."""
+def _params_from_form(
+    form: MultiDict[str, str], alliance: Alliance
+) -> tuple[MatchParams, dict[str, Any]]:
+    """Form strings to typed params, then the API's own schema, over the alliance's match
+    defaults (a blank number keeps the default; a blank rule turns it off): (params, errors)."""
     raw: dict[str, Any] = {"include_mentored": form.get("include_mentored") == "on"}
     errors: dict[str, Any] = {}
     if form.get("objective"):
@@ -154,8 +172,17 @@ def _params_from_form(form: MultiDict[str, str]) -> tuple[MatchParams, dict[str,
             raw[name] = float(text)
         except ValueError:
             errors[name] = [gettext("form.not_number")]
+    for name in RULE_PARAMS:
+        text = form.get(name, "").strip()
+        if not text:
+            raw[name] = None
+        elif text.isascii() and text.isdigit() and len(text) <= 9:
+            raw[name] = int(text)
+        else:
+            errors[name] = [gettext("form.not_whole_number")]
     try:
-        params: MatchParams = MatchParamsSchema().load(raw)
+        loaded: MatchParams = MatchParamsSchema().load(raw)
+        params = with_alliance_defaults(alliance, params=loaded, given=raw)
     except ma.ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
         # The field's rule in the user's language says more than marshmallow's English.
@@ -172,7 +199,7 @@ def new_run() -> Any:
     alliance = access.alliance_in_scope(db(), access.user_principal(user), user.alliance_id)
     errors: dict[str, Any] = {}
     if request.method == "POST":
-        params, errors = _params_from_form(request.form)
+        params, errors = _params_from_form(request.form, alliance)
         if not errors:
             try:
                 run = start_match_run(
@@ -197,7 +224,7 @@ def new_run() -> Any:
         alliance=alliance,
         errors=errors,
         form=form,
-        defaults=MatchParams(),
+        defaults=with_alliance_defaults(alliance, params=MatchParams(), given=()),
         checked=form.get("include_mentored") == "on",
     )
 

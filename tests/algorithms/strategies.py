@@ -14,7 +14,11 @@ from matcher.algorithms import MatchParams, MatchProblem
 
 @st.composite
 def problems(
-    draw: Any, max_craftsmen: int = 8, max_apprentices: int = 12, max_skills: int = 8
+    draw: Any,
+    max_craftsmen: int = 8,
+    max_apprentices: int = 12,
+    max_skills: int = 8,
+    max_free: int = 3,
 ) -> MatchProblem:
     """A small random alliance: units, regions, a taxonomy with parents, skills and wants."""
     n_skills = draw(st.integers(2, max_skills))
@@ -58,7 +62,7 @@ def problems(
             draw(st.lists(st.integers(-1, 2), min_size=m, max_size=m)), dtype=np.int64
         ),
         craftsman_free=np.array(
-            draw(st.lists(st.integers(0, 3), min_size=m, max_size=m)), dtype=np.int64
+            draw(st.lists(st.integers(0, max_free), min_size=m, max_size=m)), dtype=np.int64
         ),
         craftsman_skills=skills,
         apprentice_unit=np.array(

@@ -306,3 +306,27 @@ def test_bulk_is_the_bulk_endpoint_not_an_external_id(
         )
         created = client.put(f"{people}/{external_id}", json=body, headers=world.auth("hr"))
         assert created.status_code == 201, created.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "defaults",
+    [
+        {"max_pairs_per_unit_pair": "4"},
+        {"max_pairs_per_unit_pair": 2**40},
+        {"min_pairs_per_apprentice_unit": True},
+        {"pinned": [[MAX_ID, MAX_ID]], "max_pairs_per_craftsman_unit": 1},
+        {"unit_ids": []},
+        [],
+        "none",
+    ],
+)
+def test_match_defaults_that_do_not_fit_are_a_422(
+    client: FlaskClient, world: World, defaults: Any
+) -> None:
+    response = client.patch(
+        f"/api/v1/alliances/{world.alliance.id}",
+        json={"match_defaults": defaults},
+        headers=world.auth("coordinator"),
+    )
+    assert response.status_code == 422
+    assert "match_defaults" in response.get_json()["errors"]

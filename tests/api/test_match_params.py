@@ -7,7 +7,7 @@ import dataclasses
 import marshmallow as ma
 
 from matcher.algorithms import MatchParams
-from matcher.api.match_runs import MatchParamsSchema
+from matcher.api.schemas import MatchParamsSchema
 
 
 def test_a_request_loads_into_match_params_with_its_defaults() -> None:

@@ -46,6 +46,18 @@ RULES: list[tuple[str, str, Any, dict[str, int]]] = [
         {"name": "改名"},
         {"admin": 200, "coordinator": 403, "foreign_coordinator": 404, "hr": 403},
     ),
+    (  # its coordinator may change the alliance's match defaults (and nothing else of it)
+        "PATCH",
+        "/alliances/{alliance}",
+        {"match_defaults": {"max_pairs_per_unit_pair": 4}},
+        {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 403},
+    ),
+    (
+        "PATCH",
+        "/alliances/{alliance}",
+        {"match_defaults": {"min_fit": 0.3}, "name": "改名"},
+        {"admin": 200, "coordinator": 403, "foreign_coordinator": 404, "hr": 403},
+    ),
     (
         "GET",
         "/alliances/{alliance}/units",

@@ -64,12 +64,14 @@ def test_require_follows_the_table_and_admin_may_everything(action: str, role: s
 
 
 def test_the_table_says_what_the_contract_says() -> None:
-    """api.md: admin creates and changes alliances; coordinators read theirs, manage units,
-    taxonomy and matching, read the outbox; people are written by their unit's HR."""
+    """api.md: admin creates and changes alliances; coordinators read theirs and patch its
+    settings (match defaults), manage units, taxonomy and matching, read the outbox; people are
+    written by their unit's HR."""
     assert dict(MAY) == {
         "alliances.create": frozenset(),
         "alliances.read": {COORDINATOR},
         "alliances.change": frozenset(),
+        "alliances.settings": {COORDINATOR},
         "units.change": {COORDINATOR},
         "people.write": {HR},
         "skills.write": {COORDINATOR},

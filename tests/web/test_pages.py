@@ -512,3 +512,65 @@ def test_sign_out_ends_the_session(client: FlaskClient, review: Review) -> None:
     assert client.post("/sign-out", data={"csrf_token": token}).status_code == 303
     assert client.get(f"/runs/{review.run.id}").status_code == 303
     assert "联盟总览" not in client.get("/").get_data(as_text=True)
+
+
+def test_the_run_form_takes_the_fair_share_rules_over_the_alliances_defaults(
+    client: FlaskClient, session: Session, review: Review
+) -> None:
+    alliance = review.world.alliance
+    alliance.match_defaults = {"max_pairs_per_craftsman_unit": 2, "min_fit": 0.3}
+    session.commit()
+    token = sign_in(client, review.email)
+    form = client.get("/runs/new").get_data(as_text=True)
+    assert re.search(r'name="max_pairs_per_craftsman_unit"[^>]*\n?\s*value="2"', form)
+    assert re.search(r'name="min_fit"[^>]*\n?\s*value="0.3"', form)
+    bad = client.post("/runs/new", data={"csrf_token": token, "max_pairs_per_unit_pair": "x"})
+    assert bad.status_code == 422 and 'class="field-error"' in bad.get_data(as_text=True)
+    assert (
+        client.post(
+            "/runs/new", data={"csrf_token": token, "max_pairs_per_unit_pair": "0"}
+        ).status_code
+        == 422
+    )
+    response = client.post(
+        "/runs/new",
+        data={
+            "csrf_token": token,
+            "max_pairs_per_craftsman_unit": "2",
+            "max_pairs_per_unit_pair": "",
+            "min_pairs_per_apprentice_unit": "3",
+        },
+    )
+    assert response.status_code == 303
+    run_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    session.rollback()
+    run = session.get(MatchRun, run_id)
+    assert run is not None and run.status == "proposed"
+    assert run.params["max_pairs_per_craftsman_unit"] == 2
+    assert run.params["max_pairs_per_unit_pair"] is None
+    assert run.params["min_pairs_per_apprentice_unit"] == 3
+    assert run.params["min_fit"] == 0.3  # blank number: the alliance's default
+
+    page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    table = page[
+        page.index('<table id="unit-shares"') : page.index(
+            "</table>", page.index('<table id="unit-shares"')
+        )
+    ]
+    rows = re.findall(r'<tr data-unit="(\d+)" class="([^"]*)">(.*?)</tr>', table, re.S)
+    assert {int(unit) for unit, _, _ in rows} == {
+        review.world.unit.id,
+        review.world.sibling_unit.id,
+        review.third_unit.id,
+    }
+    for unit, css, cells in rows:
+        share = next(s for s in run.stats["units"] if s["unit_id"] == int(unit))
+        given = re.findall(r"<td>(\d+) / 2", cells)
+        assert given == [str(share["pairs_as_craftsman_unit"])]
+        assert share["pairs_as_craftsman_unit"] <= 2
+        assert (css == "short") == (share["floor_shortfall"] > 0)
+        if share["floor_shortfall"]:
+            assert f"差 {share['floor_shortfall']} 对" in cells
+    assert any(s["floor_shortfall"] for s in run.stats["units"])  # 3 each is more than 3 units get
+    chart = page[page.index("各单位的建议结对") :]
+    assert chart.count('<g class="rule">') == 2  # the cap and the floor across the bars
