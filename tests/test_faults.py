@@ -1,5 +1,6 @@
 """PostgreSQL restarted under load: requests in flight fail cleanly (503), nothing is half
-written, and the service recovers by itself (the pool replaces a connection the server closed before using it)."""
+written, and the service recovers by itself (the pool replaces a connection the server closed
+before a request uses it)."""
 
 from __future__ import annotations
 
