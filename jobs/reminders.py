@@ -22,6 +22,7 @@ from matcher.services.reminders import (
     queue_digests,
     queue_reminders,
 )
+from matcher.services.webhooks import emit_overdue
 
 log = logging.getLogger(__name__)
 BATCH = 50
@@ -30,7 +31,10 @@ BATCH = 50
 def reminders(ctx: JobContext) -> dict[str, Any]:
     """Queue the upcoming / overdue / escalation emails due at ``ctx.now``, each at most once."""
     with session_scope(ctx.session_factory) as session:
-        return queue_reminders(session, now=ctx.now)
+        queued: dict[str, Any] = queue_reminders(session, now=ctx.now)
+        # In the same transaction: the pair is overdue for the webhooks when it is for email.
+        queued["overdue_events"] = emit_overdue(session, now=ctx.now)
+        return queued
 
 
 def digest(ctx: JobContext) -> dict[str, Any]:

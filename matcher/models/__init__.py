@@ -55,8 +55,28 @@ from matcher.models.mentorships import (
 )
 from matcher.models.people import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, PersonMixin
 from matcher.models.scheduler import SchedulerHeartbeat
+from matcher.models.webhooks import (
+    ALL_EVENTS,
+    DELIVERY_DELIVERED,
+    DELIVERY_FAILED,
+    DELIVERY_PENDING,
+    DELIVERY_STATUSES,
+    WEBHOOK_EVENT_TYPES,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
+    "ALL_EVENTS",
+    "DELIVERY_DELIVERED",
+    "DELIVERY_FAILED",
+    "DELIVERY_PENDING",
+    "DELIVERY_STATUSES",
+    "WEBHOOK_EVENT_TYPES",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "ACTIVE_RUN_INDEX",
     "ACTIVE_RUN_STATUSES",
     "AUTHORS",

@@ -28,7 +28,17 @@ from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, false, o
 from sqlalchemy.orm import QueryableAttribute, Session, selectinload
 
 from matcher.errors import Forbidden, ValidationFailed, not_found
-from matcher.models import Alliance, MatchRun, Mentorship, Proposal, RejectedPair, Unit, User
+from matcher.models import (
+    Alliance,
+    MatchRun,
+    Mentorship,
+    Proposal,
+    RejectedPair,
+    Unit,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 ADMIN, COORDINATOR, HR = "admin", "coordinator", "hr"
 ROLES = (ADMIN, COORDINATOR, HR)
@@ -42,6 +52,7 @@ Action = Literal[
     "skills.write",
     "matching",
     "reminders.read",
+    "webhooks.manage",
 ]
 # The roles that may do each action on what lies in their scope; an admin may do everything.
 # Actions every role may do in its scope (read units, people, skills, mentorships; end a
@@ -55,6 +66,8 @@ MAY: Mapping[Action, frozenset[str]] = {
     "skills.write": frozenset({COORDINATOR}),
     "matching": frozenset({COORDINATOR}),  # runs, proposals, rejections, pair scores
     "reminders.read": frozenset({COORDINATOR}),
+    # Each role registers receivers for its own scope (an hr key: its unit's people).
+    "webhooks.manage": frozenset({COORDINATOR, HR}),
 }
 
 
@@ -293,3 +306,28 @@ def require_summary_author(principal: Principal, author_unit_id: int) -> None:
     is in scope, being in a mentorship of its people, but not its to speak for): 403."""
     if principal.role == HR and author_unit_id != principal.unit_id:
         raise Forbidden("An hr key hands in summaries for its own unit's person only.")
+
+
+def webhook_endpoint_in_scope(
+    session: Session, principal: Principal, endpoint_id: int
+) -> WebhookEndpoint:
+    """A webhook endpoint in the caller's scope: an admin's (no alliance) only an admin's, an
+    alliance's its coordinators', a unit's its hr key's and its alliance's coordinators'."""
+    require(principal, "webhooks.manage")
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or not reaches(
+        principal, alliance_id=endpoint.alliance_id, unit_ids=(endpoint.unit_id,)
+    ):
+        raise not_found("webhook", endpoint_id)
+    return endpoint
+
+
+def webhook_delivery_in_scope(
+    session: Session, principal: Principal, endpoint_id: int, delivery_id: int
+) -> tuple[WebhookEndpoint, WebhookDelivery]:
+    """A delivery of a webhook in the caller's scope (and of that webhook), or 404."""
+    endpoint = webhook_endpoint_in_scope(session, principal, endpoint_id)
+    delivery = session.get(WebhookDelivery, delivery_id)
+    if delivery is None or delivery.endpoint_id != endpoint.id:
+        raise not_found("delivery", delivery_id)
+    return endpoint, delivery

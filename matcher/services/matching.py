@@ -55,6 +55,7 @@ from matcher.models import (
     UnmatchedApprentice,
 )
 from matcher.services.capacity import free_slots
+from matcher.services.webhooks import Change, emit_for
 
 Progress = Callable[[str, float], None]
 
@@ -525,6 +526,26 @@ def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | No
     run.progress = {"stage": "done", "fraction": 1.0}
     run.updated_at = utcnow()
     session.flush()
+    emit_for(
+        session,
+        alliance.id,
+        lambda: [
+            Change(
+                type="match_run.proposed",
+                alliance_id=alliance.id,
+                unit_ids=(),
+                data={
+                    "match_run_id": run.id,
+                    "alliance_id": alliance.id,
+                    "alliance_code": alliance.code,
+                    "status": run.status,
+                    "proposals": len(result.apprentice),
+                    "unmatched": len(result.unmatched),
+                    "objective": run.objective,
+                },
+            )
+        ],
+    )
     return run
 
 

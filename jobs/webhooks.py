@@ -1,0 +1,127 @@
+"""The ``webhooks`` job: send the deliveries the outbox holds, signed (Standard Webhooks)."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import time
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from jobs import JobContext
+from matcher.models import DELIVERY_FAILED, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from matcher.services.reminders import new_claim_token
+from matcher.services.webhooks import (
+    Outcome,
+    claim_deliveries,
+    fail_undeliverable,
+    record_outcome,
+    signature_header,
+)
+from matcher.webhook_http import RefusedTarget, post, retry_after_seconds
+
+log = logging.getLogger(__name__)
+BATCH = 25
+USER_AGENT = "craftsman-matcher-webhooks/1"
+
+
+def deliver(ctx: JobContext) -> dict[str, Any]:
+    """Send what is due: lease a batch, send each, record each outcome before the next.
+
+    The lease is committed before the first request of the batch, each outcome before the next
+    request, and no transaction is open while a receiver is being called: a sender killed
+    mid-request leaves that delivery to the lease's end, when it is sent again with the same
+    ``webhook-id`` (at least once; receivers deduplicate by it).
+    """
+    counts = {"delivered": 0, "retry": 0, "failed": 0}
+    token = new_claim_token()
+    settings = ctx.settings
+    https_only = settings.env == "production" and not settings.webhook_allow_private
+    with ctx.session_factory() as session:
+        while True:
+            ids = claim_deliveries(session, now=ctx.now, token=token, limit=BATCH)
+            session.commit()
+            if not ids:
+                break
+            batch = session.execute(
+                select(WebhookDelivery, WebhookEndpoint, WebhookEvent)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
+                .where(WebhookDelivery.id.in_(ids))
+                .order_by(WebhookDelivery.id)
+            ).all()
+            session.commit()
+            for delivery, endpoint, event in batch:
+                what = (delivery.id, event.type, event.message_id, endpoint.id)
+                if not endpoint.enabled:
+                    reason = f"not sent: the webhook is disabled ({endpoint.disabled_reason})"
+                    fail_undeliverable(session, delivery=delivery, token=token, reason=reason)
+                    session.commit()
+                    counts["failed"] += 1
+                    log.info("delivery %s (%s %s) to webhook %s: %s", *what, reason)
+                    continue
+                outcome = _send(endpoint, event, settings.webhook_timeout_seconds, https_only, ctx)
+                status = record_outcome(
+                    session,
+                    delivery=delivery,
+                    endpoint=endpoint,
+                    token=token,
+                    now=ctx.now,
+                    outcome=outcome,
+                )
+                session.commit()
+                if outcome.delivered:
+                    counts["delivered"] += 1
+                    log.info("delivery %s (%s %s) to webhook %s: delivered", *what)
+                else:
+                    counts["failed" if status == DELIVERY_FAILED else "retry"] += 1
+                    log.warning(
+                        "delivery %s (%s %s) to webhook %s: %s (%s)",
+                        *what,
+                        status,
+                        outcome.error,
+                    )
+    return counts
+
+
+def _send(
+    endpoint: WebhookEndpoint,
+    event: WebhookEvent,
+    timeout: int,
+    https_only: bool,
+    ctx: JobContext,
+) -> Outcome:
+    """One signed POST of the event's body; what came of it."""
+    body = orjson.dumps(event.payload)
+    # The signature's time is the moment of sending (receivers refuse stale ones), whatever
+    # time the job runs as.
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "webhook-id": event.message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(endpoint, event.message_id, timestamp, body, ctx.now),
+    }
+    try:
+        answer = post(
+            endpoint.url,
+            body,
+            headers,
+            timeout=timeout,
+            allow_private=ctx.settings.webhook_allow_private,
+            https_only=https_only,
+        )
+    except RefusedTarget as exc:
+        return Outcome(status_code=None, error=f"refused by the address guard: {exc}", refused=True)
+    except (OSError, http.client.HTTPException) as exc:
+        return Outcome(status_code=None, error=f"{type(exc).__name__}: {exc}")
+    if 200 <= answer.status < 300:
+        return Outcome(status_code=answer.status)
+    return Outcome(
+        status_code=answer.status,
+        error=f"answered {answer.status}: {answer.excerpt[:200]}",
+        retry_after_seconds=retry_after_seconds(answer.retry_after),
+    )
