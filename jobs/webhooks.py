@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -24,22 +26,43 @@ from matcher.webhook_http import RefusedTarget, post, retry_after_seconds
 
 log = logging.getLogger(__name__)
 BATCH = 25
+# Requests in flight at once: a slow receiver holds one sender, not the whole outbox.
+SENDERS = 8
 USER_AGENT = "craftsman-matcher-webhooks/1"
 
 
-def deliver(ctx: JobContext) -> dict[str, Any]:
-    """Send what is due: lease a batch, send each, record each outcome before the next.
+@dataclass(frozen=True)
+class Request:
+    """One signed POST, built from the rows before it leaves (senders touch no session)."""
 
-    The lease is committed before the first request of the batch, each outcome before the next
-    request, and no transaction is open while a receiver is being called: a sender killed
-    mid-request leaves that delivery to the lease's end, when it is sent again with the same
-    ``webhook-id`` (at least once; receivers deduplicate by it).
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def deliver(ctx: JobContext) -> dict[str, Any]:
+    """Send what is due: lease a batch, send its requests (``SENDERS`` at once), record each
+    outcome as soon as it is known.
+
+    The lease is committed before the first request of the batch, each outcome on its own, and
+    no transaction is open while a receiver is being called: a sender killed mid-request leaves
+    that delivery to the lease's end, when it is sent again with the same ``webhook-id`` (at
+    least once; receivers deduplicate by it). Deliveries of one endpoint may arrive out of order.
     """
     counts = {"delivered": 0, "retry": 0, "failed": 0}
     token = new_claim_token()
     settings = ctx.settings
     https_only = settings.env == "production" and not settings.webhook_allow_private
-    with ctx.session_factory() as session:
+
+    def send(request: Request) -> Outcome:
+        return _send(
+            request,
+            timeout=settings.webhook_timeout_seconds,
+            allow_private=settings.webhook_allow_private,
+            https_only=https_only,
+        )
+
+    with ctx.session_factory() as session, ThreadPoolExecutor(SENDERS) as senders:
         while True:
             ids = claim_deliveries(session, now=ctx.now, token=token, limit=BATCH)
             session.commit()
@@ -53,6 +76,7 @@ def deliver(ctx: JobContext) -> dict[str, Any]:
                 .order_by(WebhookDelivery.id)
             ).all()
             session.commit()
+            in_flight: dict[Future[Outcome], tuple[WebhookDelivery, WebhookEndpoint, Any]] = {}
             for delivery, endpoint, event in batch:
                 what = (delivery.id, event.type, event.message_id, endpoint.id)
                 if not endpoint.enabled:
@@ -62,7 +86,11 @@ def deliver(ctx: JobContext) -> dict[str, Any]:
                     counts["failed"] += 1
                     log.info("delivery %s (%s %s) to webhook %s: %s", *what, reason)
                     continue
-                outcome = _send(endpoint, event, settings.webhook_timeout_seconds, https_only, ctx)
+                request = _request(endpoint, event, ctx)
+                in_flight[senders.submit(send, request)] = (delivery, endpoint, what)
+            for future in as_completed(in_flight):
+                delivery, endpoint, what = in_flight[future]
+                outcome = future.result()
                 status = record_outcome(
                     session,
                     delivery=delivery,
@@ -78,22 +106,13 @@ def deliver(ctx: JobContext) -> dict[str, Any]:
                 else:
                     counts["failed" if status == DELIVERY_FAILED else "retry"] += 1
                     log.warning(
-                        "delivery %s (%s %s) to webhook %s: %s (%s)",
-                        *what,
-                        status,
-                        outcome.error,
+                        "delivery %s (%s %s) to webhook %s: %s (%s)", *what, status, outcome.error
                     )
     return counts
 
 
-def _send(
-    endpoint: WebhookEndpoint,
-    event: WebhookEvent,
-    timeout: int,
-    https_only: bool,
-    ctx: JobContext,
-) -> Outcome:
-    """One signed POST of the event's body; what came of it."""
+def _request(endpoint: WebhookEndpoint, event: WebhookEvent, ctx: JobContext) -> Request:
+    """The event's body, signed for the endpoint now."""
     body = orjson.dumps(event.payload)
     # The signature's time is the moment of sending (receivers refuse stale ones), whatever
     # time the job runs as.
@@ -105,13 +124,18 @@ def _send(
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature_header(endpoint, event.message_id, timestamp, body, ctx.now),
     }
+    return Request(endpoint.url, body, headers)
+
+
+def _send(request: Request, *, timeout: int, allow_private: bool, https_only: bool) -> Outcome:
+    """One POST; what came of it (never raises for the receiver's or the network's doing)."""
     try:
         answer = post(
-            endpoint.url,
-            body,
-            headers,
+            request.url,
+            request.body,
+            request.headers,
             timeout=timeout,
-            allow_private=ctx.settings.webhook_allow_private,
+            allow_private=allow_private,
             https_only=https_only,
         )
     except RefusedTarget as exc:

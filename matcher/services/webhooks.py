@@ -546,10 +546,12 @@ def record_outcome(
             _disable(endpoint, "the receiver answered 410 Gone", now)
         elif now - endpoint.failing_since >= GIVE_UP_AFTER:
             _disable(endpoint, "every delivery failed for 3 days", now)
+    # Core UPDATE: the ORM would first match the criteria against every object in the session.
     session.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.id == delivery.id, WebhookDelivery.claimed_by == token)
         .values(**values)
+        .execution_options(synchronize_session=False)
     )
     session.flush()
     return str(values["status"])
