@@ -12,6 +12,7 @@ from matcher.db import session_scope
 from matcher.mail import PermanentFailure, TemporaryFailure, mailer_for
 from matcher.metrics import OUTBOX_SENDS
 from matcher.models import REMINDER_FAILED, Reminder
+from matcher.services.channels import queue_channel_digests, queue_channel_notices
 from matcher.services.emails import build_message, render
 from matcher.services.reminders import (
     cancel_if_obsolete,
@@ -34,13 +35,17 @@ def reminders(ctx: JobContext) -> dict[str, Any]:
         queued: dict[str, Any] = queue_reminders(session, now=ctx.now)
         # In the same transaction: the pair is overdue for the webhooks when it is for email.
         queued["overdue_events"] = emit_overdue(session, now=ctx.now)
+        queued["chat_notices"] = queue_channel_notices(session, now=ctx.now)
         return queued
 
 
 def digest(ctx: JobContext) -> dict[str, Any]:
     """Queue this week's digest for every coordinator, at most once per week."""
     with session_scope(ctx.session_factory) as session:
-        return {"digest": queue_digests(session, now=ctx.now)}
+        return {
+            "digest": queue_digests(session, now=ctx.now),
+            "chat_digests": queue_channel_digests(session, now=ctx.now),
+        }
 
 
 def outbox(ctx: JobContext) -> dict[str, Any]:

@@ -5,15 +5,32 @@ from __future__ import annotations
 import http.client
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from jobs import JobContext
-from matcher.models import DELIVERY_FAILED, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from matcher.chat import chat_request, platform_error
+from matcher.models import (
+    CHANNEL_FAILED,
+    DELIVERY_FAILED,
+    ChannelMessage,
+    NotificationChannel,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from matcher.services.channels import (
+    claim_messages,
+    message_rows_for,
+    record_message_outcome,
+    render_message,
+)
 from matcher.services.reminders import new_claim_token
 from matcher.services.webhooks import (
     Outcome,
@@ -108,7 +125,67 @@ def deliver(ctx: JobContext) -> dict[str, Any]:
                     log.warning(
                         "delivery %s (%s %s) to webhook %s: %s (%s)", *what, status, outcome.error
                     )
+        counts |= _chat_messages(ctx, session, senders, send, token)
     return counts
+
+
+def _chat_messages(
+    ctx: JobContext,
+    session: Session,
+    senders: ThreadPoolExecutor,
+    send: Callable[[Request], Outcome],
+    token: str,
+) -> dict[str, int]:
+    """Send the chat groups' messages the same way: leased, ``SENDERS`` at once, each outcome
+    committed as it is known."""
+    counts = {"chat_sent": 0, "chat_retry": 0, "chat_failed": 0}
+    while True:
+        ids = claim_messages(session, now=ctx.now, token=token, limit=BATCH)
+        session.commit()
+        if not ids:
+            return counts
+        in_flight: dict[Future[Outcome], tuple[ChannelMessage, NotificationChannel]] = {}
+        for message, channel in message_rows_for(session, ids):
+            try:
+                title, markdown = render_message(session, message, channel, ctx.settings, ctx.now)
+            except Exception as exc:
+                # A bug of ours (a text, data we let in): logged with its traceback and retried
+                # like a failed request, never sent half-built.
+                log.exception(
+                    "chat message %s to channel %s: cannot be built", message.id, channel.id
+                )
+                failure = f"building the message: {type(exc).__name__}: {exc}"
+                record_message_outcome(
+                    session, message=message, token=token, now=ctx.now, error=failure
+                )
+                session.commit()
+                counts["chat_retry"] += 1
+                continue
+            chat = chat_request(
+                channel.kind, channel.url, channel.secret, title, markdown, now_seconds=time.time()
+            )
+            request = Request(
+                chat.url,
+                chat.body,
+                {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT},
+            )
+            in_flight[senders.submit(send, request)] = (message, channel)
+        session.commit()
+        for future in as_completed(in_flight):
+            message, channel = in_flight[future]
+            outcome = future.result()
+            error = outcome.error if not outcome.delivered else platform_error(outcome.answer)
+            status = record_message_outcome(
+                session, message=message, token=token, now=ctx.now, error=error
+            )
+            session.commit()
+            what = (message.id, message.topic, channel.kind, channel.id)
+            if error is None:
+                counts["chat_sent"] += 1
+                log.info("chat message %s (%s) to %s channel %s: sent", *what)
+            else:
+                counts["chat_failed" if status == CHANNEL_FAILED else "chat_retry"] += 1
+                log.warning("chat message %s (%s) to %s channel %s: %s (%s)", *what, status, error)
 
 
 def _request(endpoint: WebhookEndpoint, event: WebhookEvent, ctx: JobContext) -> Request:
@@ -143,7 +220,7 @@ def _send(request: Request, *, timeout: int, allow_private: bool, https_only: bo
     except (OSError, http.client.HTTPException) as exc:
         return Outcome(status_code=None, error=f"{type(exc).__name__}: {exc}")
     if 200 <= answer.status < 300:
-        return Outcome(status_code=answer.status)
+        return Outcome(status_code=answer.status, answer=answer.excerpt)
     return Outcome(
         status_code=answer.status,
         error=f"answered {answer.status}: {answer.excerpt[:200]}",

@@ -26,6 +26,9 @@ class Receiver:
     port: int = 0
     requests: list[Received] = field(default_factory=list)
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    # The body of every answer (chat platforms say whether they took a message in it).
+    reply: bytes = b'{"errcode": 0, "errmsg": "ok"}'
+    replies: list[bytes] = field(default_factory=list)  # taken in order before ``reply``
     # While ``hold`` is set, a request is recorded in ``held`` and kept unanswered until
     # ``release`` is set (the test kills or times out the sender meanwhile).
     hold: threading.Event = field(default_factory=threading.Event)
@@ -59,7 +62,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             with receiver.lock:
                 receiver.requests.append(got)
                 status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
-            payload = b'{"ok": true}'
+                payload = receiver.replies.pop(0) if receiver.replies else receiver.reply
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)

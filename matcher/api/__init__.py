@@ -48,6 +48,7 @@ def register_api(app: Flask) -> Api:
         alliances,
         match_runs,
         mentorships,
+        notification_channels,
         people,
         proposals,
         reminders,
@@ -92,6 +93,7 @@ def register_api(app: Flask) -> Api:
         mentorships,
         reminders,
         webhooks,
+        notification_channels,
     ):
         for blueprint in module.BLUEPRINTS:
             api.register_blueprint(blueprint, url_prefix=API_PREFIX)

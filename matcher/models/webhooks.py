@@ -116,3 +116,66 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+CHANNEL_KINDS = ("wecom", "dingtalk", "feishu")
+# What a chat group may hear of: the reminder cycle's notices, and the webhook events.
+CHANNEL_NOTICES = ("digest", "escalation", "overdue")
+CHANNEL_EVENTS = (*CHANNEL_NOTICES, *WEBHOOK_EVENT_TYPES)
+CHANNEL_MESSAGE_STATUSES = ("pending", "sent", "failed")
+CHANNEL_PENDING, CHANNEL_SENT, CHANNEL_FAILED = CHANNEL_MESSAGE_STATUSES
+
+
+class NotificationChannel(Base):
+    """A chat group's robot (企业微信 / 钉钉 / 飞书) of an alliance or of one of its units."""
+
+    __tablename__ = "notification_channels"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", CHANNEL_KINDS), name="kind"),
+        CheckConstraint("locale IN ('zh-CN', 'en')", name="locale"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str | None] = mapped_column(String(200))  # the platform's signing secret
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    description: Mapped[str | None] = mapped_column(String(500))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ChannelMessage(Base):
+    """One short message for one chat group: queued at most once (``dedupe_key``), rendered in
+    the group's language when sent, retried like a webhook delivery."""
+
+    __tablename__ = "channel_messages"
+    __table_args__ = (
+        CheckConstraint(one_of("status", CHANNEL_MESSAGE_STATUSES), name="status"),
+        Index("ix_channel_messages_sendable", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("notification_channels.id", ondelete="CASCADE"), index=True
+    )
+    topic: Mapped[str] = mapped_column(String(40))  # a CHANNEL_EVENTS name
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"))
+    mentorship_id: Mapped[int | None] = mapped_column(ForeignKey("mentorships.id"))
+    period_index: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=CHANNEL_PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    give_up_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -32,6 +32,7 @@ from matcher.models import (
     Alliance,
     MatchRun,
     Mentorship,
+    NotificationChannel,
     Proposal,
     RejectedPair,
     Unit,
@@ -53,6 +54,7 @@ Action = Literal[
     "matching",
     "reminders.read",
     "webhooks.manage",
+    "channels.manage",
 ]
 # The roles that may do each action on what lies in their scope; an admin may do everything.
 # Actions every role may do in its scope (read units, people, skills, mentorships; end a
@@ -68,6 +70,7 @@ MAY: Mapping[Action, frozenset[str]] = {
     "reminders.read": frozenset({COORDINATOR}),
     # Each role registers receivers for its own scope (an hr key: its unit's people).
     "webhooks.manage": frozenset({COORDINATOR, HR}),
+    "channels.manage": frozenset({COORDINATOR, HR}),  # chat groups: an alliance's, a unit's
 }
 
 
@@ -331,3 +334,16 @@ def webhook_delivery_in_scope(
     if delivery is None or delivery.endpoint_id != endpoint.id:
         raise not_found("delivery", delivery_id)
     return endpoint, delivery
+
+
+def notification_channel_in_scope(
+    session: Session, principal: Principal, channel_id: int
+) -> NotificationChannel:
+    """A chat channel of the caller's alliance (or, for an hr key, of its own unit), or 404."""
+    require(principal, "channels.manage")
+    channel = session.get(NotificationChannel, channel_id)
+    if channel is None or not reaches(
+        principal, alliance_id=channel.alliance_id, unit_ids=(channel.unit_id,)
+    ):
+        raise not_found("notification channel", channel_id)
+    return channel

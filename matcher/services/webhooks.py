@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, String, and_, cast, delete, or_, select, update
+from sqlalchemy import Select, String, and_, cast, delete, literal, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,8 +38,10 @@ from matcher.models import (
     MENTORSHIP_ACTIVE,
     Alliance,
     Apprentice,
+    ChannelMessage,
     Craftsman,
     Mentorship,
+    NotificationChannel,
     Unit,
     WebhookDelivery,
     WebhookEndpoint,
@@ -221,9 +223,10 @@ class _Subscriber:
     alliance_id: int | None
     unit_id: int | None
     events: list[str] = field(default_factory=list)
+    channel: bool = False  # a chat group's robot, not a webhook endpoint
 
     def takes(self, change: Change) -> bool:
-        if ALL_EVENTS not in self.events and change.type not in self.events:
+        if change.type not in self.events and (self.channel or ALL_EVENTS not in self.events):
             return False
         if self.alliance_id is None:
             return True
@@ -232,30 +235,36 @@ class _Subscriber:
         return self.unit_id is None or self.unit_id in change.unit_ids
 
 
-def _insert(session: Session, model: Any) -> Any:
+def insert_ignoring(session: Session, model: Any) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` into ``model``'s table, on either database."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(model).on_conflict_do_nothing()
 
 
 def _subscribers(session: Session, alliance_ids: set[int]) -> list[_Subscriber]:
-    """The enabled endpoints that may hear of these alliances (admins' hear of all)."""
-    return [
-        _Subscriber(row.id, row.alliance_id, row.unit_id, list(row.events or []))
-        for row in session.execute(
-            select(
-                WebhookEndpoint.id,
-                WebhookEndpoint.alliance_id,
-                WebhookEndpoint.unit_id,
-                WebhookEndpoint.events,
-            ).where(
-                WebhookEndpoint.enabled.is_(True),
-                or_(
-                    WebhookEndpoint.alliance_id.is_(None),
-                    WebhookEndpoint.alliance_id.in_(alliance_ids),
-                ),
-            )
-        )
-    ]
+    """The enabled endpoints and chat channels that may hear of these alliances (admins'
+    endpoints hear of all): one statement."""
+    endpoints = select(
+        WebhookEndpoint.id,
+        WebhookEndpoint.alliance_id,
+        WebhookEndpoint.unit_id,
+        WebhookEndpoint.events,
+        literal(False).label("channel"),
+    ).where(
+        WebhookEndpoint.enabled.is_(True),
+        or_(WebhookEndpoint.alliance_id.is_(None), WebhookEndpoint.alliance_id.in_(alliance_ids)),
+    )
+    channels = select(
+        NotificationChannel.id,
+        NotificationChannel.alliance_id,
+        NotificationChannel.unit_id,
+        NotificationChannel.events,
+        literal(True).label("channel"),
+    ).where(
+        NotificationChannel.enabled.is_(True), NotificationChannel.alliance_id.in_(alliance_ids)
+    )
+    rows: Sequence[Any] = session.execute(union_all(endpoints, channels)).all()
+    return [_Subscriber(r[0], r[1], r[2], list(r[3] or []), bool(r[4])) for r in rows]
 
 
 def emit_for(
@@ -287,9 +296,9 @@ def emit(session: Session, changes: Sequence[Change], *, now: datetime | None = 
 def _write(
     session: Session, changes: Sequence[Change], subscribers: list[_Subscriber], now: datetime
 ) -> int:
-    wanted: dict[str, tuple[Change, list[int]]] = {}
+    wanted: dict[str, tuple[Change, list[_Subscriber]]] = {}
     for change in changes:
-        targets = [s.id for s in subscribers if s.takes(change)]
+        targets = [s for s in subscribers if s.takes(change)]
         if targets:
             wanted["msg_" + uuid.uuid4().hex] = (change, targets)
     if not wanted:
@@ -309,24 +318,41 @@ def _write(
     ]
     # A once-only event written by another run meanwhile is skipped (no row comes back).
     written = session.execute(
-        _insert(session, WebhookEvent).returning(WebhookEvent.id, WebhookEvent.message_id), rows
+        insert_ignoring(session, WebhookEvent).returning(WebhookEvent.id, WebhookEvent.message_id),
+        rows,
     ).all()
-    deliveries = [
-        {
-            "endpoint_id": endpoint_id,
-            "event_id": event_id,
-            "status": DELIVERY_PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "give_up_at": now + GIVE_UP_AFTER,
-            "created_at": now,
-        }
-        for event_id, message_id in written
-        for endpoint_id in wanted[message_id][1]
-    ]
+    outbox = {
+        "status": DELIVERY_PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "give_up_at": now + GIVE_UP_AFTER,
+        "created_at": now,
+    }
+    deliveries: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for event_id, message_id in written:
+        change, targets = wanted[message_id]
+        for target in targets:
+            if not target.channel:
+                deliveries.append({"endpoint_id": target.id, "event_id": event_id, **outbox})
+                continue
+            messages.append(
+                {
+                    "channel_id": target.id,
+                    "topic": change.type,
+                    "dedupe_key": f"{target.id}:event:{event_id}",
+                    "alliance_id": change.alliance_id,
+                    "mentorship_id": change.data.get("mentorship_id"),
+                    "period_index": change.data.get("period_index"),
+                    "data": change.data,
+                    **outbox,
+                }
+            )
     if deliveries:
-        session.execute(_insert(session, WebhookDelivery), deliveries)
-    return len(deliveries)
+        session.execute(insert_ignoring(session, WebhookDelivery), deliveries)
+    if messages:
+        session.execute(insert_ignoring(session, ChannelMessage), messages)
+    return len(deliveries) + len(messages)
 
 
 def any_subscriber(session: Session) -> bool:
@@ -383,15 +409,20 @@ def emit_overdue(session: Session, *, now: datetime) -> int:
     """``summary.overdue`` once per (mentorship, period) whose due date has passed in its
     alliance's local date, for the alliances an endpoint hears it from: one statement finds the
     pairs without such an event yet, and the event's unique key makes it once-only."""
-    wanting = session.execute(
-        select(WebhookEndpoint.alliance_id, WebhookEndpoint.events).where(
-            WebhookEndpoint.enabled.is_(True)
+    wanting: Sequence[Any] = session.execute(
+        union_all(
+            select(WebhookEndpoint.alliance_id, WebhookEndpoint.events).where(
+                WebhookEndpoint.enabled.is_(True)
+            ),
+            select(NotificationChannel.alliance_id, NotificationChannel.events).where(
+                NotificationChannel.enabled.is_(True)
+            ),
         )
     ).all()
     alliance_ids = {
-        row.alliance_id
-        for row in wanting
-        if ALL_EVENTS in (row.events or []) or "summary.overdue" in (row.events or [])
+        alliance_id
+        for alliance_id, events in wanting
+        if ALL_EVENTS in (events or []) or "summary.overdue" in (events or [])
     }
     if not alliance_ids:
         return 0
@@ -449,36 +480,42 @@ def emit_overdue(session: Session, *, now: datetime) -> int:
 # Deliveries --------------------------------------------------------------------------------
 
 
-def claim_deliveries(session: Session, *, now: datetime, token: str, limit: int = 25) -> list[int]:
-    """Lease up to ``limit`` due deliveries to ``token`` (the caller commits the lease before
-    it sends): ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, and a compare-and-set on both, so two
-    senders never hold one delivery."""
+def claim_rows(
+    session: Session, model: Any, *, now: datetime, token: str, limit: int = 25
+) -> list[int]:
+    """Lease up to ``limit`` due rows of an outbox table (deliveries, chat messages) to
+    ``token``; the caller commits the lease before it sends. ``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL, and a compare-and-set on both, so two senders never hold one row."""
     free = and_(
-        WebhookDelivery.status == DELIVERY_PENDING,
-        WebhookDelivery.next_attempt_at <= now,
-        or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
+        model.status == DELIVERY_PENDING,
+        model.next_attempt_at <= now,
+        or_(model.locked_until.is_(None), model.locked_until < now),
     )
     ids = session.scalars(
-        select(WebhookDelivery.id)
+        select(model.id)
         .where(free)
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .order_by(model.next_attempt_at, model.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
     if not ids:
         return []
     session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(ids), free)
+        update(model)
+        .where(model.id.in_(ids), free)
         .values(locked_until=now + LEASE, claimed_by=token)
+        .execution_options(synchronize_session=False)
     )
     return list(
         session.scalars(
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.id.in_(ids), WebhookDelivery.claimed_by == token)
-            .order_by(WebhookDelivery.id)
+            select(model.id).where(model.id.in_(ids), model.claimed_by == token).order_by(model.id)
         )
     )
+
+
+def claim_deliveries(session: Session, *, now: datetime, token: str, limit: int = 25) -> list[int]:
+    """Lease due webhook deliveries to ``token`` (:func:`claim_rows`)."""
+    return claim_rows(session, WebhookDelivery, now=now, token=token, limit=limit)
 
 
 def retry_delay(attempts: int, *, rng: random.Random | None = None) -> timedelta:
@@ -497,6 +534,7 @@ class Outcome:
     error: str | None = None
     retry_after_seconds: float | None = None
     refused: bool = False  # the guard refused the target
+    answer: str = ""  # the start of the receiver's answer (chat platforms say "ok" in it)
 
     @property
     def delivered(self) -> bool:

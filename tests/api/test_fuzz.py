@@ -34,6 +34,7 @@ from matcher.app import create_app
 from matcher.db import utcnow
 from matcher.models import Proposal, RejectedPair, WebhookDelivery
 from matcher.services.access import Principal
+from matcher.services.channels import create_channel
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import SummaryInput, add_summary
 from matcher.services.reminders import queue_reminders
@@ -150,7 +151,7 @@ def known(session: Session, world: World) -> dict[str, list[Any]]:
     """The world, plus what the other resources need to be more than 404s: a proposed run with
     one pair rejected (a standing rejection, an audit event), two mentorships, one with a
     summary and one overdue for weeks (its reminders and escalation queued), and an hr key's
-    webhook with a delivery."""
+    webhook with a delivery, and the alliance's chat channel."""
     home, sibling = world.unit, world.sibling_unit
     run = create_match_run(
         session, alliance=world.alliance, params=MatchParams(), created_by="fuzz"
@@ -193,6 +194,18 @@ def known(session: Session, world: World) -> dict[str, list[Any]]:
         https_only=True,
     )
     assert emit(session, [Change("person.deactivated", world.alliance.id, (home.id,), {})]) == 1
+    chat = create_channel(
+        session,
+        owner=Principal(role="coordinator", alliance_id=world.alliance.id),
+        fields={
+            "kind": "dingtalk",
+            "url": "https://oapi.dingtalk.com/robot/send?access_token=t",
+            "secret": "SEC1",
+            "events": ["digest", "escalation"],
+        },
+        allow_private=False,
+        https_only=True,
+    )
     session.commit()
     deliveries = list(session.scalars(select(WebhookDelivery.id)))
     craftsmen = sorted(world.craftsman_ids.values())
@@ -216,6 +229,7 @@ def known(session: Session, world: World) -> dict[str, list[Any]]:
             "mentorship_id": [m.id for m in mentorships],
             "webhook_id": [webhook.id],
             "delivery_id": deliveries,
+            "channel_id": [chat.id],
         }
     )
     return _known

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from matcher.algorithms import MatchParams
 from matcher.models import Apprentice, Craftsman, Proposal, RejectedPair, WebhookDelivery
 from matcher.services import access
+from matcher.services.channels import create_channel
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import create_mentorship
 from matcher.services.skills import put_skill
@@ -380,6 +381,32 @@ RULES += [
     ),
 ]
 
+# Chat channels: the arranged one is the home unit's (its hr key's), seen by its alliance's
+# coordinator too. A coordinator registers for its alliance, an hr key for its unit; an admin
+# key names the alliance.
+CHANNEL_BODY = {
+    "kind": "wecom",
+    "url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
+    "events": ["escalation"],
+}
+RULES += [
+    ("GET", "/notification-channels", None, EVERY_KEY),
+    (
+        "POST",
+        "/notification-channels",
+        CHANNEL_BODY,
+        {**dict.fromkeys(EVERY_KEY, 201), "admin": 422},
+    ),
+    ("GET", "/notification-channels/{channel}", None, UNIT_WEBHOOK),
+    ("PATCH", "/notification-channels/{channel}", {"description": "车间群"}, UNIT_WEBHOOK),
+    (
+        "DELETE",
+        "/notification-channels/{channel}",
+        None,
+        {who: 204 if status == 200 else status for who, status in UNIT_WEBHOOK.items()},
+    ),
+]
+
 CASES = [
     pytest.param(method, path, body, who, status, id=f"{method} {path} as {who}")
     for method, path, body, expected in RULES
@@ -424,6 +451,13 @@ def _ids(world: World, path: str, session: Session | None = None) -> dict[str, A
         ids["mentorship"] = mentorship.id
     if session is not None and "{webhook}" in path:
         ids |= _webhook_with_a_delivery(session, world)
+    if session is not None and "{channel}" in path:
+        owner = access.Principal(role="hr", alliance_id=world.alliance.id, unit_id=world.unit.id)
+        made = create_channel(
+            session, owner=owner, fields=dict(CHANNEL_BODY), allow_private=False, https_only=True
+        )
+        session.commit()
+        ids["channel"] = made.id
     return {
         "alliance": world.alliance.id,
         "unit": world.unit.id,
@@ -438,6 +472,7 @@ def _ids(world: World, path: str, session: Session | None = None) -> dict[str, A
         "mentorship": ids.get("mentorship", 1),
         "webhook": ids.get("webhook", 1),
         "delivery": ids.get("delivery", 1),
+        "channel": ids.get("channel", 1),
     }
 
 

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,25 +29,9 @@ from matcher.models import WebhookDelivery, WebhookEvent
 from matcher.services.access import Principal
 from matcher.services.webhooks import LEASE, create_endpoint
 from tests.factories import World
-from tests.receivers import Received, Receiver, running_receiver
+from tests.receivers import Received, Receiver
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as running:
-        yield running
-
-
-@pytest.fixture
-def allow_private(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The API as MATCHER_WEBHOOK_ALLOW_PRIVATE=true runs it (receivers on loopback)."""
-    matcher_state = state(app)
-    settings = dataclasses.replace(matcher_state.settings, webhook_allow_private=True)
-    monkeypatch.setitem(
-        app.extensions, "matcher", dataclasses.replace(matcher_state, settings=settings)
-    )
 
 
 def deliver(app: Flask, now: datetime | None = None, **settings: Any) -> dict[str, Any]:

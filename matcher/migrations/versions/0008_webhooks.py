@@ -1,4 +1,5 @@
-"""outbound webhooks: endpoints, events written with each change, deliveries
+"""outbound webhooks and chat-group channels: endpoints, events written with each change,
+deliveries; chat robots and their messages
 
 Revision ID: 0008
 Revises: 0007
@@ -121,9 +122,102 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_webhook_deliveries_sendable", ["status", "next_attempt_at"], unique=False
         )
+    op.create_table(
+        "notification_channels",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("alliance_id", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=True),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("secret", sa.String(length=200), nullable=True),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("locale", sa.String(length=8), nullable=False),
+        sa.Column("description", sa.String(length=500), nullable=True),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_by", sa.String(length=200), nullable=False),
+        sa.Column("created_at", matcher.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", matcher.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "kind IN ('wecom', 'dingtalk', 'feishu')", name=op.f("ck_notification_channels_kind")
+        ),
+        sa.CheckConstraint(
+            "locale IN ('zh-CN', 'en')", name=op.f("ck_notification_channels_locale")
+        ),
+        sa.ForeignKeyConstraint(
+            ["alliance_id"],
+            ["alliances.id"],
+            name=op.f("fk_notification_channels_alliance_id_alliances"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["unit_id"], ["units.id"], name=op.f("fk_notification_channels_unit_id_units")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification_channels")),
+    )
+    with op.batch_alter_table("notification_channels", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_notification_channels_alliance_id"), ["alliance_id"], unique=False
+        )
+
+    op.create_table(
+        "channel_messages",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("channel_id", sa.Integer(), nullable=False),
+        sa.Column("topic", sa.String(length=40), nullable=False),
+        sa.Column("dedupe_key", sa.String(length=200), nullable=False),
+        sa.Column("alliance_id", sa.Integer(), nullable=False),
+        sa.Column("mentorship_id", sa.Integer(), nullable=True),
+        sa.Column("period_index", sa.Integer(), nullable=True),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", matcher.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("give_up_at", matcher.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", matcher.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_by", sa.String(length=64), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("sent_at", matcher.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", matcher.db.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('pending', 'sent', 'failed')", name=op.f("ck_channel_messages_status")
+        ),
+        sa.ForeignKeyConstraint(
+            ["alliance_id"],
+            ["alliances.id"],
+            name=op.f("fk_channel_messages_alliance_id_alliances"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["channel_id"],
+            ["notification_channels.id"],
+            name=op.f("fk_channel_messages_channel_id_notification_channels"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["mentorship_id"],
+            ["mentorships.id"],
+            name=op.f("fk_channel_messages_mentorship_id_mentorships"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_messages")),
+        sa.UniqueConstraint("dedupe_key", name=op.f("uq_channel_messages_dedupe_key")),
+    )
+    with op.batch_alter_table("channel_messages", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_channel_messages_channel_id"), ["channel_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_channel_messages_sendable", ["status", "next_attempt_at"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("channel_messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_channel_messages_sendable")
+        batch_op.drop_index(batch_op.f("ix_channel_messages_channel_id"))
+
+    op.drop_table("channel_messages")
+    with op.batch_alter_table("notification_channels", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notification_channels_alliance_id"))
+
+    op.drop_table("notification_channels")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_webhook_deliveries_sendable")
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_event_id"))
