@@ -36,6 +36,7 @@ from matcher.services.webhooks import (
     Outcome,
     claim_deliveries,
     fail_undeliverable,
+    fan_out,
     record_outcome,
     signature_header,
 )
@@ -80,6 +81,9 @@ def deliver(ctx: JobContext) -> dict[str, Any]:
         )
 
     with ctx.session_factory() as session, ThreadPoolExecutor(SENDERS) as senders:
+        while fan_out(session):  # the events written since the last run become deliveries
+            session.commit()
+        session.commit()
         while True:
             ids = claim_deliveries(session, now=ctx.now, token=token, limit=BATCH)
             session.commit()

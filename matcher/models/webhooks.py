@@ -72,10 +72,13 @@ class WebhookEndpoint(Base):
 
 
 class WebhookEvent(Base):
-    """One change, written in the transaction that made it; its body never changes after.
+    """One change, written in the transaction that made it (the outbox row); its body never
+    changes after.
 
     ``message_id`` is the ``webhook-id`` receivers deduplicate by (the same on every retry).
-    ``dedupe_key`` makes events found by a scan (``summary.overdue``) once-only.
+    ``dedupe_key`` makes events found by a scan (``summary.overdue``) once-only. Who hears of it
+    is decided with the change (``endpoint_ids``, ``channel_ids``); the ``webhooks`` job turns
+    that into delivery rows (``fanned_out``), so the change's transaction writes one row only.
     """
 
     __tablename__ = "webhook_events"
@@ -87,6 +90,9 @@ class WebhookEvent(Base):
     unit_ids: Mapped[list[int]] = mapped_column(JSON, default=list)  # the units it is about
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    endpoint_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    channel_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -1,10 +1,11 @@
 """Outbound webhooks (webhooks.md): endpoints, events written with each change, deliveries.
 
 **Outbox.** :func:`emit` runs inside the transaction that makes the change: it writes the event
-(its body fixed once and for all, its ``webhook-id`` too) and one delivery row per endpoint whose
-scope and event list take it, or nothing at all when no endpoint does. The ``webhooks`` job
-(``jobs/webhooks.py``) leases deliveries (:func:`claim_deliveries`), sends each signed
-(:func:`signature_header`) and records the outcome (:func:`record_outcome`) before the next.
+(its body fixed once and for all, its ``webhook-id`` too, and the endpoints and chat channels
+whose scope and event list take it), or nothing at all when none does: one row, so a change
+pays little for being told. The ``webhooks`` job (``jobs/webhooks.py``) turns new events into
+delivery rows (:func:`fan_out`), leases them (:func:`claim_deliveries`), sends each signed
+(:func:`signature_header`) and records each outcome (:func:`record_outcome`) as it comes.
 
 **Scope.** An admin's endpoint (no alliance) hears everything, a coordinator's the events of its
 alliance, an hr key's those about its own unit's people (an event names the units it is about:
@@ -296,63 +297,116 @@ def emit(session: Session, changes: Sequence[Change], *, now: datetime | None = 
 def _write(
     session: Session, changes: Sequence[Change], subscribers: list[_Subscriber], now: datetime
 ) -> int:
-    wanted: dict[str, tuple[Change, list[_Subscriber]]] = {}
+    """One event row per change someone hears of, naming who (the outbox row); the job makes
+    the deliveries (:func:`fan_out`). Returns how many deliveries and messages it stands for."""
+    timestamp = now.isoformat().replace("+00:00", "Z")
+    rows: list[dict[str, Any]] = []
+    heard = 0
     for change in changes:
         targets = [s for s in subscribers if s.takes(change)]
-        if targets:
-            wanted["msg_" + uuid.uuid4().hex] = (change, targets)
-    if not wanted:
+        if not targets:
+            continue
+        rows.append(
+            {
+                "message_id": "msg_" + uuid.uuid4().hex,
+                "type": change.type,
+                "alliance_id": change.alliance_id,
+                "unit_ids": list(change.unit_ids),
+                "payload": {"type": change.type, "timestamp": timestamp, "data": change.data},
+                "dedupe_key": change.dedupe_key,
+                "endpoint_ids": [t.id for t in targets if not t.channel],
+                "channel_ids": [t.id for t in targets if t.channel],
+                "fanned_out": False,
+                "created_at": now,
+            }
+        )
+        heard += len(targets)
+    if not rows:
         return 0
-    timestamp = now.isoformat().replace("+00:00", "Z")
-    rows = [
-        {
-            "message_id": message_id,
-            "type": change.type,
-            "alliance_id": change.alliance_id,
-            "unit_ids": list(change.unit_ids),
-            "payload": {"type": change.type, "timestamp": timestamp, "data": change.data},
-            "dedupe_key": change.dedupe_key,
-            "created_at": now,
-        }
-        for message_id, (change, _) in wanted.items()
-    ]
-    # A once-only event written by another run meanwhile is skipped (no row comes back).
-    written = session.execute(
-        insert_ignoring(session, WebhookEvent).returning(WebhookEvent.id, WebhookEvent.message_id),
-        rows,
+    # A once-only event written by another run meanwhile is skipped.
+    session.execute(insert_ignoring(session, WebhookEvent), rows)
+    return heard
+
+
+def fan_out(session: Session, *, limit: int = 500) -> int:
+    """Turn up to ``limit`` new events into their delivery and chat-message rows (the caller
+    commits); how many events. Two runs at once meet the rows' unique keys, never doubling one.
+    """
+    events = session.execute(
+        select(
+            WebhookEvent.id,
+            WebhookEvent.type,
+            WebhookEvent.alliance_id,
+            WebhookEvent.payload,
+            WebhookEvent.endpoint_ids,
+            WebhookEvent.channel_ids,
+            WebhookEvent.created_at,
+        )
+        .where(WebhookEvent.fanned_out.is_(False))
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     ).all()
-    outbox = {
-        "status": DELIVERY_PENDING,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "give_up_at": now + GIVE_UP_AFTER,
-        "created_at": now,
-    }
+    if not events:
+        return 0
     deliveries: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
-    for event_id, message_id in written:
-        change, targets = wanted[message_id]
-        for target in targets:
-            if not target.channel:
-                deliveries.append({"endpoint_id": target.id, "event_id": event_id, **outbox})
-                continue
-            messages.append(
-                {
-                    "channel_id": target.id,
-                    "topic": change.type,
-                    "dedupe_key": f"{target.id}:event:{event_id}",
-                    "alliance_id": change.alliance_id,
-                    "mentorship_id": change.data.get("mentorship_id"),
-                    "period_index": change.data.get("period_index"),
-                    "data": change.data,
-                    **outbox,
-                }
+    for event_id, event_type, alliance_id, payload, endpoint_ids, channel_ids, created in events:
+        outbox = {
+            "status": DELIVERY_PENDING,
+            "attempts": 0,
+            "next_attempt_at": created,
+            "give_up_at": created + GIVE_UP_AFTER,
+            "created_at": created,
+        }
+        deliveries += [
+            {"endpoint_id": endpoint_id, "event_id": event_id, **outbox}
+            for endpoint_id in endpoint_ids or []
+        ]
+        data = payload.get("data") or {}
+        messages += [
+            {
+                "channel_id": channel_id,
+                "topic": event_type,
+                "dedupe_key": f"{channel_id}:event:{event_id}",
+                "alliance_id": alliance_id,
+                "mentorship_id": data.get("mentorship_id"),
+                "period_index": data.get("period_index"),
+                "data": data,
+                **outbox,
+            }
+            for channel_id in channel_ids or []
+        ]
+    # Endpoints and channels deleted since the change hear nothing of it.
+    if deliveries:
+        alive = set(
+            session.scalars(
+                select(WebhookEndpoint.id).where(
+                    WebhookEndpoint.id.in_({d["endpoint_id"] for d in deliveries})
+                )
             )
+        )
+        deliveries = [d for d in deliveries if d["endpoint_id"] in alive]
+    if messages:
+        alive = set(
+            session.scalars(
+                select(NotificationChannel.id).where(
+                    NotificationChannel.id.in_({m["channel_id"] for m in messages})
+                )
+            )
+        )
+        messages = [m for m in messages if m["channel_id"] in alive]
     if deliveries:
         session.execute(insert_ignoring(session, WebhookDelivery), deliveries)
     if messages:
         session.execute(insert_ignoring(session, ChannelMessage), messages)
-    return len(deliveries) + len(messages)
+    session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_([event[0] for event in events]))
+        .values(fanned_out=True)
+        .execution_options(synchronize_session=False)
+    )
+    return len(events)
 
 
 def any_subscriber(session: Session) -> bool:
@@ -380,6 +434,13 @@ def mentorship_change(
     """A ``mentorship.*`` (or ``summary.*``) event about ``mentorship`` and both its people."""
     craftsman = session.get_one(Craftsman, mentorship.craftsman_id)
     apprentice = session.get_one(Apprentice, mentorship.apprentice_id)
+    # Both units in one query (their lazy loads would be two round trips on every write).
+    units = {
+        unit.id: unit
+        for unit in session.scalars(
+            select(Unit).where(Unit.id.in_({craftsman.unit_id, apprentice.unit_id}))
+        )
+    }
     data = {
         "mentorship_id": mentorship.id,
         "alliance_id": mentorship.alliance_id,
@@ -389,8 +450,8 @@ def mentorship_change(
         "summary_every_days": mentorship.summary_every_days,
         "periods_filled": mentorship.periods_filled,
         "next_due_on": _day(mentorship.next_due_on),
-        "craftsman": person_data(craftsman, craftsman.unit),
-        "apprentice": person_data(apprentice, apprentice.unit),
+        "craftsman": person_data(craftsman, units[craftsman.unit_id]),
+        "apprentice": person_data(apprentice, units[apprentice.unit_id]),
         **extra,
     }
     return Change(

@@ -39,7 +39,7 @@ from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import SummaryInput, add_summary
 from matcher.services.reminders import queue_reminders
 from matcher.services.review import decide, etag
-from matcher.services.webhooks import Change, create_endpoint, emit
+from matcher.services.webhooks import Change, create_endpoint, emit, fan_out
 from tests import factories
 from tests.factories import World
 
@@ -194,6 +194,7 @@ def known(session: Session, world: World) -> dict[str, list[Any]]:
         https_only=True,
     )
     assert emit(session, [Change("person.deactivated", world.alliance.id, (home.id,), {})]) == 1
+    assert fan_out(session) == 1
     chat = create_channel(
         session,
         owner=Principal(role="coordinator", alliance_id=world.alliance.id),

@@ -20,7 +20,7 @@ from matcher.services.channels import create_channel
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import create_mentorship
 from matcher.services.skills import put_skill
-from matcher.services.webhooks import Change, create_endpoint, emit
+from matcher.services.webhooks import Change, create_endpoint, emit, fan_out
 from tests.factories import World
 
 CRAFTSMAN_BODY = {"name": "新工匠", "skills": [{"name": "焊接", "level": 4}]}
@@ -492,6 +492,7 @@ def _webhook_with_a_delivery(session: Session, world: World) -> dict[str, int]:
         session,
         [Change("person.deactivated", world.alliance.id, (world.unit.id,), {"id": 1})],
     )
+    fan_out(session)
     session.commit()
     delivery = session.scalars(
         select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint.id)

@@ -27,7 +27,7 @@ from jobs.scheduler import run_job
 from matcher.extensions import state
 from matcher.models import WebhookDelivery, WebhookEvent
 from matcher.services.access import Principal
-from matcher.services.webhooks import LEASE, create_endpoint
+from matcher.services.webhooks import LEASE, create_endpoint, fan_out
 from tests.factories import World
 from tests.receivers import Received, Receiver
 
@@ -46,6 +46,11 @@ def deliver(app: Flask, now: datetime | None = None, **settings: Any) -> dict[st
         instance_path=Path(app.instance_path),
         now=now or datetime.now(UTC),
     )
+
+
+def webhook_counts(outcome: dict[str, Any]) -> dict[str, int]:
+    """The job's counts of webhook deliveries (it counts chat messages too)."""
+    return {name: outcome[name] for name in ("delivered", "retry", "failed")}
 
 
 def register(
@@ -113,7 +118,11 @@ def test_each_event_type_arrives_once_per_change_with_a_valid_signature(
         )
 
     assert deliver(app, overdue_at)["delivered"] == 8
-    assert deliver(app, overdue_at + timedelta(days=1)) == {"delivered": 0, "retry": 0, "failed": 0}
+    assert webhook_counts(deliver(app, overdue_at + timedelta(days=1))) == {
+        "delivered": 0,
+        "retry": 0,
+        "failed": 0,
+    }
     bodies = [verified(request, endpoint["secret"]) for request in receiver.received()]
     assert Counter(body["type"] for body in bodies) == {
         "match_run.proposed": 1,
@@ -186,7 +195,7 @@ def test_a_receiver_answering_500_then_200_gets_it_on_retry_with_the_same_id(
     receiver.answers = [(500, {})]
     client.delete(f"{API}/apprentices/{world.apprentice_ids['HZDJ']}", headers=world.auth("hr"))
     now = datetime.now(UTC)
-    assert deliver(app, now) == {"delivered": 0, "retry": 1, "failed": 0}
+    assert webhook_counts(deliver(app, now)) == {"delivered": 0, "retry": 1, "failed": 0}
     listed = client.get(f"{API}/webhooks/{endpoint['id']}/deliveries", headers=world.auth("hr"))
     (row,) = listed.get_json()
     assert (row["status"], row["attempts"], row["last_status_code"]) == ("pending", 1, 500)
@@ -241,7 +250,7 @@ def test_410_disables_the_endpoint_and_a_retry_after_enabling_sends_it_again(
     auth = world.auth("coordinator")
     receiver.answers = [(410, {})]
     client.delete(f"{API}/apprentices/{world.apprentice_ids['HZDJ']}", headers=world.auth("hr"))
-    assert deliver(app) == {"delivered": 0, "retry": 0, "failed": 1}
+    assert webhook_counts(deliver(app)) == {"delivered": 0, "retry": 0, "failed": 1}
     got = client.get(url, headers=auth).get_json()
     assert got["enabled"] is False and "410" in got["disabled_reason"]
     # Disabled: further changes queue nothing for it.
@@ -272,6 +281,7 @@ def test_a_rotated_secret_signs_beside_the_old_one_for_24_hours(
     client.delete(f"{API}/craftsmen/{world.craftsman_ids['HZDJ']}", headers=world.auth("hr"))
     now = datetime.now(UTC)
     with state(app).session_factory() as session:  # the second one is due a day later
+        assert fan_out(session) == 2
         deliveries = session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
         deliveries[1].next_attempt_at = now + timedelta(hours=25)
         session.commit()
@@ -345,7 +355,11 @@ def test_a_receiver_that_does_not_answer_in_time_fails_the_attempt(
     register(client, world, "hr", receiver.url(), ["person.deactivated"])
     client.delete(f"{API}/apprentices/{world.apprentice_ids['HZDJ']}", headers=world.auth("hr"))
     receiver.hold.set()
-    assert deliver(app, webhook_timeout_seconds=1) == {"delivered": 0, "retry": 1, "failed": 0}
+    assert webhook_counts(deliver(app, webhook_timeout_seconds=1)) == {
+        "delivered": 0,
+        "retry": 1,
+        "failed": 0,
+    }
     assert receiver.arrived.is_set()
     with state(app).session_factory() as session:
         error = session.scalar(select(WebhookDelivery.last_error))

@@ -29,6 +29,9 @@ def upgrade() -> None:
         sa.Column("unit_ids", sa.JSON(), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("dedupe_key", sa.String(length=200), nullable=True),
+        sa.Column("endpoint_ids", sa.JSON(), nullable=False),
+        sa.Column("channel_ids", sa.JSON(), nullable=False),
+        sa.Column("fanned_out", sa.Boolean(), nullable=False),
         sa.Column("created_at", matcher.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["alliance_id"], ["alliances.id"], name=op.f("fk_webhook_events_alliance_id_alliances")
@@ -40,6 +43,9 @@ def upgrade() -> None:
     with op.batch_alter_table("webhook_events", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_webhook_events_alliance_id"), ["alliance_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_webhook_events_fanned_out"), ["fanned_out"], unique=False
         )
 
     op.create_table(
@@ -229,6 +235,7 @@ def downgrade() -> None:
 
     op.drop_table("webhook_endpoints")
     with op.batch_alter_table("webhook_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_events_fanned_out"))
         batch_op.drop_index(batch_op.f("ix_webhook_events_alliance_id"))
 
     op.drop_table("webhook_events")
