@@ -66,7 +66,7 @@ RETRY_SCHEDULE = (
 )
 JITTER = 0.2
 LONGEST_RETRY_AFTER = timedelta(hours=24)  # a receiver's Retry-After is honoured up to this
-LEASE = timedelta(minutes=10)  # longer than a batch of deliveries can take (25 × 15 s)
+LEASE = timedelta(minutes=10)  # longer than a batch of deliveries can take (jobs/webhooks.py)
 
 
 # Endpoints ---------------------------------------------------------------------------------
