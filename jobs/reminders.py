@@ -33,19 +33,21 @@ def reminders(ctx: JobContext) -> dict[str, Any]:
     """Queue the upcoming / overdue / escalation emails due at ``ctx.now``, each at most once."""
     with session_scope(ctx.session_factory) as session:
         queued: dict[str, Any] = queue_reminders(session, now=ctx.now)
-        # In the same transaction: the pair is overdue for the webhooks when it is for email.
-        queued["overdue_events"] = emit_overdue(session, now=ctx.now)
-        queued["chat_notices"] = queue_channel_notices(session, now=ctx.now)
-        return queued
+        # In the same transaction: the pair is overdue for webhooks and chat groups when it is
+        # for email. Their counts are reported when there are any (most installs have none).
+        also = {
+            "overdue_events": emit_overdue(session, now=ctx.now),
+            "chat_notices": queue_channel_notices(session, now=ctx.now),
+        }
+        return queued | {name: count for name, count in also.items() if count}
 
 
 def digest(ctx: JobContext) -> dict[str, Any]:
     """Queue this week's digest for every coordinator, at most once per week."""
     with session_scope(ctx.session_factory) as session:
-        return {
-            "digest": queue_digests(session, now=ctx.now),
-            "chat_digests": queue_channel_digests(session, now=ctx.now),
-        }
+        queued = {"digest": queue_digests(session, now=ctx.now)}
+        chat = queue_channel_digests(session, now=ctx.now)
+        return queued | ({"chat_digests": chat} if chat else {})
 
 
 def outbox(ctx: JobContext) -> dict[str, Any]:
