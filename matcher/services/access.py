@@ -347,3 +347,45 @@ def notification_channel_in_scope(
     ):
         raise not_found("notification channel", channel_id)
     return channel
+
+
+def own_scope(principal: Principal) -> tuple[int | None, int | None]:
+    """The alliance and unit of what a caller registers for its own scope (a webhook): an
+    admin's nothing in particular (it hears of everything), a coordinator's its alliance, an hr
+    key's its alliance and unit."""
+    if principal.role == ADMIN:
+        return None, None
+    if principal.role == HR:
+        return principal.alliance_id, principal.unit_id
+    return principal.alliance_id, None
+
+
+def channel_scope(
+    session: Session, principal: Principal, alliance_id: int | None, unit_id: int | None
+) -> tuple[int, int | None]:
+    """The alliance and unit a new chat channel belongs to: as asked, or the caller's own (an hr
+    key: its unit; a coordinator: its alliance; an admin names the alliance, else 422), each in
+    the caller's scope (else 404, as for an id never used)."""
+    require(principal, "channels.manage")
+    if principal.role == HR and unit_id is None:
+        unit_id = principal.unit_id
+    if unit_id is not None:
+        unit = unit_in_scope(session, principal, unit_id)
+        if alliance_id is not None and alliance_id != unit.alliance_id:
+            raise ValidationFailed(
+                "The unit is not of that alliance.", errors={"unit_id": ["Not of alliance_id."]}
+            )
+        return unit.alliance_id, unit.id
+    if principal.role == ADMIN and alliance_id is None:
+        raise ValidationFailed(
+            "An admin key names the alliance the channel is for.",
+            errors={"alliance_id": ["Required for an admin key."]},
+        )
+    chosen = alliance_id if alliance_id is not None else principal.alliance_id
+    if (
+        chosen is None
+        or not reaches(principal, alliance_id=chosen)
+        or session.get(Alliance, chosen) is None
+    ):
+        raise not_found("alliance", chosen if chosen is not None else "")
+    return chosen, None

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session, aliased
 
 from matcher.chat import channel_url_problem
 from matcher.config import Settings
-from matcher.errors import ValidationFailed, not_found
+from matcher.db import utcnow
+from matcher.errors import ValidationFailed
 from matcher.i18n import N_, translate
 from matcher.models import (
     CHANNEL_FAILED,
@@ -37,10 +38,10 @@ from matcher.models import (
     Unit,
 )
 from matcher.services import access
-from matcher.services.access import ADMIN, HR, Principal
+from matcher.services.access import Principal
 from matcher.services.emails import render
 from matcher.services.mentorships import local_today
-from matcher.services.reminders import _windows as reminder_windows
+from matcher.services.reminders import windows as reminder_windows
 from matcher.services.webhooks import GIVE_UP_AFTER, claim_rows, insert_ignoring, retry_delay
 from matcher.webhook_http import url_problem
 
@@ -66,9 +67,11 @@ def create_channel(
 ) -> NotificationChannel:
     """A robot for the owner's alliance, or one of its units (an hr key: its own unit; an admin
     names the alliance)."""
-    alliance_id, unit_id = _scope(session, owner, fields.get("alliance_id"), fields.get("unit_id"))
+    alliance_id, unit_id = access.channel_scope(
+        session, owner, fields.get("alliance_id"), fields.get("unit_id")
+    )
     _check(fields, unit_id=unit_id, allow_private=allow_private, https_only=https_only)
-    now = datetime.now().astimezone()
+    now = utcnow()
     channel = NotificationChannel(
         alliance_id=alliance_id,
         unit_id=unit_id,
@@ -86,32 +89,6 @@ def create_channel(
     session.add(channel)
     session.flush()
     return channel
-
-
-def _scope(
-    session: Session, owner: Principal, alliance_id: int | None, unit_id: int | None
-) -> tuple[int, int | None]:
-    """The alliance and unit a new channel belongs to, each in the owner's scope (else 404)."""
-    if owner.role == HR:
-        unit_id = owner.unit_id if unit_id is None else unit_id
-    if unit_id is not None:
-        unit = access.unit_in_scope(session, owner, unit_id)
-        if alliance_id is not None and alliance_id != unit.alliance_id:
-            raise ValidationFailed(
-                "The unit is not of that alliance.", errors={"unit_id": ["Not of alliance_id."]}
-            )
-        return unit.alliance_id, unit.id
-    if owner.role == ADMIN and alliance_id is None:
-        raise ValidationFailed(
-            "An admin key names the alliance the channel is for.",
-            errors={"alliance_id": ["Required for an admin key."]},
-        )
-    chosen = alliance_id if alliance_id is not None else owner.alliance_id
-    if chosen is None or not access.reaches(owner, alliance_id=chosen):
-        raise not_found("alliance", chosen if chosen is not None else "")
-    if session.get(Alliance, chosen) is None:
-        raise not_found("alliance", chosen)
-    return chosen, None
 
 
 def _check(
@@ -150,7 +127,7 @@ def change_channel(
             setattr(channel, name, changes[name])
     if "events" in changes:
         channel.events = list(dict.fromkeys(changes["events"]))
-    channel.updated_at = datetime.now().astimezone()
+    channel.updated_at = utcnow()
     session.flush()
     return channel
 

@@ -49,7 +49,7 @@ from matcher.models import (
     WebhookEvent,
 )
 from matcher.services import access
-from matcher.services.access import ADMIN, HR, Principal
+from matcher.services.access import Principal
 from matcher.webhook_http import url_problem
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
@@ -98,9 +98,10 @@ def create_endpoint(
     secret (the caller shows it once)."""
     check_url(url, allow_private=allow_private, https_only=https_only)
     now = utcnow()
+    alliance_id, unit_id = access.own_scope(owner)
     endpoint = WebhookEndpoint(
-        alliance_id=None if owner.role == ADMIN else owner.alliance_id,
-        unit_id=owner.unit_id if owner.role == HR else None,
+        alliance_id=alliance_id,
+        unit_id=unit_id,
         url=url,
         events=_event_list(events),
         description=description,
