@@ -73,6 +73,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/reminders.py
 	$(BIN)/python bench/request_path.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis

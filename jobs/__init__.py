@@ -49,7 +49,7 @@ class Job:
 
 def registry() -> dict[str, Job]:
     """Every job by its stable name."""
-    from jobs import heartbeat, match_runs, reminders
+    from jobs import heartbeat, match_runs, reminders, webhooks
     from matcher.services.heartbeat import BEAT_EVERY_SECONDS
 
     declared = [
@@ -91,6 +91,14 @@ def registry() -> dict[str, Job]:
             "cron",
             {"day_of_week": "mon", "hour": 8},
             "Queue the weekly digest for every coordinator (Monday 08:00, MATCHER_TIMEZONE).",
+        ),
+        Job(
+            "webhooks",
+            webhooks.deliver,
+            "interval",
+            {"seconds": 5},
+            "Send signed webhook deliveries; retry failures with back-off and jitter for 3 days.",
+            start_after=0,
         ),
     ]
     return {job.name: job for job in declared}

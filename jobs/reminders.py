@@ -12,6 +12,7 @@ from matcher.db import session_scope
 from matcher.mail import PermanentFailure, TemporaryFailure, mailer_for
 from matcher.metrics import OUTBOX_SENDS
 from matcher.models import REMINDER_FAILED, Reminder
+from matcher.services.channels import queue_channel_digests, queue_channel_notices
 from matcher.services.emails import build_message, render
 from matcher.services.reminders import (
     cancel_if_obsolete,
@@ -22,6 +23,7 @@ from matcher.services.reminders import (
     queue_digests,
     queue_reminders,
 )
+from matcher.services.webhooks import emit_overdue
 
 log = logging.getLogger(__name__)
 BATCH = 50
@@ -30,13 +32,22 @@ BATCH = 50
 def reminders(ctx: JobContext) -> dict[str, Any]:
     """Queue the upcoming / overdue / escalation emails due at ``ctx.now``, each at most once."""
     with session_scope(ctx.session_factory) as session:
-        return queue_reminders(session, now=ctx.now)
+        queued: dict[str, Any] = queue_reminders(session, now=ctx.now)
+        # In the same transaction: the pair is overdue for webhooks and chat groups when it is
+        # for email. Their counts are reported when there are any (most installs have none).
+        also = {
+            "overdue_events": emit_overdue(session, now=ctx.now),
+            "chat_notices": queue_channel_notices(session, now=ctx.now),
+        }
+        return queued | {name: count for name, count in also.items() if count}
 
 
 def digest(ctx: JobContext) -> dict[str, Any]:
     """Queue this week's digest for every coordinator, at most once per week."""
     with session_scope(ctx.session_factory) as session:
-        return {"digest": queue_digests(session, now=ctx.now)}
+        queued = {"digest": queue_digests(session, now=ctx.now)}
+        chat = queue_channel_digests(session, now=ctx.now)
+        return queued | ({"chat_digests": chat} if chat else {})
 
 
 def outbox(ctx: JobContext) -> dict[str, Any]:

@@ -63,6 +63,11 @@ class Settings:
     # Reverse proxies in front of the service that append to X-Forwarded-For; 0: the client
     # address is the socket's peer and the header, which anyone can write, is ignored.
     proxy_hops: Annotated[int, Range(low=0, high=10, meaning="0: no proxy")] = 0
+    # Webhook and chat-group targets on private, loopback or link-local addresses (and http://
+    # in production): refused unless this is true (tests, on-premise receivers).
+    webhook_allow_private: bool = False
+    # A receiver that has not answered completely within this many seconds failed the attempt.
+    webhook_timeout_seconds: Annotated[int, Range(low=1, high=120)] = 15
 
     @classmethod
     def from_env(

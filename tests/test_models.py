@@ -56,4 +56,5 @@ def test_the_package_registers_every_table() -> None:
         "mentorships",
         "people",
         "scheduler",
+        "webhooks",
     ]

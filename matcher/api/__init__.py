@@ -48,11 +48,13 @@ def register_api(app: Flask) -> Api:
         alliances,
         match_runs,
         mentorships,
+        notification_channels,
         people,
         proposals,
         reminders,
         skills,
         units,
+        webhooks,
     )
     from matcher.rate_limits import RateLimitDocs
 
@@ -81,7 +83,18 @@ def register_api(app: Flask) -> Api:
         "bearerAuth",
         {"type": "http", "scheme": "bearer", "description": "A key from `matcher keys create`"},
     )
-    for module in (alliances, units, people, skills, match_runs, proposals, mentorships, reminders):
+    for module in (
+        alliances,
+        units,
+        people,
+        skills,
+        match_runs,
+        proposals,
+        mentorships,
+        reminders,
+        webhooks,
+        notification_channels,
+    ):
         for blueprint in module.BLUEPRINTS:
             api.register_blueprint(blueprint, url_prefix=API_PREFIX)
     app.register_blueprint(_docs_blueprint())

@@ -28,7 +28,18 @@ from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, false, o
 from sqlalchemy.orm import QueryableAttribute, Session, selectinload
 
 from matcher.errors import Forbidden, ValidationFailed, not_found
-from matcher.models import Alliance, MatchRun, Mentorship, Proposal, RejectedPair, Unit, User
+from matcher.models import (
+    Alliance,
+    MatchRun,
+    Mentorship,
+    NotificationChannel,
+    Proposal,
+    RejectedPair,
+    Unit,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 ADMIN, COORDINATOR, HR = "admin", "coordinator", "hr"
 ROLES = (ADMIN, COORDINATOR, HR)
@@ -43,6 +54,8 @@ Action = Literal[
     "skills.write",
     "matching",
     "reminders.read",
+    "webhooks.manage",
+    "channels.manage",
 ]
 # The roles that may do each action on what lies in their scope; an admin may do everything.
 # Actions every role may do in its scope (read units, people, skills, mentorships; end a
@@ -57,6 +70,9 @@ MAY: Mapping[Action, frozenset[str]] = {
     "skills.write": frozenset({COORDINATOR}),
     "matching": frozenset({COORDINATOR}),  # runs, proposals, rejections, pair scores
     "reminders.read": frozenset({COORDINATOR}),
+    # Each role registers receivers for its own scope (an hr key: its unit's people).
+    "webhooks.manage": frozenset({COORDINATOR, HR}),
+    "channels.manage": frozenset({COORDINATOR, HR}),  # chat groups: an alliance's, a unit's
 }
 
 
@@ -300,3 +316,83 @@ def require_summary_author(principal: Principal, author_unit_id: int) -> None:
     is in scope, being in a mentorship of its people, but not its to speak for): 403."""
     if principal.role == HR and author_unit_id != principal.unit_id:
         raise Forbidden("An hr key hands in summaries for its own unit's person only.")
+
+
+def webhook_endpoint_in_scope(
+    session: Session, principal: Principal, endpoint_id: int
+) -> WebhookEndpoint:
+    """A webhook endpoint in the caller's scope: an admin's (no alliance) only an admin's, an
+    alliance's its coordinators', a unit's its hr key's and its alliance's coordinators'."""
+    require(principal, "webhooks.manage")
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or not reaches(
+        principal, alliance_id=endpoint.alliance_id, unit_ids=(endpoint.unit_id,)
+    ):
+        raise not_found("webhook", endpoint_id)
+    return endpoint
+
+
+def webhook_delivery_in_scope(
+    session: Session, principal: Principal, endpoint_id: int, delivery_id: int
+) -> tuple[WebhookEndpoint, WebhookDelivery]:
+    """A delivery of a webhook in the caller's scope (and of that webhook), or 404."""
+    endpoint = webhook_endpoint_in_scope(session, principal, endpoint_id)
+    delivery = session.get(WebhookDelivery, delivery_id)
+    if delivery is None or delivery.endpoint_id != endpoint.id:
+        raise not_found("delivery", delivery_id)
+    return endpoint, delivery
+
+
+def notification_channel_in_scope(
+    session: Session, principal: Principal, channel_id: int
+) -> NotificationChannel:
+    """A chat channel of the caller's alliance (or, for an hr key, of its own unit), or 404."""
+    require(principal, "channels.manage")
+    channel = session.get(NotificationChannel, channel_id)
+    if channel is None or not reaches(
+        principal, alliance_id=channel.alliance_id, unit_ids=(channel.unit_id,)
+    ):
+        raise not_found("notification channel", channel_id)
+    return channel
+
+
+def own_scope(principal: Principal) -> tuple[int | None, int | None]:
+    """The alliance and unit of what a caller registers for its own scope (a webhook): an
+    admin's nothing in particular (it hears of everything), a coordinator's its alliance, an hr
+    key's its alliance and unit."""
+    if principal.role == ADMIN:
+        return None, None
+    if principal.role == HR:
+        return principal.alliance_id, principal.unit_id
+    return principal.alliance_id, None
+
+
+def channel_scope(
+    session: Session, principal: Principal, alliance_id: int | None, unit_id: int | None
+) -> tuple[int, int | None]:
+    """The alliance and unit a new chat channel belongs to: as asked, or the caller's own (an hr
+    key: its unit; a coordinator: its alliance; an admin names the alliance, else 422), each in
+    the caller's scope (else 404, as for an id never used)."""
+    require(principal, "channels.manage")
+    if principal.role == HR and unit_id is None:
+        unit_id = principal.unit_id
+    if unit_id is not None:
+        unit = unit_in_scope(session, principal, unit_id)
+        if alliance_id is not None and alliance_id != unit.alliance_id:
+            raise ValidationFailed(
+                "The unit is not of that alliance.", errors={"unit_id": ["Not of alliance_id."]}
+            )
+        return unit.alliance_id, unit.id
+    if principal.role == ADMIN and alliance_id is None:
+        raise ValidationFailed(
+            "An admin key names the alliance the channel is for.",
+            errors={"alliance_id": ["Required for an admin key."]},
+        )
+    chosen = alliance_id if alliance_id is not None else principal.alliance_id
+    if (
+        chosen is None
+        or not reaches(principal, alliance_id=chosen)
+        or session.get(Alliance, chosen) is None
+    ):
+        raise not_found("alliance", chosen if chosen is not None else "")
+    return chosen, None

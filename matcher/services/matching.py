@@ -57,6 +57,7 @@ from matcher.models import (
     UnmatchedApprentice,
 )
 from matcher.services.capacity import free_slots
+from matcher.services.webhooks import Change, emit_for
 
 Progress = Callable[[str, float], None]
 
@@ -601,7 +602,7 @@ def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | No
     report("storing", 0.9)
     _store_proposals(session, run=run, loaded=loaded, result=result, params=params)
     _store_unmatched(session, run=run, loaded=loaded, result=result, params=params)
-    _mark_proposed(session, run=run, loaded=loaded, result=result)
+    _mark_proposed(session, alliance=alliance, run=run, loaded=loaded, result=result)
     return run
 
 
@@ -614,9 +615,15 @@ def _pinned_pair_message(loaded: LoadedProblem, error: PinnedPairError) -> str:
 
 
 def _mark_proposed(
-    session: Session, *, run: MatchRun, loaded: LoadedProblem, result: MatchResult
+    session: Session,
+    *,
+    alliance: Alliance,
+    run: MatchRun,
+    loaded: LoadedProblem,
+    result: MatchResult,
 ) -> None:
-    """The run solved: its objective, stats (loading time counted as building) and status."""
+    """The run solved: its objective, stats (loading time counted as building) and status;
+    the alliance's webhooks hear of it (``match_run.proposed``)."""
     run.status = RUN_PROPOSED
     run.objective = float(result.objective)
     run.stats = {
@@ -626,6 +633,26 @@ def _mark_proposed(
     run.progress = {"stage": "done", "fraction": 1.0}
     run.updated_at = utcnow()
     session.flush()
+    emit_for(
+        session,
+        alliance.id,
+        lambda: [
+            Change(
+                type="match_run.proposed",
+                alliance_id=alliance.id,
+                unit_ids=(),
+                data={
+                    "match_run_id": run.id,
+                    "alliance_id": alliance.id,
+                    "alliance_code": alliance.code,
+                    "status": run.status,
+                    "proposals": len(result.apprentice),
+                    "unmatched": len(result.unmatched),
+                    "objective": run.objective,
+                },
+            )
+        ],
+    )
 
 
 def _fail(session: Session, run: MatchRun, error: str) -> MatchRun:

@@ -33,6 +33,7 @@ from matcher.errors import ValidationFailed, not_found
 from matcher.models import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, Skill, Unit
 from matcher.services.access import Principal, sees_unit
 from matcher.services.skills import resolve_skill_keys
+from matcher.services.webhooks import Change, emit
 from matcher.text import skill_key
 
 Person = Craftsman | Apprentice
@@ -110,6 +111,7 @@ def upsert_people(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     replaced_children: list[int] = []
+    deactivated: list[Change] = []
     for item, children in zip(items, targets, strict=True):
         scalars = {name: item[name] for name in kind.scalar_fields}
         current = existing.get(item["external_id"])
@@ -132,6 +134,10 @@ def upsert_people(
             outcome.results.append("unchanged")
             continue
         updates.append({"id": person_id, **scalars, "updated_at": now})
+        if old_scalars["active"] and not scalars["active"]:
+            deactivated.append(
+                deactivation(kind, person_id, item["external_id"], scalars["name"], unit)
+            )
         if old_children != children:
             replaced_children.append(person_id)
         outcome.results.append("updated")
@@ -163,6 +169,7 @@ def upsert_people(
     if child_rows:
         session.execute(insert(kind.child_model), child_rows)
 
+    emit(session, deactivated, now=now)
     outcome.created = outcome.results.count("created")
     outcome.updated = outcome.results.count("updated")
     outcome.unchanged = outcome.results.count("unchanged")
@@ -199,7 +206,27 @@ def deactivate_person(session: Session, *, kind: PersonKind, person: Person) -> 
             .where(kind.model.id == person.id)
             .values(active=False, updated_at=utcnow())
         )
+        emit(session, [deactivation(kind, person.id, person.external_id, person.name, person.unit)])
         session.expire(person)
+
+
+def deactivation(
+    kind: PersonKind, person_id: int, external_id: str, name: str, unit: Unit
+) -> Change:
+    """The ``person.deactivated`` event of one person."""
+    return Change(
+        type="person.deactivated",
+        alliance_id=unit.alliance_id,
+        unit_ids=(unit.id,),
+        data={
+            "kind": kind.label,
+            "id": person_id,
+            "external_id": external_id,
+            "name": name,
+            "unit_id": unit.id,
+            "unit_code": unit.code,
+        },
+    )
 
 
 def get_person(session: Session, *, kind: PersonKind, person_id: int) -> Person:

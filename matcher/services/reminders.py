@@ -102,7 +102,8 @@ class Window:
     condition: ColumnElement[bool]
 
 
-def _windows(today: date) -> list[Window]:
+def windows(today: date) -> list[Window]:
+    """The windows of each kind on ``today`` (the chat groups' notices use them too)."""
     due = Mentorship.next_due_on
     return [
         Window("upcoming", and_(due >= today, due <= today + timedelta(days=REMIND_DAYS_BEFORE))),
@@ -209,7 +210,7 @@ def queue_reminders(session: Session, *, now: datetime) -> dict[str, int]:
     ).all()
     for timezone in timezones:
         today = local_today(timezone, now)
-        for window in _windows(today):
+        for window in windows(today):
             if window.kind == "escalation":
                 sources = _escalation_sources(window, timezone, now)
             else:

@@ -22,6 +22,7 @@ from matcher.models import (
     PROPOSAL_REJECTED,
     RUN_COMMITTED,
     RUN_PROPOSED,
+    Alliance,
     Apprentice,
     AuditEvent,
     Craftsman,
@@ -34,6 +35,7 @@ from matcher.models import (
 from matcher.services.capacity import free_slots
 from matcher.services.matching import judge_pair
 from matcher.services.mentorships import create_mentorship
+from matcher.services.webhooks import Change, emit_for
 
 
 def audit(
@@ -338,6 +340,24 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
     )
     session.flush()
     session.refresh(run)
+    emit_for(
+        session,
+        run.alliance_id,
+        lambda: [
+            Change(
+                type="match_run.committed",
+                alliance_id=run.alliance_id,
+                unit_ids=(),
+                data={
+                    "match_run_id": run.id,
+                    "alliance_id": run.alliance_id,
+                    "alliance_code": session.get_one(Alliance, run.alliance_id).code,
+                    "status": run.status,
+                    "mentorships_created": len(approved),
+                },
+            )
+        ],
+    )
     return CommitResult(run=run, mentorships_created=len(approved), already_committed=False)
 
 

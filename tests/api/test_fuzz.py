@@ -32,11 +32,14 @@ from sqlalchemy.orm import Session
 from matcher.algorithms import MatchParams
 from matcher.app import create_app
 from matcher.db import utcnow
-from matcher.models import Proposal, RejectedPair
+from matcher.models import Proposal, RejectedPair, WebhookDelivery
+from matcher.services.access import Principal
+from matcher.services.channels import create_channel
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import SummaryInput, add_summary
 from matcher.services.reminders import queue_reminders
 from matcher.services.review import decide, etag
+from matcher.services.webhooks import Change, create_endpoint, emit, fan_out
 from tests import factories
 from tests.factories import World
 
@@ -146,8 +149,9 @@ ROLES = ("admin", "coordinator", "hr")
 @pytest.fixture
 def known(session: Session, world: World) -> dict[str, list[Any]]:
     """The world, plus what the other resources need to be more than 404s: a proposed run with
-    one pair rejected (a standing rejection, an audit event), and two mentorships, one with a
-    summary and one overdue for weeks (its reminders and escalation queued)."""
+    one pair rejected (a standing rejection, an audit event), two mentorships, one with a
+    summary and one overdue for weeks (its reminders and escalation queued), and an hr key's
+    webhook with a delivery, and the alliance's chat channel."""
     home, sibling = world.unit, world.sibling_unit
     run = create_match_run(
         session, alliance=world.alliance, params=MatchParams(), created_by="fuzz"
@@ -179,7 +183,32 @@ def known(session: Session, world: World) -> dict[str, list[Any]]:
     )
     queued = queue_reminders(session, now=utcnow())
     assert queued["overdue"] and queued["escalation"], queued
+    # A webhook of the home unit's hr key, with a delivery queued for it.
+    webhook = create_endpoint(
+        session,
+        owner=Principal(role="hr", alliance_id=world.alliance.id, unit_id=home.id),
+        url="https://hr.example.cn/hooks",
+        events=["*"],
+        description="人事系统",
+        allow_private=False,
+        https_only=True,
+    )
+    assert emit(session, [Change("person.deactivated", world.alliance.id, (home.id,), {})]) == 1
+    assert fan_out(session) == 1
+    chat = create_channel(
+        session,
+        owner=Principal(role="coordinator", alliance_id=world.alliance.id),
+        fields={
+            "kind": "dingtalk",
+            "url": "https://oapi.dingtalk.com/robot/send?access_token=t",
+            "secret": "SEC1",
+            "events": ["digest", "escalation"],
+        },
+        allow_private=False,
+        https_only=True,
+    )
     session.commit()
+    deliveries = list(session.scalars(select(WebhookDelivery.id)))
     craftsmen = sorted(world.craftsman_ids.values())
     apprentices = sorted(world.apprentice_ids.values())
     _known.clear()
@@ -199,6 +228,9 @@ def known(session: Session, world: World) -> dict[str, list[Any]]:
             "If-Match": [etag(proposals[0])],
             "rejected_pair_id": [rejected.id],
             "mentorship_id": [m.id for m in mentorships],
+            "webhook_id": [webhook.id],
+            "delivery_id": deliveries,
+            "channel_id": [chat.id],
         }
     )
     return _known

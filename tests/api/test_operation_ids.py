@@ -15,10 +15,20 @@ CAMEL_CASE = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]*)+")
 # The verbs an operation's name may start with, by the HTTP method that carries it.
 VERBS = {
     "get": {"get", "list", "export"},
-    "post": {"create", "start", "bulkUpsert", "approve", "commit", "end", "submit"},
+    "post": {
+        "create",
+        "start",
+        "bulkUpsert",
+        "approve",
+        "commit",
+        "end",
+        "submit",
+        "rotate",
+        "retry",
+    },
     "put": {"upsert"},
     "patch": {"update", "review"},
-    "delete": {"deactivate", "clear"},
+    "delete": {"deactivate", "clear", "delete"},
 }
 
 

@@ -14,11 +14,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from matcher.algorithms import MatchParams
-from matcher.models import Apprentice, Craftsman, Proposal, RejectedPair
+from matcher.models import Apprentice, Craftsman, Proposal, RejectedPair, WebhookDelivery
 from matcher.services import access
+from matcher.services.channels import create_channel
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import create_mentorship
 from matcher.services.skills import put_skill
+from matcher.services.webhooks import Change, create_endpoint, emit, fan_out
 from tests.factories import World
 
 CRAFTSMAN_BODY = {"name": "新工匠", "skills": [{"name": "焊接", "level": 4}]}
@@ -351,6 +353,72 @@ RULES += [
     ),
 ]
 
+# Webhooks: each key registers for its own scope; the arranged one is the home unit's hr key's,
+# seen by its alliance's coordinator too, by no other unit's key and no other alliance's.
+EVERY_KEY = {
+    "admin": 200,
+    "coordinator": 200,
+    "foreign_coordinator": 200,
+    "hr": 200,
+    "sibling_hr": 200,
+    "foreign_hr": 200,
+}
+UNIT_WEBHOOK = {
+    "admin": 200,
+    "coordinator": 200,
+    "foreign_coordinator": 404,
+    "hr": 200,
+    "sibling_hr": 404,
+    "foreign_hr": 404,
+}
+WEBHOOK_BODY = {"url": "https://hr.example.cn/hooks", "events": ["*"]}
+RULES += [
+    ("GET", "/webhooks", None, EVERY_KEY),
+    ("POST", "/webhooks", WEBHOOK_BODY, dict.fromkeys(EVERY_KEY, 201)),
+    ("GET", "/webhooks/{webhook}", None, UNIT_WEBHOOK),
+    ("PATCH", "/webhooks/{webhook}", {"description": "考勤系统"}, UNIT_WEBHOOK),
+    (
+        "DELETE",
+        "/webhooks/{webhook}",
+        None,
+        {who: 204 if status == 200 else status for who, status in UNIT_WEBHOOK.items()},
+    ),
+    ("POST", "/webhooks/{webhook}/rotate-secret", None, UNIT_WEBHOOK),
+    ("GET", "/webhooks/{webhook}/deliveries", None, UNIT_WEBHOOK),
+    (
+        "POST",
+        "/webhooks/{webhook}/deliveries/{delivery}/retry",
+        None,
+        {who: 202 if status == 200 else status for who, status in UNIT_WEBHOOK.items()},
+    ),
+]
+
+# Chat channels: the arranged one is the home unit's (its hr key's), seen by its alliance's
+# coordinator too. A coordinator registers for its alliance, an hr key for its unit; an admin
+# key names the alliance.
+CHANNEL_BODY = {
+    "kind": "wecom",
+    "url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
+    "events": ["escalation"],
+}
+RULES += [
+    ("GET", "/notification-channels", None, EVERY_KEY),
+    (
+        "POST",
+        "/notification-channels",
+        CHANNEL_BODY,
+        {**dict.fromkeys(EVERY_KEY, 201), "admin": 422},
+    ),
+    ("GET", "/notification-channels/{channel}", None, UNIT_WEBHOOK),
+    ("PATCH", "/notification-channels/{channel}", {"description": "车间群"}, UNIT_WEBHOOK),
+    (
+        "DELETE",
+        "/notification-channels/{channel}",
+        None,
+        {who: 204 if status == 200 else status for who, status in UNIT_WEBHOOK.items()},
+    ),
+]
+
 CASES = [
     pytest.param(method, path, body, who, status, id=f"{method} {path} as {who}")
     for method, path, body, expected in RULES
@@ -393,6 +461,15 @@ def _ids(world: World, path: str, session: Session | None = None) -> dict[str, A
         )
         session.commit()
         ids["mentorship"] = mentorship.id
+    if session is not None and "{webhook}" in path:
+        ids |= _webhook_with_a_delivery(session, world)
+    if session is not None and "{channel}" in path:
+        owner = access.Principal(role="hr", alliance_id=world.alliance.id, unit_id=world.unit.id)
+        made = create_channel(
+            session, owner=owner, fields=dict(CHANNEL_BODY), allow_private=False, https_only=True
+        )
+        session.commit()
+        ids["channel"] = made.id
     return {
         "alliance": world.alliance.id,
         "unit": world.unit.id,
@@ -405,7 +482,34 @@ def _ids(world: World, path: str, session: Session | None = None) -> dict[str, A
         "proposal": ids.get("proposal", 1),
         "rejected": ids.get("rejected", 1),
         "mentorship": ids.get("mentorship", 1),
+        "webhook": ids.get("webhook", 1),
+        "delivery": ids.get("delivery", 1),
+        "channel": ids.get("channel", 1),
     }
+
+
+def _webhook_with_a_delivery(session: Session, world: World) -> dict[str, int]:
+    """The home unit's hr webhook, with one delivery queued for it."""
+    owner = access.Principal(role="hr", alliance_id=world.alliance.id, unit_id=world.unit.id)
+    endpoint = create_endpoint(
+        session,
+        owner=owner,
+        url="https://hr.example.cn/hooks",
+        events=["*"],
+        description=None,
+        allow_private=False,
+        https_only=True,
+    )
+    emit(
+        session,
+        [Change("person.deactivated", world.alliance.id, (world.unit.id,), {"id": 1})],
+    )
+    fan_out(session)
+    session.commit()
+    delivery = session.scalars(
+        select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint.id)
+    ).one()
+    return {"webhook": endpoint.id, "delivery": delivery}
 
 
 def _url(world: World, path: str, session: Session | None = None) -> str:

@@ -1,8 +1,10 @@
-"""A real SMTP server on loopback (aiosmtpd) that records what it accepted."""
+"""A real SMTP server on loopback (aiosmtpd) that records what it accepted; a real HTTP receiver
+for webhooks and chat robots (``tests/receivers.py``)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,6 +16,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from flask import Flask
+
+from matcher.extensions import state
+from tests.receivers import Receiver, running_receiver
 
 
 @dataclass
@@ -103,3 +109,20 @@ def _running(sink: Sink, **options: Any) -> Iterator[Sink]:
     finally:
         sink.stall_first_recipient.clear()
         controller.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A running HTTP receiver on a free loopback port."""
+    with running_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def allow_private(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API as MATCHER_WEBHOOK_ALLOW_PRIVATE=true runs it (receivers on loopback)."""
+    matcher_state = state(app)
+    settings = dataclasses.replace(matcher_state.settings, webhook_allow_private=True)
+    monkeypatch.setitem(
+        app.extensions, "matcher", dataclasses.replace(matcher_state, settings=settings)
+    )

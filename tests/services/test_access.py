@@ -77,6 +77,9 @@ def test_the_table_says_what_the_contract_says() -> None:
         "skills.write": {COORDINATOR},
         "matching": {COORDINATOR},
         "reminders.read": {COORDINATOR},
+        # webhooks.md: each key registers webhooks and chat groups for its own scope.
+        "webhooks.manage": {COORDINATOR, HR},
+        "channels.manage": {COORDINATOR, HR},
     }
 
 

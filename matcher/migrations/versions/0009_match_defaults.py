@@ -1,7 +1,7 @@
 """fair shares between member units: alliance match defaults, the unit_cap reason
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01 18:00:00.000000
 
 An alliance keeps default match parameters for its runs (``alliances.match_defaults``, the
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
