@@ -49,6 +49,7 @@ def register_api(app: Flask) -> Api:
         match_runs,
         mentorships,
         people,
+        programme,
         proposals,
         reminders,
         skills,
@@ -81,7 +82,17 @@ def register_api(app: Flask) -> Api:
         "bearerAuth",
         {"type": "http", "scheme": "bearer", "description": "A key from `matcher keys create`"},
     )
-    for module in (alliances, units, people, skills, match_runs, proposals, mentorships, reminders):
+    for module in (
+        alliances,
+        units,
+        people,
+        skills,
+        match_runs,
+        proposals,
+        mentorships,
+        programme,
+        reminders,
+    ):
         for blueprint in module.BLUEPRINTS:
             api.register_blueprint(blueprint, url_prefix=API_PREFIX)
     app.register_blueprint(_docs_blueprint())

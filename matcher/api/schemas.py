@@ -67,6 +67,16 @@ class AllianceSchema(BaseSchema):
     name = text(required=True)
     timezone = Text(load_default="Asia/Shanghai", validate=validate_timezone)
     summary_every_days = StrictInteger(load_default=30, validate=ma.validate.Range(min=1, max=366))
+    agreement_months = StrictInteger(
+        load_default=12,
+        validate=ma.validate.Range(min=1, max=36),
+        metadata={"description": "Term of a new mentorship's agreement (师徒协议), in months"},
+    )
+    idle_months = StrictInteger(
+        load_default=6,
+        validate=ma.validate.Range(min=1, max=120),
+        metadata={"description": "Months without an active pair or a summary that make idle"},
+    )
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
 

@@ -39,7 +39,9 @@ from matcher.models.matching import (
 )
 from matcher.models.mentorships import (
     AUTHORS,
+    END_REASONS,
     MENTORSHIP_ACTIVE,
+    MENTORSHIP_COMPLETED,
     MENTORSHIP_ENDED,
     MENTORSHIP_STATUSES,
     RECIPIENT_ROLES,
@@ -54,9 +56,29 @@ from matcher.models.mentorships import (
     TrainingSummary,
 )
 from matcher.models.people import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, PersonMixin
+from matcher.models.programme import (
+    ASSESSMENT_FAIL,
+    ASSESSMENT_PASS,
+    ASSESSMENT_RESULTS,
+    CHECK_IN_OCCASIONS,
+    Assessment,
+    Certificate,
+    CheckIn,
+    PublicRequestWindow,
+)
 from matcher.models.scheduler import SchedulerHeartbeat
 
 __all__ = [
+    "ASSESSMENT_FAIL",
+    "ASSESSMENT_PASS",
+    "ASSESSMENT_RESULTS",
+    "CHECK_IN_OCCASIONS",
+    "END_REASONS",
+    "MENTORSHIP_COMPLETED",
+    "Assessment",
+    "Certificate",
+    "CheckIn",
+    "PublicRequestWindow",
     "ACTIVE_RUN_INDEX",
     "ACTIVE_RUN_STATUSES",
     "AUTHORS",

@@ -42,6 +42,7 @@ Action = Literal[
     "skills.write",
     "matching",
     "reminders.read",
+    "programme.manage",
 ]
 # The roles that may do each action on what lies in their scope; an admin may do everything.
 # Actions every role may do in its scope (read units, people, skills, mentorships; end a
@@ -55,6 +56,8 @@ MAY: Mapping[Action, frozenset[str]] = {
     "skills.write": frozenset({COORDINATOR}),
     "matching": frozenset({COORDINATOR}),  # runs, proposals, rejections, pair scores
     "reminders.read": frozenset({COORDINATOR}),
+    # goals, renewal, flags, the completion assessment, the activity assessment
+    "programme.manage": frozenset({COORDINATOR}),
 }
 
 
