@@ -22,15 +22,20 @@ from matcher.services.reminders import (
     queue_digests,
     queue_reminders,
 )
+from matcher.services.programme_reminders import queue_programme_reminders
 
 log = logging.getLogger(__name__)
 BATCH = 50
 
 
 def reminders(ctx: JobContext) -> dict[str, Any]:
-    """Queue the upcoming / overdue / escalation emails due at ``ctx.now``, each at most once."""
+    """Queue the upcoming / overdue / escalation emails due at ``ctx.now``, and the programme's
+    term-ending and check-in emails, each at most once."""
     with session_scope(ctx.session_factory) as session:
-        return queue_reminders(session, now=ctx.now)
+        return {
+            **queue_reminders(session, now=ctx.now),
+            **queue_programme_reminders(session, now=ctx.now),
+        }
 
 
 def digest(ctx: JobContext) -> dict[str, Any]:
