@@ -13,6 +13,7 @@ from matcher.mail import PermanentFailure, TemporaryFailure, mailer_for
 from matcher.metrics import OUTBOX_SENDS
 from matcher.models import REMINDER_FAILED, Reminder
 from matcher.services.emails import build_message, render
+from matcher.services.programme_reminders import queue_programme_reminders
 from matcher.services.reminders import (
     cancel_if_obsolete,
     claim_batch,
@@ -22,7 +23,6 @@ from matcher.services.reminders import (
     queue_digests,
     queue_reminders,
 )
-from matcher.services.programme_reminders import queue_programme_reminders
 
 log = logging.getLogger(__name__)
 BATCH = 50

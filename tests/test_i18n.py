@@ -21,8 +21,13 @@ import matcher
 from matcher.algorithms.params import Objective
 from matcher.api.mentorships import SummaryInputSchema
 from matcher.i18n import CATALOGS, DEFAULT_LOCALE, Message, catalog_name, translate
+from matcher.api.programme import CheckInInputSchema
 from matcher.models import (
+    ASSESSMENT_RESULTS,
     AUTHORS,
+    CHECK_IN_OCCASIONS,
+    END_REASONS,
+    MENTORSHIP_STATUSES,
     LOCALES,
     PROPOSAL_STATUSES,
     RUN_STATUSES,
@@ -114,6 +119,16 @@ def _choices(schema: ma.Schema, field: str) -> tuple[str, ...]:
         ("summary_field", "summary.", tuple(set(SummaryInputSchema().fields) - {"author"}), ""),
         ("flash", "flash.", _choices(DecisionFormSchema(), "action"), ""),
         ("conflict", "conflict.", get_args(get_type_hints(CommitConflict)["kind"]), ""),
+        ("mentorship_status", "mentorship.status.", MENTORSHIP_STATUSES, ""),
+        ("end_reason", "end_reason.", END_REASONS, ""),
+        ("occasion", "occasion.", CHECK_IN_OCCASIONS, ""),
+        ("assessment_result", "assessment.result.", ASSESSMENT_RESULTS, ""),
+        (
+            "check_in_field",
+            "check_in.",
+            tuple(set(CheckInInputSchema().fields) - {"author", "occasion"}),
+            "",
+        ),
     ],
 )
 def test_each_family_of_ids_built_from_a_value_covers_every_value(

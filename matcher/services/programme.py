@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +26,7 @@ from matcher.models import (
     Certificate,
     CheckIn,
     Mentorship,
+    PublicRequestWindow,
     Unit,
 )
 from matcher.services.mentorships import add_months, end_mentorship
@@ -351,3 +353,56 @@ def validate_goal_levels(goals: list[dict[str, Any]]) -> None:
                 errors={"goals": {str(index): {"skill": ["Appears twice."]}}},
             )
         seen.add(goal["skill"])
+
+
+@dataclass(frozen=True)
+class ProgrammeOverview:
+    """What the overview page shows of the programme: flagged pairs, terms ending soon."""
+
+    flagged: list[Mentorship]
+    ending: list[Mentorship]
+
+
+ENDING_WITHIN_DAYS = 30
+
+
+def programme_overview(session: Session, *, alliance_id: int, today: date) -> ProgrammeOverview:
+    """The alliance's active pairs flagged "not a good fit", and those whose term ends within
+    30 days (soonest first)."""
+    active = (Mentorship.alliance_id == alliance_id, Mentorship.status == MENTORSHIP_ACTIVE)
+    flagged = session.scalars(
+        select(Mentorship).where(*active, Mentorship.flagged.is_(True)).order_by(Mentorship.id)
+    ).all()
+    ending = session.scalars(
+        select(Mentorship)
+        .where(*active, Mentorship.ends_on <= today + timedelta(days=ENDING_WITHIN_DAYS))
+        .order_by(Mentorship.ends_on, Mentorship.id)
+    ).all()
+    return ProgrammeOverview(flagged=list(flagged), ending=list(ending))
+
+
+def count_public_request(session: Session, *, client: str, now: float, per_minute: int) -> int:
+    """Count a request of ``client`` to the public pages in this minute's window; seconds until
+    it may ask again once over ``per_minute`` (0: allowed). One upsert; the caller commits."""
+    if per_minute <= 0:
+        return 0
+    window = int(now // 60) * 60
+    dialect: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(PublicRequestWindow)
+        .values(client=client[:64], window_start=window, count=1)
+        .on_conflict_do_update(
+            index_elements=["client", "window_start"],
+            set_={"count": PublicRequestWindow.count + 1},
+        )
+        .returning(PublicRequestWindow.count)
+    )
+    count = session.execute(stmt).scalar_one()
+    if count == 1:  # the first of a window: older windows of this client are of no use
+        session.execute(
+            delete(PublicRequestWindow).where(
+                PublicRequestWindow.client == client[:64],
+                PublicRequestWindow.window_start < window,
+            )
+        )
+    return 0 if count <= per_minute else max(1, int(window + 60 - now))
