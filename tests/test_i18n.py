@@ -20,15 +20,15 @@ from babel.messages.pofile import read_po
 import matcher
 from matcher.algorithms.params import Objective
 from matcher.api.mentorships import SummaryInputSchema
-from matcher.i18n import CATALOGS, DEFAULT_LOCALE, Message, catalog_name, translate
 from matcher.api.programme import CheckInInputSchema
+from matcher.i18n import CATALOGS, DEFAULT_LOCALE, Message, catalog_name, translate
 from matcher.models import (
     ASSESSMENT_RESULTS,
     AUTHORS,
     CHECK_IN_OCCASIONS,
     END_REASONS,
-    MENTORSHIP_STATUSES,
     LOCALES,
+    MENTORSHIP_STATUSES,
     PROPOSAL_STATUSES,
     RUN_STATUSES,
     UNMATCHED_REASONS,

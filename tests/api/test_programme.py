@@ -243,7 +243,7 @@ def _pdf_text(pdf: bytes) -> str:
 
 
 def test_a_pair_ended_as_not_a_fit_is_never_proposed_again(
-    app: Flask, client: FlaskClient, session: Session, world: World
+    client: FlaskClient, session: Session, world: World
 ) -> None:
     _, _, learner = _people(session, world)
     coordinator = world.auth("coordinator")
@@ -344,9 +344,7 @@ def test_a_failed_assessment_is_corrected_to_a_pass_and_audited(
     assert {"assessment.create", "assessment.correct"} <= {e["action"] for e in events}
 
 
-def test_the_public_certificate_pages_are_rate_limited(
-    app: Flask, session: Session, world: World
-) -> None:
+def test_the_public_certificate_pages_are_rate_limited(app: Flask) -> None:
     limit = state(app).settings.public_rate_limit_per_minute
     visitor = app.test_client()
     answers = [visitor.get("/certificates/UNKNOWNCODE234").status_code for _ in range(limit + 1)]
