@@ -35,6 +35,7 @@ from matcher.db import utcnow
 from matcher.models import Proposal, RejectedPair
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import SummaryInput, add_summary
+from matcher.services.programme import CheckInInput, add_check_in, assess
 from matcher.services.reminders import queue_reminders
 from matcher.services.review import decide, etag
 from tests import factories
@@ -146,8 +147,9 @@ ROLES = ("admin", "coordinator", "hr")
 @pytest.fixture
 def known(session: Session, world: World) -> dict[str, list[Any]]:
     """The world, plus what the other resources need to be more than 404s: a proposed run with
-    one pair rejected (a standing rejection, an audit event), and two mentorships, one with a
-    summary and one overdue for weeks (its reminders and escalation queued)."""
+    one pair rejected (a standing rejection, an audit event), and three mentorships, one with a
+    summary and a check-in, one overdue for weeks (its reminders and escalation queued), one
+    assessed and completed (its certificate issued)."""
     home, sibling = world.unit, world.sibling_unit
     run = create_match_run(
         session, alliance=world.alliance, params=MatchParams(), created_by="fuzz"
@@ -168,7 +170,29 @@ def known(session: Session, world: World) -> dict[str, list[Any]]:
     mentorships = [
         factories.mentorship(session, home, sibling, started, "FZ1"),
         factories.mentorship(session, sibling, home, started, "FZ2"),
+        factories.mentorship(session, sibling, home, started, "FZ3"),
     ]
+    # The programme's resources: a check-in on the first pair, the third assessed and passed.
+    add_check_in(
+        session,
+        mentorship=mentorships[0],
+        check_in=CheckInInput(author="craftsman", rating=4, good_fit=True, comment="不错"),
+        submitted_by="fuzz",
+    )
+    assess(
+        session,
+        mentorship=mentorships[2],
+        fields={
+            "theory": 80,
+            "practice": 90,
+            "skills": [{"name": "氩弧焊", "level": 3}],
+            "evaluator": "考核组",
+            "result": "pass",
+            "comment": None,
+        },
+        today=date.today(),
+        actor="fuzz",
+    )
     add_summary(
         session,
         mentorship=mentorships[0],
