@@ -45,6 +45,7 @@ class ExternalIdConverter(BaseConverter):
 def register_api(app: Flask) -> Api:
     """Create the Api, mount every resource and the self-hosted docs page."""
     from matcher.api import (
+        activity,
         alliances,
         match_runs,
         mentorships,
@@ -91,6 +92,7 @@ def register_api(app: Flask) -> Api:
         proposals,
         mentorships,
         programme,
+        activity,
         reminders,
     ):
         for blueprint in module.BLUEPRINTS:

@@ -337,6 +337,13 @@ RULES += [
         # The sibling unit's hr may not hand in for the home unit's apprentice.
         {**PAIR_SCOPE, "admin": 201, "coordinator": 201, "hr": 201, "sibling_hr": 403},
     ),
+    ("GET", "/alliances/{alliance}/activity?from=2026-01-01&to=2026-06-30", None, COORDINATION),
+    (
+        "GET",
+        "/alliances/{alliance}/activity.xlsx?from=2026-01-01&to=2026-06-30",
+        None,
+        COORDINATION,
+    ),
     ("PATCH", "/mentorships/{mentorship}", {"goals": []}, PROGRAMME_MANAGE),
     ("POST", "/mentorships/{mentorship}/renew", {"months": 6}, PROGRAMME_MANAGE),
     ("GET", "/mentorships/{mentorship}/check-ins", None, PAIR_SCOPE),
