@@ -36,6 +36,7 @@ from matcher.models import (
 from matcher.services.review import CommitConflict
 from matcher.services.run_report import SORTS
 from matcher.web.labels import FAMILIES
+from matcher.web.programme import ACTIVITY_SORTS
 from matcher.web.runs import NUMBER_PARAMS, DecisionFormSchema
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -122,6 +123,7 @@ def _choices(schema: ma.Schema, field: str) -> tuple[str, ...]:
         ("mentorship_status", "mentorship.status.", MENTORSHIP_STATUSES, ""),
         ("end_reason", "end_reason.", END_REASONS, ""),
         ("occasion", "occasion.", CHECK_IN_OCCASIONS, ""),
+        ("activity", "activity.", ACTIVITY_SORTS, ""),
         ("assessment_result", "assessment.result.", ASSESSMENT_RESULTS, ""),
         (
             "check_in_field",

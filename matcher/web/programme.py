@@ -5,6 +5,7 @@ mentorship's own page for coordinators (``/mentorships/{id}``), and the public c
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import marshmallow as ma
@@ -18,7 +19,8 @@ from matcher.extensions import db, state
 from matcher.i18n import DEFAULT_LOCALE, catalog_name
 from matcher.models import Alliance, Assessment, CheckIn, Mentorship, TrainingSummary, Unit
 from matcher.services import access
-from matcher.services.mentorships import local_today, overdue_periods
+from matcher.services.activity import XLSX_MEDIA_TYPE, activity, activity_workbook
+from matcher.services.mentorships import add_months, local_today, overdue_periods
 from matcher.services.programme import (
     CertificateView,
     CheckInInput,
@@ -28,7 +30,7 @@ from matcher.services.programme import (
     verify_certificate,
 )
 from matcher.services.summary_links import read_check_in_token
-from matcher.web import page_errors, render_page
+from matcher.web import charts, page_errors, render_page
 from matcher.web.auth import sign_in_required, signed_in_user
 from matcher.web.summary import field_messages
 
@@ -229,3 +231,103 @@ def certificate_page(code: str) -> Any:
         "web/certificate.html", locale="zh-CN", certificate=view, url=_public_url(view.code)
     )
     return Response(html, status=status, mimetype="text/html")
+
+
+ACTIVITY_SORTS = (
+    "unit",
+    "craftsman",
+    "active",
+    "completed",
+    "ended",
+    "summaries_due",
+    "summaries_on_time",
+    "summaries_late",
+    "hours",
+    "apprentices_passed",
+    "mean_rating",
+    "idle",
+)
+
+
+class ActivityPageArgsSchema(ma.Schema):
+    """The page's period (default: the twelve months up to today) and sort."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    first = ma.fields.Date(data_key="from", load_default=None)
+    last = ma.fields.Date(data_key="to", load_default=None)
+    sort = ma.fields.String(load_default="unit", validate=ma.validate.OneOf(ACTIVITY_SORTS))
+
+
+def _sort_key(name: str) -> Any:
+    if name == "unit":
+        return lambda row: (row["unit"]["code"], row["craftsman"]["name"])
+    if name == "craftsman":
+        return lambda row: row["craftsman"]["name"]
+    # Figures: the largest first (a missing mean rating last).
+    return lambda row: (row[name] is None, -(row[name] or 0))
+
+
+@blp.get("/activity")
+@sign_in_required
+def activity_page() -> Any:
+    """The activity assessment as a sortable table, a chart per unit, the idle ones marked."""
+    user = signed_in_user()
+    alliance = access.alliance_in_scope(db(), access.user_principal(user), user.alliance_id)
+    try:
+        args = ActivityPageArgsSchema().load(request.args)
+    except ma.ValidationError:
+        args = {"first": None, "last": None, "sort": "unit"}
+    today = local_today(alliance.timezone)
+    last = args["last"] or today
+    first = args["first"] or add_months(last, -12) + timedelta(days=1)
+    error = None
+    try:
+        report = activity(db(), alliance=alliance, first=first, last=last)
+    except DomainError as exc:
+        error = exc.detail
+        first, last = add_months(today, -12) + timedelta(days=1), today
+        report = activity(db(), alliance=alliance, first=first, last=last)
+    rows = sorted(report["craftsmen"], key=_sort_key(args["sort"]))
+    charts_by_unit = {
+        row["unit"]["id"]: charts.figure_bars(
+            [(gettext(f"activity.{name}"), row[name] or 0) for name in CHART_FIGURES],
+            title=row["unit"]["name"],
+        )
+        for row in report["units"]
+    }
+    return render_page(
+        "web/activity.html",
+        locale=user.locale,
+        user=user,
+        alliance=alliance,
+        report=report,
+        rows=rows,
+        charts=charts_by_unit,
+        sort=args["sort"],
+        first=first,
+        last=last,
+        error=error,
+        sorts=ACTIVITY_SORTS,
+    )
+
+
+@blp.get("/activity.xlsx")
+@sign_in_required
+def activity_xlsx() -> Any:
+    """The page's assessment as the same XLSX workbook as the API's (signed-in session, no key)."""
+    user = signed_in_user()
+    alliance = access.alliance_in_scope(db(), access.user_principal(user), user.alliance_id)
+    args = ActivityPageArgsSchema().load(request.args)
+    today = local_today(alliance.timezone)
+    last = args["last"] or today
+    first = args["first"] or add_months(last, -12) + timedelta(days=1)
+    report = activity(db(), alliance=alliance, first=first, last=last)
+    response = Response(activity_workbook(report), mimetype=XLSX_MEDIA_TYPE)
+    filename = f"activity-{first.isoformat()}-{last.isoformat()}.xlsx"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+CHART_FIGURES = ("active", "completed", "ended", "summaries_on_time", "summaries_late", "hours")
