@@ -51,7 +51,7 @@ from matcher.models import (
     User,
 )
 from matcher.services.alliances import create_alliance, create_unit
-from matcher.services.mentorships import local_today
+from matcher.services.mentorships import add_months, local_today, mid_term
 from matcher.services.reminders import ESCALATE_AFTER_DAYS, REMIND_DAYS_BEFORE, queue_reminders
 from matcher.services.users import create_user
 
@@ -202,6 +202,10 @@ def load(factory: sessionmaker[Session], n: int) -> Loaded:
                     "periods_filled": filled,
                     "next_due_on": next_due,
                     "last_summary_at": last,
+                    "ends_on": add_months(started_on, 12),
+                    "mid_term_on": mid_term(started_on, add_months(started_on, 12)),
+                    "goals": [],
+                    "flagged": False,
                     "created_at": NOW,
                     "updated_at": NOW,
                 }

@@ -303,7 +303,9 @@ def _figures(row: Any) -> dict[str, Any]:
         "summaries_late": max(0, due - on_time),
         "hours": round(float(row.hours), 2),
         "apprentices_passed": int(row.apprentices_passed),
-        "mean_rating": round(row.rating_sum / row.rating_count, 2) if row.rating_count else None,
+        "mean_rating": (
+            round(float(row.rating_sum) / int(row.rating_count), 2) if row.rating_count else None
+        ),
     }
 
 
