@@ -205,7 +205,8 @@ def load(factory: sessionmaker[Session], n: int) -> tuple[int, dict[str, int]]:
 
 def naive(session: Session, alliance: Alliance, craftsman_ids: list[int]) -> dict[int, dict]:
     """The obvious ORM code: per craftsman, per mentorship, per summary, in Python."""
-    offset = timedelta(hours=8)
+    offset = ZoneInfo(alliance.timezone).utcoffset(datetime(LAST.year, LAST.month, LAST.day))
+    assert offset is not None
     result: dict[int, dict[str, Any]] = {}
     for craftsman_id in craftsman_ids:
         row = dict.fromkeys(
