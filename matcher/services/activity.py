@@ -1,5 +1,5 @@
 """The activity assessment of an alliance's craftsmen and units over a period (programme.md,
-"Activity assessment"; seed 004: 动态管理), computed by the database in one statement per level.
+"Activity assessment"; seed 004: 动态管理), computed by the database in one statement.
 
 Every date is turned into a day number (days since 1970-01-01) so that the period arithmetic is
 integer arithmetic, the same on PostgreSQL and SQLite. Timestamps (summaries and check-ins
@@ -40,6 +40,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -262,33 +263,52 @@ def _per_craftsman(alliance: Alliance, period: Period, days: _Days) -> Select[An
     )
 
 
-def _per_unit(per_craftsman: Select[Any]) -> Select[Any]:
-    """The craftsmen's rows summed per unit."""
-    rows = per_craftsman.subquery("craftsmen")
-    return (
-        select(
-            rows.c.unit_id,
-            rows.c.unit_code,
-            rows.c.unit_name,
-            func.count().label("craftsmen"),
-            func.sum(rows.c.idle).label("idle_craftsmen"),
-            *(
-                func.sum(rows.c[name]).label(name)
-                for name in (
-                    "active",
-                    "completed",
-                    "ended",
-                    "summaries_due",
-                    "summaries_on_time",
-                    "hours",
-                    "apprentices_passed",
-                    "rating_sum",
-                    "rating_count",
-                )
-            ),
-        )
-        .group_by(rows.c.unit_id, rows.c.unit_code, rows.c.unit_name)
-        .order_by(rows.c.unit_code)
+SUMMED = (
+    "active",
+    "completed",
+    "ended",
+    "summaries_due",
+    "summaries_on_time",
+    "hours",
+    "apprentices_passed",
+    "rating_sum",
+    "rating_count",
+)
+
+
+def _both_levels(per_craftsman: Select[Any]) -> Select[Any]:
+    """One statement for both levels: the craftsmen's rows (computed once, a CTE) and their sums
+    per unit, told apart by ``level`` (0: a craftsman, 1: a unit)."""
+    rows = per_craftsman.cte("craftsman_rows")
+    craftsmen = select(
+        literal(0).label("level"),
+        rows.c.craftsman_id,
+        rows.c.craftsman_name,
+        rows.c.external_id,
+        rows.c.unit_id,
+        rows.c.unit_code,
+        rows.c.unit_name,
+        literal(1).label("craftsmen"),
+        rows.c.idle.label("idle_craftsmen"),
+        *(rows.c[name] for name in SUMMED),
+        rows.c.idle,
+    )
+    units = select(
+        literal(1).label("level"),
+        literal(None).label("craftsman_id"),
+        literal(None).label("craftsman_name"),
+        literal(None).label("external_id"),
+        rows.c.unit_id,
+        rows.c.unit_code,
+        rows.c.unit_name,
+        func.count().label("craftsmen"),
+        func.sum(rows.c.idle).label("idle_craftsmen"),
+        *(func.sum(rows.c[name]).label(name) for name in SUMMED),
+        literal(0).label("idle"),
+    ).group_by(rows.c.unit_id, rows.c.unit_code, rows.c.unit_name)
+    both = union_all(craftsmen, units).subquery("levels")
+    return select(both).order_by(
+        both.c.level, both.c.unit_code, both.c.craftsman_name, both.c.craftsman_id
     )
 
 
@@ -317,7 +337,7 @@ def activity(session: Session, *, alliance: Alliance, first: date, last: date) -
     offset = end_of_period.utcoffset() or timedelta(0)
     days = _Days(session.get_bind().dialect.name, int(offset.total_seconds()))
     period = Period(first=first, last=last, idle_months=alliance.idle_months)
-    per_craftsman = _per_craftsman(alliance, period, days)
+    rows = session.execute(_both_levels(_per_craftsman(alliance, period, days))).all()
     craftsmen = [
         {
             "craftsman": {
@@ -329,7 +349,8 @@ def activity(session: Session, *, alliance: Alliance, first: date, last: date) -
             **_figures(row),
             "idle": bool(row.idle),
         }
-        for row in session.execute(per_craftsman.order_by(Unit.code, Craftsman.name, Craftsman.id))
+        for row in rows
+        if row.level == 0
     ]
     units = [
         {
@@ -339,7 +360,8 @@ def activity(session: Session, *, alliance: Alliance, first: date, last: date) -
             **_figures(row),
             "idle": int(row.craftsmen) > 0 and int(row.idle_craftsmen) == int(row.craftsmen),
         }
-        for row in session.execute(_per_unit(per_craftsman))
+        for row in rows
+        if row.level == 1
     ]
     return {
         "alliance_id": alliance.id,
