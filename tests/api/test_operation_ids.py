@@ -15,8 +15,8 @@ CAMEL_CASE = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]*)+")
 # The verbs an operation's name may start with, by the HTTP method that carries it.
 VERBS = {
     "get": {"get", "list", "export"},
-    "post": {"create", "start", "bulkUpsert", "approve", "commit", "end", "submit"},
-    "put": {"upsert"},
+    "post": {"create", "start", "bulkUpsert", "approve", "commit", "end", "submit", "renew"},
+    "put": {"upsert", "correct"},
     "patch": {"update", "review"},
     "delete": {"deactivate", "clear"},
 }

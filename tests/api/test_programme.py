@@ -231,6 +231,15 @@ def test_a_pair_goes_from_commit_to_a_verifiable_certificate(
     text = _pdf_text(pdf.get_data())
     assert "李学徒" in text and "王师傅" in text and code in text
     assert f"http://testserver/certificates/{code}" in text
+    info = subprocess.run(
+        ["pdfinfo", "-"], input=pdf.get_data(), capture_output=True, check=True
+    ).stdout.decode()
+    assert "(A4)" in info and "Pages:           1" in info
+    fonts = subprocess.run(
+        ["pdffonts", "-"], input=pdf.get_data(), capture_output=True, check=True
+    ).stdout.decode()
+    # The CJK font is embedded (subset): the "emb" column says yes for it.
+    assert any("CJK" in line and " yes " in line for line in fonts.splitlines()), fonts
     assert master == pair["craftsman"]["id"]
 
 
