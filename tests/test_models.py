@@ -55,5 +55,6 @@ def test_the_package_registers_every_table() -> None:
         "matching",
         "mentorships",
         "people",
+        "programme",
         "scheduler",
     ]

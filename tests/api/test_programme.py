@@ -286,7 +286,9 @@ def test_a_pair_ended_as_not_a_fit_is_never_proposed_again(
     second = _run_and_commit(client, world, learner)
     assert second["craftsman"]["id"] != first["craftsman"]["id"]
     session.expire_all()
-    pairs = session.scalars(select(Mentorship).where(Mentorship.apprentice_id == learner)).all()
+    pairs = session.scalars(
+        select(Mentorship).where(Mentorship.apprentice_id == learner).order_by(Mentorship.id)
+    ).all()
     assert [(m.status, m.craftsman_id) for m in pairs] == [
         ("ended", first["craftsman"]["id"]),
         ("active", second["craftsman"]["id"]),

@@ -75,6 +75,7 @@ def test_the_table_says_what_the_contract_says() -> None:
         "skills.write": {COORDINATOR},
         "matching": {COORDINATOR},
         "reminders.read": {COORDINATOR},
+        "programme.manage": {COORDINATOR},
     }
 
 
