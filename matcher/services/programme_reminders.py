@@ -4,9 +4,10 @@ set-based ``INSERT ... SELECT`` into the same outbox, once-only through its uniq
 - ``term_ending``: 30 and 7 days before ``ends_on``, to both people and the alliance's active
   coordinators. The key names the end date, so a renewed term is reminded of again. A job that
   ran late queues what still applies: within 7 days the 30-day notice is superseded.
-- ``check_in``: after the pair's first summary (occasion 1, ``first_summary``) and from the
-  middle of its term (occasion 2, ``mid_term``), to each of the pair who has not answered it;
-  the email carries a signed link to the check-in form.
+- ``check_in``: after the pair's first summary (occasion 1, ``first_summary``; until the middle
+  of the term) and from the middle of its term (occasion 2, ``mid_term``; until its end), to
+  each of the pair who has not answered it; the email carries a signed link to the check-in
+  form.
 """
 
 from __future__ import annotations
@@ -118,9 +119,12 @@ def _term_ending_sources(timezone: str, today: date, now: datetime) -> list[Sele
 
 
 def _check_in_sources(timezone: str, today: date, now: datetime) -> list[Select[Any]]:
+    # A later occasion supersedes an earlier one not asked for in time (a job that ran late,
+    # or pairs older than the feature): the first-summary check-in is asked before mid-term
+    # only, the mid-term one until the term ends.
     reached = {
-        "first_summary": Mentorship.periods_filled >= 1,
-        "mid_term": Mentorship.mid_term_on <= today,
+        "first_summary": and_(Mentorship.periods_filled >= 1, Mentorship.mid_term_on > today),
+        "mid_term": and_(Mentorship.mid_term_on <= today, Mentorship.ends_on >= today),
     }
     sources: list[Select[Any]] = []
     for number, occasion in enumerate(CHECK_IN_OCCASIONS, start=1):

@@ -361,3 +361,48 @@ def test_the_public_certificate_pages_are_rate_limited(app: Flask) -> None:
     answers = [visitor.get("/certificates/UNKNOWNCODE234").status_code for _ in range(limit + 1)]
     assert answers[:limit] == [404] * limit
     assert answers[limit] == 429
+
+
+def test_check_ins_are_asked_after_the_first_summary_then_at_mid_term_once_each(
+    session: Session, world: World
+) -> None:
+    from matcher.services.mentorships import SummaryInput, add_summary
+    from matcher.services.programme_reminders import queue_programme_reminders
+
+    mentorship = factories.mentorship(
+        session, world.sibling_unit, world.unit, date(2026, 1, 31), "C"
+    )
+    add_summary(
+        session,
+        mentorship=mentorship,
+        summary=SummaryInput(author="apprentice", content="总结", hours=2, skills=[]),
+        submitted_by="test",
+    )
+    session.commit()
+
+    def occasions() -> list[tuple[int | None, str]]:
+        rows = session.scalars(select(Reminder).where(Reminder.kind == "check_in")).all()
+        return sorted((r.period_index, r.recipient_role) for r in rows)
+
+    # Before mid-term (2026-08-01): the first-summary check-in, to both, once.
+    assert queue_programme_reminders(session, now=_local_nine(date(2026, 3, 5)))["check_in"] == 2
+    assert queue_programme_reminders(session, now=_local_nine(date(2026, 3, 6)))["check_in"] == 0
+    # From mid-term: the mid-term one, once; after the end of the term, nothing more.
+    assert mentorship.mid_term_on == date(2026, 8, 1)
+    assert queue_programme_reminders(session, now=_local_nine(date(2026, 8, 1)))["check_in"] == 2
+    assert queue_programme_reminders(session, now=_local_nine(date(2026, 9, 1)))["check_in"] == 0
+    assert occasions() == [(1, "apprentice"), (1, "craftsman"), (2, "apprentice"), (2, "craftsman")]
+    # A pair older than its mid-term when first scanned is asked the mid-term question only.
+    late = factories.mentorship(session, world.sibling_unit, world.unit, date(2025, 3, 1), "L")
+    add_summary(
+        session,
+        mentorship=late,
+        summary=SummaryInput(author="apprentice", content="总结", hours=2, skills=[]),
+        submitted_by="test",
+    )
+    session.commit()
+    assert queue_programme_reminders(session, now=_local_nine(date(2026, 1, 10)))["check_in"] == 2
+    late_rows = session.scalars(
+        select(Reminder).where(Reminder.kind == "check_in", Reminder.mentorship_id == late.id)
+    ).all()
+    assert {r.period_index for r in late_rows} == {2}
