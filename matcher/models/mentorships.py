@@ -27,6 +27,8 @@ from matcher.models.people import Apprentice, Craftsman
 MENTORSHIP_STATUSES = ("active", "ended", "completed")
 AUTHORS = ("craftsman", "apprentice")
 REMINDER_KINDS = ("upcoming", "overdue", "escalation", "digest", "term_ending", "check_in")
+# The programme's emails (programme.md): about a pair, not about one of its summary periods.
+PROGRAMME_REMINDER_KINDS = ("term_ending", "check_in")
 REMINDER_STATUSES = ("pending", "sent", "failed", "cancelled")
 RECIPIENT_ROLES = ("craftsman", "apprentice", "coordinator", "unit")
 # One name per status, for the code that sets or compares one (the tuples above feed the checks).

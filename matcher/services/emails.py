@@ -20,6 +20,7 @@ from matcher.i18n import DEFAULT_LOCALE, N_, install_gettext, translate
 from matcher.models import (
     LOCALES,
     MENTORSHIP_ACTIVE,
+    PROGRAMME_REMINDER_KINDS,
     PROPOSAL_PENDING,
     RUN_PROPOSED,
     Alliance,
@@ -56,7 +57,6 @@ OPENINGS = {
     "term_ending": N_("email.term_ending"),
     "check_in": N_("email.check_in"),
 }
-PROGRAMME_KINDS = ("term_ending", "check_in")
 
 
 @cache
@@ -103,7 +103,7 @@ def render(
         locale, SUBJECTS[reminder.kind], alliance=alliance.name, **context["subject"]
     )
     name = "digest" if reminder.kind == "digest" else "reminder"
-    if reminder.kind in PROGRAMME_KINDS:
+    if reminder.kind in PROGRAMME_REMINDER_KINDS:
         name = "programme"
         context["link"] = _programme_link(reminder, settings)
     variables = {"locale": locale, "alliance": alliance, **context}

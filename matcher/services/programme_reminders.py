@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from matcher.models import (
     CHECK_IN_OCCASIONS,
     MENTORSHIP_ACTIVE,
+    PROGRAMME_REMINDER_KINDS,
     REMINDER_PENDING,
     Alliance,
     Apprentice,
@@ -33,7 +34,6 @@ from matcher.services.mentorships import local_today
 from matcher.services.reminders import _insert_new, _key
 
 TERM_ENDING_DAYS = (30, 7)
-PROGRAMME_KINDS = ("term_ending", "check_in")
 
 
 def occasion_of(period_index: int | None) -> str:
@@ -164,7 +164,7 @@ def _check_in_sources(timezone: str, today: date, now: datetime) -> list[Select[
 def queue_programme_reminders(session: Session, *, now: datetime) -> dict[str, int]:
     """Queue the term-ending and check-in emails due at ``now`` (each alliance's local date),
     each at most once; counts by kind."""
-    queued = dict.fromkeys(PROGRAMME_KINDS, 0)
+    queued = dict.fromkeys(PROGRAMME_REMINDER_KINDS, 0)
     timezones = session.scalars(
         select(Alliance.timezone)
         .join(Mentorship, Mentorship.alliance_id == Alliance.id)
