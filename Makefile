@@ -71,6 +71,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bulk_upsert.py
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/reminders.py
+	$(BIN)/python bench/activity.py
 	$(BIN)/python bench/request_path.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/webhooks.py

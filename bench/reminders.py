@@ -51,7 +51,8 @@ from matcher.models import (
     User,
 )
 from matcher.services.alliances import create_alliance, create_unit
-from matcher.services.mentorships import local_today
+from matcher.services.mentorships import add_months, local_today, mid_term
+from matcher.services.programme_reminders import queue_programme_reminders
 from matcher.services.reminders import ESCALATE_AFTER_DAYS, REMIND_DAYS_BEFORE, queue_reminders
 from matcher.services.users import create_user
 
@@ -202,6 +203,10 @@ def load(factory: sessionmaker[Session], n: int) -> Loaded:
                     "periods_filled": filled,
                     "next_due_on": next_due,
                     "last_summary_at": last,
+                    "ends_on": add_months(started_on, 12),
+                    "mid_term_on": mid_term(started_on, add_months(started_on, 12)),
+                    "goals": [],
+                    "flagged": False,
                     "created_at": NOW,
                     "updated_at": NOW,
                 }
@@ -339,6 +344,12 @@ def run(backend: str, n: int, naive_n: int) -> None:
             naive_counts = naive_scan(session, NOW, naive_n)
             naive = time.perf_counter() - started
         assert naive_counts == naive_expected, f"naive {naive_counts} != set {naive_expected}"
+        # The same job also queues the programme's emails (term ending, check-ins).
+        with factory() as session:
+            started = time.perf_counter()
+            programme = queue_programme_reminders(session, now=NOW)
+            session.commit()
+            programme_seconds = time.perf_counter() - started
         engine.dispose()
 
     today = local_today(TIMEZONE, NOW)
@@ -355,6 +366,11 @@ def run(backend: str, n: int, naive_n: int) -> None:
         local = now.astimezone(ZoneInfo(TIMEZONE)).strftime("%Y-%m-%d %H:%M")
         total = sum(counts.values())
         print(f"  {label:<15} now={local}  {seconds:6.2f} s   queued {total:>7,}: {_fmt(counts)}")
+    print(
+        f"  programme scan  now={NOW.astimezone(ZoneInfo(TIMEZONE)):%Y-%m-%d %H:%M}"
+        f"  {programme_seconds:6.2f} s   queued term_ending {programme['term_ending']:,}, "
+        f"check_in {programme['check_in']:,} (the rest of the job's run)"
+    )
     scale = n / naive_n
     how = "all of them" if naive_n == n else f"first {naive_n:,}, extrapolated x{scale:g}"
     extrapolated = naive * scale

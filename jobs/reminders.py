@@ -14,6 +14,7 @@ from matcher.metrics import OUTBOX_SENDS
 from matcher.models import REMINDER_FAILED, Reminder
 from matcher.services.channels import queue_channel_digests, queue_channel_notices
 from matcher.services.emails import build_message, render
+from matcher.services.programme_reminders import queue_programme_reminders
 from matcher.services.reminders import (
     cancel_if_obsolete,
     claim_batch,
@@ -30,9 +31,13 @@ BATCH = 50
 
 
 def reminders(ctx: JobContext) -> dict[str, Any]:
-    """Queue the upcoming / overdue / escalation emails due at ``ctx.now``, each at most once."""
+    """Queue the upcoming / overdue / escalation emails due at ``ctx.now``, and the programme's
+    term-ending and check-in emails, each at most once."""
     with session_scope(ctx.session_factory) as session:
-        queued: dict[str, Any] = queue_reminders(session, now=ctx.now)
+        queued: dict[str, Any] = {
+            **queue_reminders(session, now=ctx.now),
+            **queue_programme_reminders(session, now=ctx.now),
+        }
         # In the same transaction: the pair is overdue for webhooks and chat groups when it is
         # for email. Their counts are reported when there are any (most installs have none).
         also = {

@@ -60,6 +60,9 @@ class Settings:
     match_inline_max_cells: Annotated[int, Range(low=0)] = 4_000_000
     # Requests per API key and minute (reads and writes together); 0 turns the limit off.
     rate_limit_per_minute: Annotated[int, Range(low=0, meaning="0 turns the limit off")] = 1200
+    # Requests per client address and minute to the public certificate pages (no key to count
+    # against); 0 turns the limit off.
+    public_rate_limit_per_minute: Annotated[int, Range(low=0, meaning="0 turns the limit off")] = 60
     # Reverse proxies in front of the service that append to X-Forwarded-For; 0: the client
     # address is the socket's peer and the header, which anyone can write, is ignored.
     proxy_hops: Annotated[int, Range(low=0, high=10, meaning="0: no proxy")] = 0

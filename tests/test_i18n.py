@@ -20,10 +20,15 @@ from babel.messages.pofile import read_po
 import matcher
 from matcher.algorithms.params import Objective
 from matcher.api.mentorships import SummaryInputSchema
+from matcher.api.programme import CheckInInputSchema
 from matcher.i18n import CATALOGS, DEFAULT_LOCALE, Message, catalog_name, translate
 from matcher.models import (
+    ASSESSMENT_RESULTS,
     AUTHORS,
+    CHECK_IN_OCCASIONS,
+    END_REASONS,
     LOCALES,
+    MENTORSHIP_STATUSES,
     PROPOSAL_STATUSES,
     RUN_STATUSES,
     UNMATCHED_REASONS,
@@ -31,6 +36,7 @@ from matcher.models import (
 from matcher.services.review import CommitConflict
 from matcher.services.run_report import SORTS
 from matcher.web.labels import FAMILIES
+from matcher.web.programme import ACTIVITY_SORTS
 from matcher.web.runs import NUMBER_PARAMS, RULE_PARAMS, DecisionFormSchema
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -114,6 +120,17 @@ def _choices(schema: ma.Schema, field: str) -> tuple[str, ...]:
         ("summary_field", "summary.", tuple(set(SummaryInputSchema().fields) - {"author"}), ""),
         ("flash", "flash.", _choices(DecisionFormSchema(), "action"), ""),
         ("conflict", "conflict.", get_args(get_type_hints(CommitConflict)["kind"]), ""),
+        ("mentorship_status", "mentorship.status.", MENTORSHIP_STATUSES, ""),
+        ("end_reason", "end_reason.", END_REASONS, ""),
+        ("occasion", "occasion.", CHECK_IN_OCCASIONS, ""),
+        ("activity", "activity.", ACTIVITY_SORTS, ""),
+        ("assessment_result", "assessment.result.", ASSESSMENT_RESULTS, ""),
+        (
+            "check_in_field",
+            "check_in.",
+            tuple(set(CheckInInputSchema().fields) - {"author", "occasion"}),
+            "",
+        ),
     ],
 )
 def test_each_family_of_ids_built_from_a_value_covers_every_value(

@@ -255,3 +255,48 @@ def test_0007_gives_each_alliance_its_own_copy_of_the_tags_it_uses(bare_database
             }
     finally:
         engine.dispose()
+
+
+def test_0010_gives_existing_pairs_the_default_term_and_goes_back(bare_database_url: str) -> None:
+    engine = make_engine(bare_database_url)
+    try:
+        upgrade(engine, "0005")
+        with engine.begin() as connection:
+            _rows_at_0005(connection)
+        upgrade(engine)
+        with engine.connect() as connection:
+            pair = connection.execute(
+                text(
+                    "SELECT ends_on, mid_term_on, goals, flagged, end_reason FROM mentorships"
+                    " WHERE id = 1"
+                )
+            ).one()
+            ends_on, mid_term_on = (
+                value if isinstance(value, date) else date.fromisoformat(value)
+                for value in pair[:2]
+            )
+            # Started 2026-01-01: the default 12-month agreement, asked for a check-in mid-way.
+            assert (ends_on, mid_term_on) == (date(2027, 1, 1), date(2026, 7, 2))
+            assert pair[2] in ([], "[]") and not pair[3] and pair[4] is None
+            settings = connection.execute(
+                text("SELECT agreement_months, idle_months FROM alliances WHERE id = 1")
+            ).one()
+            assert tuple(settings) == (12, 6)
+        command.downgrade(alembic_config(engine), "0007")
+        with engine.connect() as connection:
+            columns = {
+                row[1] if engine.dialect.name == "sqlite" else row[0]
+                for row in connection.execute(
+                    text("PRAGMA table_info(mentorships)")
+                    if engine.dialect.name == "sqlite"
+                    else text(
+                        "SELECT column_name FROM information_schema.columns"
+                        " WHERE table_name = 'mentorships'"
+                    )
+                )
+            }
+            assert "ends_on" not in columns and "started_on" in columns
+        upgrade(engine)
+        assert schema_status(engine).current == head_revision()
+    finally:
+        engine.dispose()

@@ -45,11 +45,13 @@ class ExternalIdConverter(BaseConverter):
 def register_api(app: Flask) -> Api:
     """Create the Api, mount every resource and the self-hosted docs page."""
     from matcher.api import (
+        activity,
         alliances,
         match_runs,
         mentorships,
         notification_channels,
         people,
+        programme,
         proposals,
         reminders,
         skills,
@@ -91,6 +93,8 @@ def register_api(app: Flask) -> Api:
         match_runs,
         proposals,
         mentorships,
+        programme,
+        activity,
         reminders,
         webhooks,
         notification_channels,

@@ -8,27 +8,34 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from matcher.api.base import Blueprint, PageArgsSchema, json_list, page_rows, paginate
-from matcher.api.fields import Id, StrictFloat, text
+from matcher.api.fields import Id, StrictBoolean, StrictFloat, StrictInteger, text
 from matcher.api.match_runs import PersonRefSchema
-from matcher.api.schemas import BaseSchema
+from matcher.api.schemas import BaseSchema, top_level
 from matcher.extensions import db, principal, state
-from matcher.models import AUTHORS, MENTORSHIP_STATUSES, Alliance
+from matcher.models import AUTHORS, END_REASONS, MENTORSHIP_STATUSES, Alliance
 from matcher.services import access
 from matcher.services.access import Principal
 from matcher.services.mentorships import (
     SummaryInput,
     add_summary,
     alliance_today,
-    end_mentorship,
     local_today,
     mentorship_item,
     mentorship_items,
     mentorship_list,
     summaries_query,
 )
+from matcher.services.programme import change_mentorship, end_pair, renew, validate_goal_levels
 
 blp = Blueprint("mentorships", __name__, description="Mentorships and training summaries")
 BLUEPRINTS = [blp]
+
+
+class GoalSchema(BaseSchema):
+    """A skill the pair works towards, with the level aimed at (1–5)."""
+
+    skill = text(required=True, max_length=100)
+    level = StrictInteger(required=True, validate=ma.validate.Range(min=1, max=5))
 
 
 class MentorshipSchema(ma.Schema):
@@ -51,6 +58,35 @@ class MentorshipSchema(ma.Schema):
     )
     last_summary_at = ma.fields.AwareDateTime(allow_none=True)
     proposal_id = ma.fields.Integer(allow_none=True)
+    ends_on = ma.fields.Date(metadata={"description": "End of the agreed term (师徒协议)"})
+    goals = ma.fields.List(ma.fields.Nested(GoalSchema))
+    flagged = ma.fields.Boolean(
+        metadata={"description": "A check-in said 'not a good fit'; until ended or cleared"}
+    )
+    end_reason = ma.fields.String(allow_none=True, metadata={"enum": list(END_REASONS)})
+    end_comment = ma.fields.String(allow_none=True)
+
+
+class MentorshipPatchSchema(BaseSchema):
+    """What a coordinator changes on a mentorship: its goals; ``flagged: false`` clears the flag."""
+
+    goals = ma.fields.List(ma.fields.Nested(GoalSchema), validate=ma.validate.Length(max=50))
+    flagged = StrictBoolean(
+        validate=ma.validate.Equal(False, error="Only false: a check-in sets the flag."),
+    )
+
+
+class RenewSchema(BaseSchema):
+    """How long to extend the agreement."""
+
+    months = StrictInteger(required=True, validate=ma.validate.Range(min=1, max=12))
+
+
+class EndSchema(BaseSchema):
+    """Why the pair ends early."""
+
+    reason_code = ma.fields.String(required=True, validate=ma.validate.OneOf(END_REASONS))
+    comment = text(max_length=2000, multi_line=True, load_default=None, allow_none=True)
 
 
 class MentorshipQueryArgsSchema(PageArgsSchema):
@@ -128,17 +164,54 @@ class MentorshipById(MethodView):
         """Read a mentorship with its next due date and overdue periods."""
         return mentorship_item(db(), principal(), mentorship_id)
 
+    @blp.arguments(MentorshipPatchSchema(partial=top_level(MentorshipPatchSchema)))
+    @blp.response(200, MentorshipSchema)
+    @blp.doc(operationId="updateMentorship")
+    def patch(self, changes: dict[str, Any], mentorship_id: int) -> Any:
+        """Change a mentorship's goals, or clear its flag (coordinator)."""
+        caller = principal()
+        mentorship = access.mentorship_in_scope(db(), caller, mentorship_id)
+        access.require(caller, "programme.manage")
+        validate_goal_levels(changes.get("goals", []))
+        change_mentorship(db(), mentorship=mentorship, changes=changes, actor=caller.label)
+        db().commit()
+        return mentorship_item(db(), caller, mentorship_id)
+
+
+@blp.route("/mentorships/<id:mentorship_id>/renew")
+class RenewMentorship(MethodView):
+    @blp.arguments(RenewSchema)
+    @blp.response(200, MentorshipSchema)
+    @blp.doc(operationId="renewMentorship")
+    def post(self, body: dict[str, Any], mentorship_id: int) -> Any:
+        """Extend the agreement's term by 1–12 months (coordinator; 409 once it has ended)."""
+        caller = principal()
+        mentorship = access.mentorship_in_scope(db(), caller, mentorship_id)
+        access.require(caller, "programme.manage")
+        renew(db(), mentorship=mentorship, months=body["months"], actor=caller.label)
+        db().commit()
+        return mentorship_item(db(), caller, mentorship_id)
+
 
 @blp.route("/mentorships/<id:mentorship_id>/end")
 class EndMentorship(MethodView):
+    @blp.arguments(EndSchema)
     @blp.response(200, MentorshipSchema)
     @blp.doc(operationId="endMentorship")
-    def post(self, mentorship_id: int) -> Any:
-        """End a mentorship (idempotent): its summary cycle and reminders stop."""
+    def post(self, body: dict[str, Any], mentorship_id: int) -> Any:
+        """End a mentorship with a reason (idempotent): its summary cycle and reminders stop,
+        the pair is never proposed again, the apprentice is back in the pool."""
         caller = principal()
         mentorship = access.mentorship_in_scope(db(), caller, mentorship_id)
         today = alliance_today(db(), mentorship.alliance_id)
-        end_mentorship(db(), mentorship=mentorship, today=today)
+        end_pair(
+            db(),
+            mentorship=mentorship,
+            reason_code=body["reason_code"],
+            comment=body["comment"],
+            today=today,
+            actor=caller.label,
+        )
         db().commit()
         return mentorship_item(db(), caller, mentorship_id)
 

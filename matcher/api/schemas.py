@@ -112,6 +112,16 @@ class AllianceSchema(BaseSchema):
     summary_every_days = StrictInteger(load_default=30, validate=ma.validate.Range(min=1, max=366))
     # The default parameters of its runs (matching.md), as set; null: none.
     match_defaults = ma.fields.Dict(dump_only=True, allow_none=True)
+    agreement_months = StrictInteger(
+        load_default=12,
+        validate=ma.validate.Range(min=1, max=36),
+        metadata={"description": "Term of a new mentorship's agreement (师徒协议), in months"},
+    )
+    idle_months = StrictInteger(
+        load_default=6,
+        validate=ma.validate.Range(min=1, max=120),
+        metadata={"description": "Months without an active pair or a summary that make idle"},
+    )
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
 

@@ -39,9 +39,12 @@ from matcher.models.matching import (
 )
 from matcher.models.mentorships import (
     AUTHORS,
+    END_REASONS,
     MENTORSHIP_ACTIVE,
+    MENTORSHIP_COMPLETED,
     MENTORSHIP_ENDED,
     MENTORSHIP_STATUSES,
+    PROGRAMME_REMINDER_KINDS,
     RECIPIENT_ROLES,
     REMINDER_CANCELLED,
     REMINDER_FAILED,
@@ -54,6 +57,16 @@ from matcher.models.mentorships import (
     TrainingSummary,
 )
 from matcher.models.people import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, PersonMixin
+from matcher.models.programme import (
+    ASSESSMENT_FAIL,
+    ASSESSMENT_PASS,
+    ASSESSMENT_RESULTS,
+    CHECK_IN_OCCASIONS,
+    Assessment,
+    Certificate,
+    CheckIn,
+    PublicRequestWindow,
+)
 from matcher.models.scheduler import SchedulerHeartbeat
 from matcher.models.webhooks import (
     ALL_EVENTS,
@@ -95,6 +108,16 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "WebhookEvent",
+    "ASSESSMENT_FAIL",
+    "ASSESSMENT_PASS",
+    "ASSESSMENT_RESULTS",
+    "CHECK_IN_OCCASIONS",
+    "END_REASONS",
+    "MENTORSHIP_COMPLETED",
+    "Assessment",
+    "Certificate",
+    "CheckIn",
+    "PublicRequestWindow",
     "ACTIVE_RUN_INDEX",
     "ACTIVE_RUN_STATUSES",
     "AUTHORS",
@@ -103,6 +126,7 @@ __all__ = [
     "MENTORSHIP_ENDED",
     "MENTORSHIP_STATUSES",
     "OPEN_PROPOSAL_STATUSES",
+    "PROGRAMME_REMINDER_KINDS",
     "PROPOSAL_APPROVED",
     "PROPOSAL_PENDING",
     "PROPOSAL_REJECTED",

@@ -15,7 +15,11 @@ class Alliance(TimestampMixin, Base):
     """A craftsman alliance: the member units that agreed to share craftsmen."""
 
     __tablename__ = "alliances"
-    __table_args__ = (CheckConstraint("summary_every_days BETWEEN 1 AND 366", name="cadence"),)
+    __table_args__ = (
+        CheckConstraint("summary_every_days BETWEEN 1 AND 366", name="cadence"),
+        CheckConstraint("agreement_months BETWEEN 1 AND 36", name="agreement_months"),
+        CheckConstraint("idle_months BETWEEN 1 AND 120", name="idle_months"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
@@ -25,6 +29,10 @@ class Alliance(TimestampMixin, Base):
     # Default match parameters of its runs, as set (key by key; a run's own params override
     # them); None: none set.
     match_defaults: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # programme.md: the term of a new agreement, and how long without a pair or a summary
+    # makes a craftsman or unit idle in the activity assessment.
+    agreement_months: Mapped[int] = mapped_column(Integer, default=12, server_default="12")
+    idle_months: Mapped[int] = mapped_column(Integer, default=6, server_default="6")
 
     units: Mapped[list[Unit]] = relationship(back_populates="alliance")
 

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Date,
     Float,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -22,13 +24,17 @@ from matcher.db import Base, UTCDateTime, utcnow
 from matcher.models.base import TimestampMixin, one_of
 from matcher.models.people import Apprentice, Craftsman
 
-MENTORSHIP_STATUSES = ("active", "ended")
+MENTORSHIP_STATUSES = ("active", "ended", "completed")
 AUTHORS = ("craftsman", "apprentice")
-REMINDER_KINDS = ("upcoming", "overdue", "escalation", "digest")
+REMINDER_KINDS = ("upcoming", "overdue", "escalation", "digest", "term_ending", "check_in")
+# The programme's emails (programme.md): about a pair, not about one of its summary periods.
+PROGRAMME_REMINDER_KINDS = ("term_ending", "check_in")
 REMINDER_STATUSES = ("pending", "sent", "failed", "cancelled")
 RECIPIENT_ROLES = ("craftsman", "apprentice", "coordinator", "unit")
 # One name per status, for the code that sets or compares one (the tuples above feed the checks).
-MENTORSHIP_ACTIVE, MENTORSHIP_ENDED = MENTORSHIP_STATUSES
+MENTORSHIP_ACTIVE, MENTORSHIP_ENDED, MENTORSHIP_COMPLETED = MENTORSHIP_STATUSES
+# Why a pair was ended early (programme.md, "Agreement and term").
+END_REASONS = ("not_a_fit", "left_unit", "craftsman_unavailable", "other")
 REMINDER_PENDING, REMINDER_SENT, REMINDER_FAILED, REMINDER_CANCELLED = REMINDER_STATUSES
 
 
@@ -39,6 +45,10 @@ class Mentorship(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint(one_of("status", MENTORSHIP_STATUSES), name="status"),
         CheckConstraint("summary_every_days BETWEEN 1 AND 366", name="cadence"),
+        CheckConstraint(
+            f"end_reason IS NULL OR {one_of('end_reason', END_REASONS)}", name="end_reason"
+        ),
+        Index("ix_mentorships_status_ends_on", "status", "ends_on"),
         Index("ix_mentorships_status_started_on", "status", "started_on"),
         Index("ix_mentorships_status_next_due_on", "status", "next_due_on"),
     )
@@ -58,6 +68,15 @@ class Mentorship(TimestampMixin, Base):
     periods_filled: Mapped[int] = mapped_column(Integer, default=0)
     next_due_on: Mapped[date | None] = mapped_column(Date)
     last_summary_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The agreement (师徒协议, programme.md): its term, the goals, and how the pair ended.
+    ends_on: Mapped[date] = mapped_column(Date)
+    # The middle of the agreed term, when the pair is asked for a check-in (kept on the row so
+    # that the reminder scan compares dates only, the same on both dialects).
+    mid_term_on: Mapped[date] = mapped_column(Date)
+    goals: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    end_comment: Mapped[str | None] = mapped_column(Text)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     craftsman: Mapped[Craftsman] = relationship()
     apprentice: Mapped[Apprentice] = relationship()

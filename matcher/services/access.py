@@ -56,6 +56,7 @@ Action = Literal[
     "reminders.read",
     "webhooks.manage",
     "channels.manage",
+    "programme.manage",
 ]
 # The roles that may do each action on what lies in their scope; an admin may do everything.
 # Actions every role may do in its scope (read units, people, skills, mentorships; end a
@@ -73,6 +74,8 @@ MAY: Mapping[Action, frozenset[str]] = {
     # Each role registers receivers for its own scope (an hr key: its unit's people).
     "webhooks.manage": frozenset({COORDINATOR, HR}),
     "channels.manage": frozenset({COORDINATOR, HR}),  # chat groups: an alliance's, a unit's
+    # goals, renewal, flags, the completion assessment, the activity assessment
+    "programme.manage": frozenset({COORDINATOR}),
 }
 
 

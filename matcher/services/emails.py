@@ -20,6 +20,7 @@ from matcher.i18n import DEFAULT_LOCALE, N_, install_gettext, translate
 from matcher.models import (
     LOCALES,
     MENTORSHIP_ACTIVE,
+    PROGRAMME_REMINDER_KINDS,
     PROPOSAL_PENDING,
     RUN_PROPOSED,
     Alliance,
@@ -32,7 +33,12 @@ from matcher.models import (
 )
 from matcher.services.mentorships import local_today, overdue_periods
 from matcher.services.reminders import ESCALATE_AFTER_DAYS
-from matcher.services.summary_links import SummaryLink, make_token
+from matcher.services.summary_links import (
+    CheckInLink,
+    SummaryLink,
+    make_check_in_token,
+    make_token,
+)
 from matcher.text import header_safe
 
 # Each kind's subject and opening sentence (message ids of the catalogs in ``matcher.i18n``).
@@ -41,11 +47,15 @@ SUBJECTS = {
     "overdue": N_("email.subject.overdue"),
     "escalation": N_("email.subject.escalation"),
     "digest": N_("email.subject.digest"),
+    "term_ending": N_("email.subject.term_ending"),
+    "check_in": N_("email.subject.check_in"),
 }
 OPENINGS = {
     "upcoming": N_("email.upcoming"),
     "overdue": N_("email.overdue"),
     "escalation": N_("email.escalation"),
+    "term_ending": N_("email.term_ending"),
+    "check_in": N_("email.check_in"),
 }
 
 
@@ -93,6 +103,9 @@ def render(
         locale, SUBJECTS[reminder.kind], alliance=alliance.name, **context["subject"]
     )
     name = "digest" if reminder.kind == "digest" else "reminder"
+    if reminder.kind in PROGRAMME_REMINDER_KINDS:
+        name = "programme"
+        context["link"] = _programme_link(reminder, settings)
     variables = {"locale": locale, "alliance": alliance, **context}
     return Rendered(
         subject=subject,
@@ -138,6 +151,21 @@ def _pair_context(
         "overview": f"{settings.base_url.rstrip('/')}/",
         "overdue_periods": overdue_periods(mentorship, local_today(alliance.timezone, now)),
     }
+
+
+def _programme_link(reminder: Reminder, settings: Settings) -> str | None:
+    """The check-in form's signed link (check_in, to one of the pair); else none."""
+    if reminder.kind != "check_in" or reminder.recipient_role not in ("craftsman", "apprentice"):
+        return None
+    from matcher.services.programme_reminders import occasion_of
+
+    token = make_check_in_token(
+        settings.secret_key,
+        CheckInLink(
+            reminder.mentorship_id or 0, occasion_of(reminder.period_index), reminder.recipient_role
+        ),
+    )
+    return f"{settings.base_url.rstrip('/')}/check-in/{token}"
 
 
 def _digest_context(session: Session, alliance: Alliance, reminder: Reminder) -> dict[str, Any]:

@@ -7,6 +7,7 @@ on the row so that reminders and overdue lists are single indexed queries.
 
 from __future__ import annotations
 
+import calendar
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +67,18 @@ def overdue_periods(mentorship: Mentorship | Row[Any], today: date) -> int:
     return max(0, due_before_today - mentorship.periods_filled)
 
 
+def add_months(day: date, months: int) -> date:
+    """``day`` moved by whole calendar months; the 31st of a shorter month is its last day."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def mid_term(started_on: date, ends_on: date) -> date:
+    """The middle of an agreed term (when the pair is asked for its second check-in)."""
+    return started_on + (ends_on - started_on) / 2
+
+
 def create_mentorship(
     session: Session,
     *,
@@ -75,10 +88,15 @@ def create_mentorship(
     summary_every_days: int | None = None,
     proposal_id: int | None = None,
 ) -> Mentorship:
-    """A new active mentorship; the cadence defaults to the alliance's."""
+    """A new active mentorship; the cadence defaults to the alliance's, the agreement runs for
+    the alliance's ``agreement_months``, and its goals are the apprentice's wants."""
+    alliance = session.get_one(Alliance, craftsman.unit.alliance_id)
     if summary_every_days is None:
-        alliance = session.get_one(Alliance, craftsman.unit.alliance_id)
         summary_every_days = alliance.summary_every_days
+    ends_on = add_months(started_on, alliance.agreement_months)
+    goals: list[dict[str, object]] = [
+        {"skill": want.skill.name, "level": want.level} for want in apprentice.wants
+    ]
     mentorship = Mentorship(
         alliance_id=craftsman.unit.alliance_id,
         craftsman_id=craftsman.id,
@@ -89,6 +107,10 @@ def create_mentorship(
         status=MENTORSHIP_ACTIVE,
         periods_filled=0,
         next_due_on=started_on + timedelta(days=summary_every_days),
+        ends_on=ends_on,
+        mid_term_on=mid_term(started_on, ends_on),
+        goals=goals,
+        flagged=False,
     )
     session.add(mentorship)
     session.flush()
@@ -213,6 +235,11 @@ def mentorship_items(rows: Sequence[Row[Any]], now: datetime | None = None) -> l
                 "overdue_periods": overdue_periods(row, today),
                 "last_summary_at": row.last_summary_at,
                 "proposal_id": row.proposal_id,
+                "ends_on": row.ends_on,
+                "goals": row.goals,
+                "flagged": row.flagged,
+                "end_reason": row.end_reason,
+                "end_comment": row.end_comment,
             }
         )
     return items

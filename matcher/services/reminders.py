@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, aliased
 from matcher.errors import ValidationFailed
 from matcher.models import (
     MENTORSHIP_ACTIVE,
+    PROGRAMME_REMINDER_KINDS,
     REMINDER_CANCELLED,
     REMINDER_FAILED,
     REMINDER_PENDING,
@@ -304,7 +305,16 @@ def cancel_if_obsolete(session: Session, *, reminder: Reminder, token: str) -> b
         return False
     mentorship = session.get(Mentorship, reminder.mentorship_id)
     period = reminder.period_index or 0
-    if (
+    if reminder.kind in PROGRAMME_REMINDER_KINDS:
+        # The programme's emails concern the pair, not a period: obsolete once it ended, or
+        # (term_ending) once renewed to another end date.
+        if (
+            mentorship is not None
+            and mentorship.status == MENTORSHIP_ACTIVE
+            and (reminder.kind == "check_in" or mentorship.ends_on == reminder.due_on)
+        ):
+            return False
+    elif (
         mentorship is not None
         and mentorship.status == MENTORSHIP_ACTIVE
         and mentorship.periods_filled < period

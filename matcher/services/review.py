@@ -116,18 +116,32 @@ def _compare_and_set(
 
 
 def _remember_rejection(session: Session, proposal: Proposal, actor: str) -> None:
+    remember_rejected_pair(
+        session,
+        craftsman_id=proposal.craftsman_id,
+        apprentice_id=proposal.apprentice_id,
+        proposal_id=proposal.id,
+        actor=actor,
+    )
+
+
+def remember_rejected_pair(
+    session: Session, *, craftsman_id: int, apprentice_id: int, proposal_id: int | None, actor: str
+) -> None:
+    """Remember a pair as rejected: no later run proposes it until the rejection is cleared
+    (the solver honours ``rejected_pairs``; a pair ended early is remembered here too)."""
     existing = session.scalars(
         select(RejectedPair).where(
-            RejectedPair.craftsman_id == proposal.craftsman_id,
-            RejectedPair.apprentice_id == proposal.apprentice_id,
+            RejectedPair.craftsman_id == craftsman_id,
+            RejectedPair.apprentice_id == apprentice_id,
         )
     ).one_or_none()
     if existing is None:
         session.add(
             RejectedPair(
-                craftsman_id=proposal.craftsman_id,
-                apprentice_id=proposal.apprentice_id,
-                proposal_id=proposal.id,
+                craftsman_id=craftsman_id,
+                apprentice_id=apprentice_id,
+                proposal_id=proposal_id,
                 rejected_by=actor,
             )
         )
@@ -135,7 +149,7 @@ def _remember_rejection(session: Session, proposal: Proposal, actor: str) -> Non
         existing.cleared_at = None
         existing.rejected_at = utcnow()
         existing.rejected_by = actor
-        existing.proposal_id = proposal.id
+        existing.proposal_id = proposal_id
 
 
 def _forget_rejection(session: Session, proposal: Proposal) -> None:

@@ -1,4 +1,5 @@
-"""Signed, expiring links to the summary form ``/summary/{token}``."""
+"""Signed, expiring links to the summary form ``/summary/{token}`` and the check-in form
+``/check-in/{token}``."""
 
 from __future__ import annotations
 
@@ -37,3 +38,34 @@ def read_token(secret_key: str, token: str, max_age: int = MAX_AGE_SECONDS) -> S
     except (BadSignature, ValueError, TypeError) as exc:
         raise NotFound("This link is not valid.") from exc
     return SummaryLink(mentorship_id=int(mentorship_id), period=int(period), author=str(author))
+
+
+CHECK_IN_SALT = "check-in-link"
+
+
+@dataclass(frozen=True)
+class CheckInLink:
+    """What a check-in link lets its holder do: answer one occasion's check-in as one of the
+    pair."""
+
+    mentorship_id: int
+    occasion: str  # first_summary | mid_term
+    author: str  # craftsman | apprentice
+
+
+def make_check_in_token(secret_key: str, link: CheckInLink) -> str:
+    """A URL-safe token signed with the service's secret (another salt than summaries')."""
+    serializer = URLSafeTimedSerializer(secret_key, salt=CHECK_IN_SALT)
+    return serializer.dumps([link.mentorship_id, link.occasion, link.author])
+
+
+def read_check_in_token(secret_key: str, token: str, max_age: int = MAX_AGE_SECONDS) -> CheckInLink:
+    """The check-in link a token stands for; a forged or expired one is ``NotFound``."""
+    serializer = URLSafeTimedSerializer(secret_key, salt=CHECK_IN_SALT)
+    try:
+        mentorship_id, occasion, author = serializer.loads(token, max_age=max_age)
+    except SignatureExpired as exc:
+        raise NotFound("This link has expired; ask your coordinator for a new one.") from exc
+    except (BadSignature, ValueError, TypeError) as exc:
+        raise NotFound("This link is not valid.") from exc
+    return CheckInLink(int(mentorship_id), str(occasion), str(author))

@@ -109,3 +109,23 @@ def unit_bars(
         )
         body.append(f'<g class="rule"><title>{escape(label)} {limit}</title>{lines}</g>')
     return _svg(height, title, body)
+
+
+def figure_bars(figures: Sequence[tuple[str, float]], *, title: str) -> Markup:
+    """One unit's figures as labelled horizontal bars (each against the largest)."""
+    label_w, row_h, top = 112, 22, 6
+    height = top + row_h * max(1, len(figures)) + 4
+    peak = max((value for _, value in figures), default=0) or 1
+    bar_w = WIDTH - label_w - 46
+    body = []
+    for i, (label, value) in enumerate(figures):
+        y = top + i * row_h
+        w = bar_w * value / peak
+        shown = f"{value:g}"
+        body.append(
+            f'<text x="{label_w - 8}" y="{y + 13}" text-anchor="end">{escape(label)}</text>'
+            f'<rect x="{label_w}" y="{y + 2}" width="{max(w, 1):.1f}" height="14" rx="2" '
+            f'fill="{BLUE if i % 2 else RED}"/><text x="{label_w + w + 5:.1f}" y="{y + 13}" '
+            f'fill="{MUTED}">{shown}</text>'
+        )
+    return _svg(height, title, body)

@@ -71,4 +71,34 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         N_("conflict.apprentice_mentored"),
         N_("conflict.no_slot"),
     ),
+    # the programme (programme.md): a mentorship's status, why it ended, check-in occasions
+    "mentorship_status": (
+        N_("mentorship.status.active"),
+        N_("mentorship.status.ended"),
+        N_("mentorship.status.completed"),
+    ),
+    "end_reason": (
+        N_("end_reason.not_a_fit"),
+        N_("end_reason.left_unit"),
+        N_("end_reason.craftsman_unavailable"),
+        N_("end_reason.other"),
+    ),
+    "occasion": (N_("occasion.first_summary"), N_("occasion.mid_term")),
+    "assessment_result": (N_("assessment.result.pass"), N_("assessment.result.fail")),
+    "check_in_field": (N_("check_in.rating"), N_("check_in.good_fit"), N_("check_in.comment")),
+    # the activity page: its columns (sort keys) and its charts' figures
+    "activity": (
+        N_("activity.unit"),
+        N_("activity.craftsman"),
+        N_("activity.active"),
+        N_("activity.completed"),
+        N_("activity.ended"),
+        N_("activity.summaries_due"),
+        N_("activity.summaries_on_time"),
+        N_("activity.summaries_late"),
+        N_("activity.hours"),
+        N_("activity.apprentices_passed"),
+        N_("activity.mean_rating"),
+        N_("activity.idle"),
+    ),
 }

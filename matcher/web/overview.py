@@ -10,6 +10,7 @@ from matcher.extensions import db
 from matcher.services import access
 from matcher.services.mentorships import local_today
 from matcher.services.overview import alliance_overview
+from matcher.services.programme import programme_overview
 from matcher.web import page_errors, render_page
 from matcher.web.auth import current_user, sign_in_page
 
@@ -32,4 +33,5 @@ def index() -> Any:
         alliance=alliance,
         today=today,
         overview=alliance_overview(db(), alliance=alliance, today=today),
+        programme=programme_overview(db(), alliance_id=alliance.id, today=today),
     )

@@ -37,6 +37,7 @@ from matcher.services.access import Principal
 from matcher.services.channels import create_channel
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import SummaryInput, add_summary
+from matcher.services.programme import CheckInInput, add_check_in, assess
 from matcher.services.reminders import queue_reminders
 from matcher.services.review import decide, etag
 from matcher.services.webhooks import Change, create_endpoint, emit, fan_out
@@ -149,9 +150,10 @@ ROLES = ("admin", "coordinator", "hr")
 @pytest.fixture
 def known(session: Session, world: World) -> dict[str, list[Any]]:
     """The world, plus what the other resources need to be more than 404s: a proposed run with
-    one pair rejected (a standing rejection, an audit event), two mentorships, one with a
-    summary and one overdue for weeks (its reminders and escalation queued), and an hr key's
-    webhook with a delivery, and the alliance's chat channel."""
+    one pair rejected (a standing rejection, an audit event), three mentorships, one with a
+    summary and a check-in, one overdue for weeks (its reminders and escalation queued), one
+    assessed and completed (its certificate issued), an hr key's webhook with a delivery, and
+    the alliance's chat channel."""
     home, sibling = world.unit, world.sibling_unit
     run = create_match_run(
         session, alliance=world.alliance, params=MatchParams(), created_by="fuzz"
@@ -172,7 +174,29 @@ def known(session: Session, world: World) -> dict[str, list[Any]]:
     mentorships = [
         factories.mentorship(session, home, sibling, started, "FZ1"),
         factories.mentorship(session, sibling, home, started, "FZ2"),
+        factories.mentorship(session, sibling, home, started, "FZ3"),
     ]
+    # The programme's resources: a check-in on the first pair, the third assessed and passed.
+    add_check_in(
+        session,
+        mentorship=mentorships[0],
+        check_in=CheckInInput(author="craftsman", rating=4, good_fit=True, comment="不错"),
+        submitted_by="fuzz",
+    )
+    assess(
+        session,
+        mentorship=mentorships[2],
+        fields={
+            "theory": 80,
+            "practice": 90,
+            "skills": [{"name": "氩弧焊", "level": 3}],
+            "evaluator": "考核组",
+            "result": "pass",
+            "comment": None,
+        },
+        today=date.today(),
+        actor="fuzz",
+    )
     add_summary(
         session,
         mentorship=mentorships[0],

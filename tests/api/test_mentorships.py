@@ -36,6 +36,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The clock of these tests: the alliance's local date is TODAY.
 NOW = datetime(2026, 3, 10, 10, 30, tzinfo=SHANGHAI)
 TODAY = NOW.date()
+END = {"reason_code": "other"}
 _serial = itertools.count()
 
 
@@ -229,7 +230,7 @@ def test_ending_is_idempotent_and_stops_reminders_and_summaries(
     session.commit()
     url = f"{API}/mentorships/{ending.id}/end"
 
-    ended = client.post(url, headers=world.auth("hr"))
+    ended = client.post(url, headers=world.auth("hr"), json={"reason_code": "left_unit"})
     assert ended.status_code == 200
     body = ended.get_json()
     assert body["status"] == "ended" and body["ended_on"] == TODAY.isoformat()
@@ -238,9 +239,10 @@ def test_ending_is_idempotent_and_stops_reminders_and_summaries(
     monkeypatch.setattr(
         mentorship_service, "utcnow", lambda: (NOW + timedelta(days=1)).astimezone(UTC)
     )
-    again = client.post(url, headers=world.auth("coordinator"))
+    again = client.post(url, headers=world.auth("coordinator"), json={"reason_code": "other"})
     assert again.status_code == 200 and again.get_json() == body
-    assert client.post(url, headers=world.auth("foreign_coordinator")).status_code == 404
+    foreign = client.post(url, headers=world.auth("foreign_coordinator"), json=END)
+    assert foreign.status_code == 404
 
     # The job queues the kept pair's overdue and escalation emails, none for the ended pair.
     queued = _run_reminders(app, NOW)
@@ -401,7 +403,7 @@ def test_a_summary_racing_an_end_is_refused_and_the_ended_pair_stays_ended(
     # Another request ends the pair while this session still holds it as active.
     assert (
         client.post(
-            f"{API}/mentorships/{mentorship.id}/end", headers=world.auth("coordinator")
+            f"{API}/mentorships/{mentorship.id}/end", headers=world.auth("coordinator"), json=END
         ).get_json()["status"]
         == "ended"
     )

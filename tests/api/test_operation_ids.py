@@ -25,8 +25,9 @@ VERBS = {
         "submit",
         "rotate",
         "retry",
+        "renew",
     },
-    "put": {"upsert"},
+    "put": {"upsert", "correct"},
     "patch": {"update", "review"},
     "delete": {"deactivate", "clear", "delete"},
 }

@@ -19,6 +19,7 @@ from matcher.services import access
 from matcher.services.channels import create_channel
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import create_mentorship
+from matcher.services.programme import assess
 from matcher.services.skills import put_skill
 from matcher.services.webhooks import Change, create_endpoint, emit, fan_out
 from tests.factories import World
@@ -315,6 +316,17 @@ PAIR_SCOPE = {
     "sibling_hr": 200,
     "foreign_hr": 404,
 }
+# Goals, renewal, assessments: the coordinator's; an hr key that sees the pair is refused.
+PROGRAMME_MANAGE = {**PAIR_SCOPE, "hr": 403, "sibling_hr": 403}
+CHECK_IN = {"author": "apprentice", "rating": 4, "good_fit": True, "comment": "师傅很耐心"}
+ASSESSMENT = {
+    "theory": 70,
+    "practice": 55,
+    "skills": [{"name": "氩弧焊", "level": 3}],
+    "evaluator": "联盟考核组",
+    "result": "fail",
+    "comment": None,
+}
 SUMMARY = {"author": "apprentice", "content": "学习了氩弧焊打底焊 🔥", "hours": 4}
 RULES += [
     (
@@ -330,7 +342,7 @@ RULES += [
         },
     ),
     ("GET", "/mentorships/{mentorship}", None, PAIR_SCOPE),
-    ("POST", "/mentorships/{mentorship}/end", None, PAIR_SCOPE),
+    ("POST", "/mentorships/{mentorship}/end", {"reason_code": "other"}, PAIR_SCOPE),
     ("GET", "/mentorships/{mentorship}/summaries", None, PAIR_SCOPE),
     (
         "POST",
@@ -339,6 +351,31 @@ RULES += [
         # The sibling unit's hr may not hand in for the home unit's apprentice.
         {**PAIR_SCOPE, "admin": 201, "coordinator": 201, "hr": 201, "sibling_hr": 403},
     ),
+    ("GET", "/alliances/{alliance}/activity?from=2026-01-01&to=2026-06-30", None, COORDINATION),
+    (
+        "GET",
+        "/alliances/{alliance}/activity.xlsx?from=2026-01-01&to=2026-06-30",
+        None,
+        COORDINATION,
+    ),
+    ("PATCH", "/mentorships/{mentorship}", {"goals": []}, PROGRAMME_MANAGE),
+    ("POST", "/mentorships/{mentorship}/renew", {"months": 6}, PROGRAMME_MANAGE),
+    ("GET", "/mentorships/{mentorship}/check-ins", None, PAIR_SCOPE),
+    (
+        "POST",
+        "/mentorships/{mentorship}/check-ins",
+        CHECK_IN,
+        # Like summaries: the sibling unit's hr may not speak for the home unit's apprentice.
+        {**PAIR_SCOPE, "admin": 201, "coordinator": 201, "hr": 201, "sibling_hr": 403},
+    ),
+    ("GET", "/mentorships/{assessed}/assessment", None, PAIR_SCOPE),
+    (
+        "POST",
+        "/mentorships/{mentorship}/assessment",
+        ASSESSMENT,
+        {**PROGRAMME_MANAGE, "admin": 201, "coordinator": 201},
+    ),
+    ("PUT", "/mentorships/{assessed}/assessment", ASSESSMENT, PROGRAMME_MANAGE),
     (
         "GET",
         "/reminders",
@@ -470,6 +507,17 @@ def _ids(world: World, path: str, session: Session | None = None) -> dict[str, A
         )
         session.commit()
         ids["channel"] = made.id
+    if session is not None and "{assessed}" in path:
+        mentorship = create_mentorship(
+            session,
+            craftsman=session.get_one(Craftsman, world.craftsman_ids[world.sibling_unit.code]),
+            apprentice=session.get_one(Apprentice, world.apprentice_ids[world.unit.code]),
+            started_on=date(2026, 1, 1),
+        )
+        fields = {**ASSESSMENT, "skills": list(ASSESSMENT["skills"])}
+        assess(session, mentorship=mentorship, fields=fields, today=date(2026, 6, 1), actor="test")
+        session.commit()
+        ids["assessed"] = mentorship.id
     return {
         "alliance": world.alliance.id,
         "unit": world.unit.id,
@@ -485,6 +533,7 @@ def _ids(world: World, path: str, session: Session | None = None) -> dict[str, A
         "webhook": ids.get("webhook", 1),
         "delivery": ids.get("delivery", 1),
         "channel": ids.get("channel", 1),
+        "assessed": ids.get("assessed", 1),
     }
 
 
@@ -581,6 +630,13 @@ IN_SCOPE_REFUSALS = {
     ("PATCH", "/alliances/{alliance}", "coordinator"),
     ("PATCH", "/units/{unit}", "hr"),
     ("POST", "/mentorships/{mentorship}/summaries", "sibling_hr"),
+    ("POST", "/mentorships/{mentorship}/check-ins", "sibling_hr"),
+    *(
+        (method, path, who)
+        for method, path, _, expected in RULES
+        if path.startswith("/mentorships/") and expected.get("hr") == 403
+        for who in ("hr", "sibling_hr")
+    ),
     *((method, path, "coordinator") for method, path in PEOPLE_WRITES),
 }
 UNUSED_NAME = "从未用过的技能"

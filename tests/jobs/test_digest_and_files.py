@@ -253,7 +253,13 @@ def test_without_smtp_url_the_outbox_writes_eml_files_to_the_instance_folder(
     # The job runs late: the first period is long overdue, and so is the second.
     today = first_due + timedelta(days=CADENCE + ESCALATE_AFTER)
     now = datetime.combine(today, datetime.min.time(), SHANGHAI) + timedelta(hours=9)
-    assert run(app, "reminders", now) == {"upcoming": 0, "overdue": 2, "escalation": 3}
+    assert run(app, "reminders", now) == {
+        "upcoming": 0,
+        "overdue": 2,
+        "escalation": 3,
+        "term_ending": 0,
+        "check_in": 0,
+    }
 
     outcome = run(app, "outbox", now, instance_path=tmp_path, smtp_url="")
     assert outcome == {"sent": 5, "retry": 0, "failed": 0, "cancelled": 0}

@@ -133,6 +133,8 @@ def test_upcoming_overdue_and_escalation_go_out_on_the_alliances_local_dates(
         "upcoming": 0,
         "overdue": 0,
         "escalation": 0,
+        "term_ending": 0,
+        "check_in": 0,
     }
     assert run(app, "reminders", at_local(DUE + timedelta(days=1)))["overdue"] == 2
     escalate_on = DUE + timedelta(days=14)
@@ -159,11 +161,19 @@ def test_a_late_job_catches_up_once_with_what_still_applies(
 ) -> None:
     make_pairs(session, world)
     late = at_local(DUE + timedelta(days=20))
-    assert run(app, "reminders", late) == {"upcoming": 0, "overdue": 2, "escalation": 3}
+    assert run(app, "reminders", late) == {
+        "upcoming": 0,
+        "overdue": 2,
+        "escalation": 3,
+        "term_ending": 0,
+        "check_in": 0,
+    }
     assert run(app, "reminders", late + timedelta(hours=1)) == {
         "upcoming": 0,
         "overdue": 0,
         "escalation": 0,
+        "term_ending": 0,
+        "check_in": 0,
     }
 
 
@@ -412,7 +422,13 @@ def test_legacy_names_with_a_line_break_still_make_a_sendable_escalation(
     session.execute(update(Apprentice).values(name=f"王{breaker}小明"))
     session.commit()
     late = at_local(DUE + timedelta(days=20))
-    assert run(app, "reminders", late) == {"upcoming": 0, "overdue": 2, "escalation": 3}
+    assert run(app, "reminders", late) == {
+        "upcoming": 0,
+        "overdue": 2,
+        "escalation": 3,
+        "term_ending": 0,
+        "check_in": 0,
+    }
     outcome = run(app, "outbox", late, smtp_url=smtp_sink.url)
     assert outcome == {"sent": 5, "retry": 0, "failed": 0, "cancelled": 0}
     subjects = [str(m["Subject"]) for m in smtp_sink.messages if "Li" in str(m["Subject"])]

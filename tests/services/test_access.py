@@ -80,6 +80,7 @@ def test_the_table_says_what_the_contract_says() -> None:
         # webhooks.md: each key registers webhooks and chat groups for its own scope.
         "webhooks.manage": {COORDINATOR, HR},
         "channels.manage": {COORDINATOR, HR},
+        "programme.manage": {COORDINATOR},
     }
 
 

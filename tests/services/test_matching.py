@@ -155,6 +155,8 @@ def test_active_mentorships_use_up_capacity_and_mentored_apprentices_wait(sessio
             apprentice_id=mentored,
             started_on=date(2026, 1, 1),
             summary_every_days=30,
+            ends_on=date(2027, 1, 1),
+            mid_term_on=date(2026, 7, 2),
         )
     )
     session.commit()
@@ -266,6 +268,8 @@ def test_the_size_estimate_counts_the_slots_and_apprentices_the_solver_gets(
                 apprentice_id=apprentice,
                 started_on=date(2026, 1, 1),
                 summary_every_days=30,
+                ends_on=date(2027, 1, 1),
+                mid_term_on=date(2026, 7, 2),
             )
         )
     session.commit()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from matcher.models import AuditEvent, Craftsman, Mentorship, Proposal
+from tests import factories as tests_factories
 from tests.conftest import IN_CI
 from tests.web.conftest import PASSWORD, Review
 
@@ -216,3 +217,125 @@ def test_the_api_docs_render_under_their_policy(page: Page, live_server: str) ->
     expect(page.locator(".opblock-tag").first).to_be_visible()
     page.locator(".opblock-summary").first.click()
     expect(page.locator(".opblock-body").first).to_be_visible()
+
+
+def _programme(session: Session, review: Review) -> Mentorship:
+    """Pairs at every stage: one with summaries, a worried check-in and a passed assessment
+    (completed), one flagged, one ending within 30 days, and one ended early."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from matcher.models import TrainingSummary
+    from matcher.services.mentorships import SummaryInput, add_summary, local_today
+    from matcher.services.programme import CheckInInput, add_check_in, assess, end_pair
+
+    world = review.world
+    today = local_today("Asia/Shanghai")
+    started = today - timedelta(days=100)
+    main = tests_factories.mentorship(
+        session,
+        world.sibling_unit,
+        world.unit,
+        started,
+        "页面",
+        craftsman={"name": "谭建华"},
+        apprentice={"name": "徐晓兵"},
+    )
+    for k, (text, hours) in enumerate(
+        (
+            ("氩弧焊打底焊练习，掌握了起弧收弧", 8),
+            ("盖面焊成形，焊缝外观合格率提高", 10),
+            ("不锈钢薄板焊接", 6),
+        ),
+        start=1,
+    ):
+        row = add_summary(
+            session,
+            mentorship=main,
+            summary=SummaryInput(author="apprentice", content=text, hours=hours, skills=["氩弧焊"]),
+            submitted_by="test",
+        )
+        handed = datetime.combine(started + timedelta(days=30 * k - 2), datetime.min.time(), UTC)
+        session.execute(
+            update(TrainingSummary).where(TrainingSummary.id == row.id).values(submitted_at=handed)
+        )
+    add_check_in(
+        session,
+        mentorship=main,
+        check_in=CheckInInput(author="craftsman", rating=5, good_fit=True, comment="学得很快"),
+        submitted_by="test",
+    )
+    add_check_in(
+        session,
+        mentorship=main,
+        check_in=CheckInInput(author="apprentice", rating=4, good_fit=True, comment="师傅耐心"),
+        submitted_by="test",
+    )
+    flagged = tests_factories.mentorship(
+        session, world.unit, world.sibling_unit, today - timedelta(days=50), "存疑"
+    )
+    add_check_in(
+        session,
+        mentorship=flagged,
+        check_in=CheckInInput(author="apprentice", rating=2, good_fit=False, comment="排班冲突"),
+        submitted_by="test",
+    )
+    tests_factories.mentorship(
+        session, review.third_unit, world.unit, today - timedelta(days=350), "到期"
+    )
+    ended = tests_factories.mentorship(
+        session, world.unit, review.third_unit, today - timedelta(days=200), "终止"
+    )
+    end_pair(
+        session,
+        mentorship=ended,
+        reason_code="not_a_fit",
+        comment=None,
+        today=today - timedelta(days=20),
+        actor="test",
+    )
+    assess(
+        session,
+        mentorship=main,
+        fields={
+            "theory": 88,
+            "practice": 93,
+            "skills": [{"name": "氩弧焊", "level": 4}],
+            "evaluator": "联盟出师考核组",
+            "result": "pass",
+            "comment": "理论扎实，实操规范",
+        },
+        today=today,
+        actor="test",
+    )
+    session.commit()
+    return main
+
+
+def test_the_mentorship_and_activity_pages_in_the_browser(
+    page: Page, live_server: str, session: Session, review: Review, backend: str, tmp_path: Path
+) -> None:
+    main = _programme(session, review)
+    page.goto(live_server + "/")
+    page.get_by_label("邮箱").fill(review.email)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator("#flagged")).to_contain_text("师傅存疑")
+    expect(page.locator("#ending")).to_contain_text("师傅到期")
+    page.goto(f"{live_server}/mentorships/{main.id}")
+    expect(page.locator("#status")).to_have_text("已出师")
+    expect(page.locator("#summaries")).to_contain_text("盖面焊成形")
+    expect(page.locator("#check-ins")).to_contain_text("师傅耐心")
+    expect(page.locator("#assessment")).to_contain_text("联盟出师考核组")
+    if backend == "sqlite" or not UPDATE_SCREENSHOTS:
+        _screenshot(page, tmp_path, "mentorship-desktop.png", 1280, 800)
+    # The certificate's public page, from the link on the mentorship's page.
+    page.locator("#assessment + p a").first.click()
+    expect(page.locator("#certificate")).to_contain_text("徐晓兵")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{live_server}/activity")
+    expect(page.locator("#activity")).to_contain_text("谭建华")
+    expect(page.locator("tr.idle").first).to_be_visible()
+    if backend == "sqlite" or not UPDATE_SCREENSHOTS:
+        _screenshot(page, tmp_path, "activity-desktop.png", 1280, 800)

@@ -1,7 +1,7 @@
 """a run's proposals listed from an index
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-01 17:40:00.000000
 
 The proposals list (best score first, then id) sorted all of a run's proposals for every page;
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
