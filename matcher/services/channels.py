@@ -49,6 +49,7 @@ from matcher.webhook_http import url_problem
 EVENT_TEXTS = {
     "mentorship.created": N_("chat.event.mentorship.created"),
     "mentorship.ended": N_("chat.event.mentorship.ended"),
+    "mentorship.completed": N_("chat.event.mentorship.completed"),
     "summary.submitted": N_("chat.event.summary.submitted"),
     "summary.overdue": N_("chat.event.summary.overdue"),
     "match_run.proposed": N_("chat.event.match_run.proposed"),

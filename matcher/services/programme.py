@@ -31,6 +31,7 @@ from matcher.models import (
 )
 from matcher.services.mentorships import add_months, end_mentorship
 from matcher.services.review import audit, remember_rejected_pair
+from matcher.services.webhooks import emit_for, mentorship_change
 
 # 15 characters of a 31-letter alphabet without look-alikes (0/O, 1/I/L): about 74 bits.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -208,13 +209,28 @@ def _apply_result(session: Session, mentorship: Mentorship, assessment: Assessme
     """A pass completes an active pair and issues its certificate (once)."""
     if assessment.result != ASSESSMENT_PASS:
         return
-    if mentorship.status == MENTORSHIP_ACTIVE:
+    completes = mentorship.status == MENTORSHIP_ACTIVE
+    if completes:
         mentorship.status = MENTORSHIP_COMPLETED
         mentorship.ended_on = assessment.assessed_on
         mentorship.next_due_on = None
         mentorship.flagged = False
         mentorship.updated_at = utcnow()
-    _issue_certificate(session, mentorship, assessment.assessed_on)
+    certificate = _issue_certificate(session, mentorship, assessment.assessed_on)
+    if completes:
+        emit_for(
+            session,
+            mentorship.alliance_id,
+            lambda: [
+                mentorship_change(
+                    session,
+                    "mentorship.completed",
+                    mentorship,
+                    certificate_code=certificate.code,
+                    issued_on=certificate.issued_on.isoformat(),
+                )
+            ],
+        )
 
 
 def assess(

@@ -101,7 +101,12 @@ def test_each_event_type_arrives_once_per_change_with_a_valid_signature(
         f"{API}/mentorships/{first['id']}/summaries", json=summary, headers=world.auth("admin")
     )
     assert posted.status_code == 201
-    client.post(f"{API}/mentorships/{first['id']}/end", headers=world.auth("coordinator"))
+    ended = client.post(
+        f"{API}/mentorships/{first['id']}/end",
+        json={"reason_code": "left_unit"},
+        headers=world.auth("coordinator"),
+    )
+    assert ended.status_code == 200, ended.get_data(as_text=True)
     apprentice = world.apprentice_ids[world.unit.code]
     assert client.delete(f"{API}/apprentices/{apprentice}", headers=world.auth("hr")).status_code
     # The other pair falls overdue: the hourly reminders scan writes the event (once).
@@ -117,7 +122,22 @@ def test_each_event_type_arrives_once_per_change_with_a_valid_signature(
             now=overdue_at,
         )
 
-    assert deliver(app, overdue_at)["delivered"] == 8
+    # Then it passes its completion assessment: completed, with its certificate.
+    assessment = {
+        "theory": 80,
+        "practice": 90,
+        "skills": [{"name": "氩弧焊", "level": 3}],
+        "evaluator": "联盟考核组",
+        "result": "pass",
+    }
+    passed = client.post(
+        f"{API}/mentorships/{second['id']}/assessment",
+        json=assessment,
+        headers=world.auth("coordinator"),
+    )
+    assert passed.status_code == 201, passed.get_data(as_text=True)
+
+    assert deliver(app, overdue_at)["delivered"] == 9
     assert webhook_counts(deliver(app, overdue_at + timedelta(days=1))) == {
         "delivered": 0,
         "retry": 0,
@@ -132,6 +152,7 @@ def test_each_event_type_arrives_once_per_change_with_a_valid_signature(
         "mentorship.ended": 1,
         "person.deactivated": 1,
         "summary.overdue": 1,
+        "mentorship.completed": 1,
     }
     ids = [request.headers["webhook-id"] for request in receiver.received()]
     assert len(set(ids)) == len(ids) and all(i.startswith("msg_") for i in ids)
@@ -148,6 +169,9 @@ def test_each_event_type_arrives_once_per_change_with_a_valid_signature(
     assert by_type["person.deactivated"]["data"]["external_id"] == "A-HZDJ"
     assert by_type["summary.overdue"]["data"]["mentorship_id"] == second["id"]
     assert by_type["mentorship.ended"]["data"]["status"] == "ended"
+    completed = by_type["mentorship.completed"]["data"]
+    assert completed["mentorship_id"] == second["id"] and completed["status"] == "completed"
+    assert completed["certificate_code"] == passed.get_json()["certificate"]["code"]
     for body in bodies:
         assert datetime.fromisoformat(body["timestamp"]).tzinfo is not None
     # A tampered body fails the reference check: the signature covers it.
