@@ -37,6 +37,8 @@ class MatchParams:
     min_fit: float = 0.25  # > 0 (the API refuses 0): zero-fit pairs are never candidates
     related_credit: float = 0.5
     region_bonus: float = 0.05
+    # Favour those who waited longest: + waiting_bonus · min(1, days waited / 180) (matching.md).
+    waiting_bonus: float = 0.0
     include_mentored: bool = False  # apprentices with an active mentorship take part too
     unit_ids: tuple[int, ...] | None = None  # None: every unit of the alliance
     pinned: tuple[IdPair, ...] = ()  # pairs that must be proposed
@@ -78,6 +80,7 @@ class MatchParams:
             "min_fit": self.min_fit,
             "related_credit": self.related_credit,
             "region_bonus": self.region_bonus,
+            "waiting_bonus": self.waiting_bonus,
             "include_mentored": self.include_mentored,
             "unit_ids": list(self.unit_ids) if self.unit_ids is not None else None,
             "pinned": [list(pair) for pair in self.pinned],

@@ -36,6 +36,11 @@ class MatchProblem:
     # (U,) the considered units' ids, for the per-unit report (a unit may have nobody taking
     # part); empty: the units the people belong to.
     units: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # (A,) days each apprentice has waited to be paired (since created, or since their last
+    # mentorship ended), for ``params.waiting_bonus``; empty: nobody has waited.
+    apprentice_waited_days: NDArray[np.float64] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.float64)
+    )
 
     @property
     def n_craftsmen(self) -> int:

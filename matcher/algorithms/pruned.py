@@ -36,7 +36,7 @@ from matcher.algorithms.assignment import Edges, solve_components
 from matcher.algorithms.eligibility import eligible_mask
 from matcher.algorithms.params import MatchParams
 from matcher.algorithms.problem import MatchProblem
-from matcher.algorithms.scoring import LEVELS, credit_tables, region_bonus
+from matcher.algorithms.scoring import LEVELS, credit_tables, has_pair_bonus, pair_bonus
 
 KEEP_PER_APPRENTICE = 40
 KEEP_PER_CRAFTSMAN_EXTRA = 8
@@ -127,8 +127,8 @@ class BlockScorer:
         fits &= self.open_craftsman[None, :]
         fits &= self.open_apprentice[rows, None]
         gain = fit  # in place from here on: one (B, M) array instead of several
-        if params.region_bonus:
-            gain += region_bonus(
+        if has_pair_bonus(params):
+            gain += pair_bonus(
                 problem,
                 params,
                 np.arange(problem.n_craftsmen)[None, :],

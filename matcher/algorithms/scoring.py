@@ -127,8 +127,36 @@ def candidate_pairs(problem: MatchProblem, params: MatchParams) -> CandidatePair
         craftsman=craftsman,
         apprentice=apprentice,
         fit=fit,
-        score=fit + region_bonus(problem, params, craftsman, apprentice),
+        score=fit + pair_bonus(problem, params, craftsman, apprentice),
     )
+
+
+WAITING_FULL_DAYS = 180  # after this many days waited, the whole waiting bonus (matching.md)
+
+
+def pair_bonus(
+    problem: MatchProblem,
+    params: MatchParams,
+    craftsman: NDArray[np.int64],
+    apprentice: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """What a pair's score adds to its fit (``min_fit`` never sees it): the region bonus and
+    the waiting bonus. ``craftsman`` and ``apprentice`` broadcast against each other."""
+    bonus = region_bonus(problem, params, craftsman, apprentice)
+    if params.waiting_bonus and problem.apprentice_waited_days.size:
+        waited = problem.apprentice_waited_days[apprentice]
+        bonus = bonus + params.waiting_bonus * np.minimum(1.0, waited / WAITING_FULL_DAYS)
+    return bonus
+
+
+def has_pair_bonus(params: MatchParams) -> bool:
+    """Whether any pair's score may differ from its fit."""
+    return bool(params.region_bonus or params.waiting_bonus)
+
+
+def max_pair_bonus(params: MatchParams) -> float:
+    """The most :func:`pair_bonus` can add to one pair."""
+    return params.region_bonus + params.waiting_bonus
 
 
 def region_bonus(
@@ -232,7 +260,7 @@ def explain_pairs(
         given_level=given_level,
         credit=credit,
         fit=fit,
-        score=fit + region_bonus(problem, params, craftsman, apprentice),
+        score=fit + pair_bonus(problem, params, craftsman, apprentice),
     )
 
 

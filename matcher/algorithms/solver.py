@@ -45,7 +45,12 @@ from matcher.algorithms.problem import (
     PinnedPairError,
 )
 from matcher.algorithms.pruned import solve_pruned
-from matcher.algorithms.scoring import Explanation, candidate_pairs, explain_pairs
+from matcher.algorithms.scoring import (
+    Explanation,
+    candidate_pairs,
+    explain_pairs,
+    max_pair_bonus,
+)
 
 Progress = Callable[[str, float], None]
 
@@ -53,7 +58,8 @@ Progress = Callable[[str, float], None]
 def coverage_bonus(problem: MatchProblem, params: MatchParams) -> float:
     """A gain per matched pair larger than any possible total of scores."""
     return float(
-        min(problem.n_apprentices, int(problem.craftsman_free.sum())) * (1.0 + params.region_bonus)
+        min(problem.n_apprentices, int(problem.craftsman_free.sum()))
+        * (1.0 + max_pair_bonus(params))
         + 1.0
     )
 

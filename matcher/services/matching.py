@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,6 +59,7 @@ from matcher.models import (
     UnmatchedApprentice,
 )
 from matcher.services.capacity import free_slots
+from matcher.services.mentorships import local_today
 from matcher.services.webhooks import Change, emit_for
 
 Progress = Callable[[str, float], None]
@@ -141,12 +144,45 @@ def _craftsmen_query(alliance: Alliance, params: MatchParams) -> Select[int, int
     )
 
 
-def _apprentices_query(alliance: Alliance, params: MatchParams) -> Select[int, int, str | None]:
+# When an apprentice's last mentorship ended (None: never had one ended), for the waiting bonus.
+_LAST_ENDED = (
+    select(func.max(Mentorship.ended_on))
+    .where(Mentorship.apprentice_id == Apprentice.id)
+    .correlate(Apprentice)
+    .scalar_subquery()
+)
+
+
+def waited_days(
+    rows: Sequence[tuple[datetime, date | None]], *, timezone: str, today: date
+) -> NDArray[np.float64]:
+    """Days each apprentice has waited to be paired (matching.md, ``waiting_bonus``): since
+    they were created or, later, since their last mentorship ended, in the alliance's
+    timezone; ``rows`` are (created_at, last ended_on)."""
+    zone = ZoneInfo(timezone)
+    return np.array(
+        [
+            max(0, (today - max(created.astimezone(zone).date(), ended or date.min)).days)
+            for created, ended in rows
+        ],
+        dtype=np.float64,
+    )
+
+
+def _apprentices_query(
+    alliance: Alliance, params: MatchParams
+) -> Select[int, int, str | None, datetime, date | None]:
     """The apprentices taking part (active, with wanted skills, not mentored unless
-    ``include_mentored``) as (id, unit_id, region)."""
+    ``include_mentored``) as (id, unit_id, region, created_at, last ended_on)."""
     has_wants = select(ApprenticeWant.apprentice_id).distinct()
     stmt = (
-        select(Apprentice.id, Apprentice.unit_id, Apprentice.region)
+        select(
+            Apprentice.id,
+            Apprentice.unit_id,
+            Apprentice.region,
+            Apprentice.created_at,
+            _LAST_ENDED.label("last_ended_on"),
+        )
         .join(Unit, Apprentice.unit_id == Unit.id)
         .where(_unit_filter(alliance, params), Apprentice.active.is_(True))
         .where(Apprentice.id.in_(has_wants))
@@ -172,6 +208,7 @@ class People:
     apprentice_region: NDArray[np.int64]
     apprentice_wants: sp.csr_array  # (A, S) target level
     apprentice_weights: sp.csr_array  # (A, S) weight
+    apprentice_waited_days: NDArray[np.float64]  # (A,)
 
 
 class RegionCodes:
@@ -274,6 +311,11 @@ def _load_people(
         apprentice_weights=_person_skill_matrix(
             wants, person_ids=apprentice_ids, taxonomy=taxonomy, value_column=3
         ),
+        apprentice_waited_days=waited_days(
+            [(row[3], row[4]) for row in apprentices],
+            timezone=alliance.timezone,
+            today=local_today(alliance.timezone),
+        ),
     )
 
 
@@ -348,6 +390,7 @@ def load_problem(session: Session, *, alliance: Alliance, params: MatchParams) -
         excluded=constraints.excluded,
         pinned=constraints.pinned,
         units=_considered_units(session, alliance=alliance, params=params),
+        apprentice_waited_days=people.apprentice_waited_days,
     )
     return LoadedProblem(
         problem=problem,
@@ -827,11 +870,23 @@ def judge_pair(
         skill_parent=taxonomy.skill_parent,
         excluded=np.array([[0, 0]] if excluded else [], dtype=np.int64).reshape(-1, 2),
         pinned=np.zeros((0, 2), dtype=np.int64),
+        apprentice_waited_days=_waited_days_of(session, apprentice),
     )
     verdict = pair_verdict(problem, params, 0, 0)
     return PairJudgement(
         verdict=verdict,
         explanation=_explanation_rows(taxonomy.skill_names, verdict.explanation, 0),
+    )
+
+
+def _waited_days_of(session: Session, apprentice: Apprentice) -> NDArray[np.float64]:
+    """(1,) :func:`waited_days` of one apprentice, as a run would count it today."""
+    timezone = apprentice.unit.alliance.timezone
+    last_ended = session.scalar(
+        select(_LAST_ENDED.label("last_ended_on")).where(Apprentice.id == apprentice.id)
+    )
+    return waited_days(
+        [(apprentice.created_at, last_ended)], timezone=timezone, today=local_today(timezone)
     )
 
 

@@ -49,7 +49,7 @@ page_errors(blp)
 
 PAGE_SIZE = 100
 UNMATCHED_SHOWN = 200  # the rest are in the API's list; a page of thousands helps nobody
-NUMBER_PARAMS = ("min_fit", "related_credit", "region_bonus")
+NUMBER_PARAMS = ("min_fit", "related_credit", "region_bonus", "waiting_bonus")
 # Whole numbers; blank: the rule is off (the form starts from the alliance's match defaults).
 RULE_PARAMS = (
     "max_pairs_per_craftsman_unit",
@@ -225,6 +225,7 @@ def new_run() -> Any:
         errors=errors,
         form=form,
         defaults=with_alliance_defaults(alliance, params=MatchParams(), given=()),
+        number_params=NUMBER_PARAMS,
         checked=form.get("include_mentored") == "on",
     )
 

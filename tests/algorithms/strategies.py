@@ -75,6 +75,16 @@ def problems(
         apprentice_weights=weights,
         skill_parent=parent,
         excluded=np.array(excluded, dtype=np.int64).reshape(-1, 2),
+        # Days waited: none known (empty), or some, across the bonus's ramp and beyond it.
+        apprentice_waited_days=np.array(
+            draw(
+                st.one_of(
+                    st.just([]),
+                    st.lists(st.sampled_from([0, 45, 90, 179, 180, 400]), min_size=a, max_size=a),
+                )
+            ),
+            dtype=np.float64,
+        ),
     )
 
 
@@ -84,6 +94,7 @@ params_strategy = st.builds(
     min_fit=st.sampled_from([0.01, 0.25, 0.5, 0.8]),
     related_credit=st.sampled_from([0.0, 0.3, 0.5, 1.0]),
     region_bonus=st.sampled_from([0.0, 0.05, 0.2]),
+    waiting_bonus=st.sampled_from([0.0, 0.1, 0.3]),
 )
 
 
@@ -120,10 +131,13 @@ class Reference:
         return earned / total if total else 0.0
 
     def score(self, m: int, a: int) -> float:
-        """Fit plus the region bonus."""
+        """Fit plus the region bonus plus the waiting bonus (full at 180 days waited)."""
         region = self.problem.craftsman_region
         same = region[m] >= 0 and region[m] == self.problem.apprentice_region[a]
-        return self.fit(m, a) + (self.params.region_bonus if same else 0.0)
+        waited = self.problem.apprentice_waited_days
+        days = float(waited[a]) if waited.size else 0.0
+        waiting = self.params.waiting_bonus * min(1.0, days / 180)
+        return self.fit(m, a) + (self.params.region_bonus if same else 0.0) + waiting
 
     def eligible(self, m: int, a: int) -> bool:
         """The hard constraints 1, 3 and 4 for one pair."""

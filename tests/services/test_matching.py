@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -11,9 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from matcher.algorithms import MatchParams
+from matcher.db import utcnow
 from matcher.models import (
     RUN_PROPOSED,
     Alliance,
+    Apprentice,
     MatchRun,
     Mentorship,
     Proposal,
@@ -28,6 +30,7 @@ from matcher.services.matching import (
     load_problem,
     start_match_run,
 )
+from matcher.services.mentorships import local_today
 from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
 from tests import factories
 
@@ -283,3 +286,50 @@ def test_the_size_estimate_counts_the_slots_and_apprentices_the_solver_gets(
         session, alliance=alliance, params=MatchParams(), created_by="test", inline_max_cells=2
     )
     assert run.status == RUN_PROPOSED
+
+
+def test_the_waiting_bonus_favours_who_waited_longest_since_created_or_last_pair(
+    session: Session,
+) -> None:
+    alliance, (u1, u2, _) = _alliance(session)
+    master = _craftsman(session, u1, "C1", [("氩弧焊", 5)], capacity=1)
+    # Same wants, same region: only how long each has waited tells them apart.
+    newcomer = _apprentice(session, u2, "A1", [("氩弧焊", 3)])
+    veteran = _apprentice(session, u2, "A2", [("氩弧焊", 3)])
+    returning = _apprentice(session, u2, "A3", [("氩弧焊", 3)])
+    today = local_today(alliance.timezone)
+    people = {a.id: a for a in session.scalars(select(Apprentice))}
+    people[newcomer].created_at = utcnow() - timedelta(days=10)
+    people[veteran].created_at = utcnow() - timedelta(days=90)
+    # Created long ago, but their last pair ended 30 days ago: they have waited 30 days.
+    people[returning].created_at = utcnow() - timedelta(days=400)
+    other = _craftsman(session, u1, "C0", [("焊接", 1)], capacity=1)
+    session.add(
+        Mentorship(
+            alliance_id=alliance.id,
+            craftsman_id=other,
+            apprentice_id=returning,
+            started_on=today - timedelta(days=300),
+            summary_every_days=30,
+            ends_on=today + timedelta(days=65),
+            mid_term_on=today - timedelta(days=120),
+            status="ended",
+            ended_on=today - timedelta(days=30),
+        )
+    )
+    session.commit()
+    loaded = load_problem(session, alliance=alliance, params=MatchParams())
+    waited = dict(
+        zip(loaded.apprentice_ids.tolist(), loaded.problem.apprentice_waited_days, strict=True)
+    )
+    assert (waited[newcomer], waited[veteran], waited[returning]) == (10, 90, 30)
+
+    run = _run(session, alliance, waiting_bonus=0.2)
+    assert _pairs(session, run) == {(master, veteran)}
+    score = session.scalars(select(Proposal.score).where(Proposal.match_run_id == run.id)).one()
+    assert score == pytest.approx(1.0 + 0.2 * 90 / 180)  # fit and waiting (regions differ)
+    # Without the bonus the three tie on score: the veteran has no claim of their own.
+    plain = _run(session, alliance)
+    assert session.scalars(
+        select(Proposal.score).where(Proposal.match_run_id == plain.id)
+    ).one() == pytest.approx(1.0)
