@@ -7,7 +7,9 @@ Builds the app on a scratch database of each backend with the demo alliance plus
 generated apprentices and a fifth as many craftsmen per unit (as ``bench/load.py`` does), solves
 one match run, then calls the WSGI app directly (no server, no socket: a prepared environ per
 request, the body read to the end) in a loop, kind by kind, ``--repeats`` rounds of
-``--seconds`` each, and prints the median ms per request and its ratio to the bare endpoint:
+``--seconds`` each, and prints the median CPU ms per request (this process's CPU, as
+``bench/load.py`` counts the server's: the database's own work and the waits for it are not
+the request path's) and its ratio to the bare endpoint:
 
 - ``bare``: ``GET /healthz``, which does no I/O: the app's own hooks (request id, access log
   line, metrics, security headers) around ``{"status": "ok"}``; every request pays that;
@@ -16,9 +18,12 @@ request, the body read to the end) in a loop, kind by kind, ``--repeats`` rounds
 - ``list proposals``: ``GET /api/v1/match-runs/{id}/proposals?page_size=50``;
 - ``list mentorships``: ``GET /api/v1/mentorships?page_size=50``.
 
-Absolute figures depend on the machine; the ratios much less (targets: a list page within 4x of
-the bare endpoint, a single read within 3x). The spread (min-max of the rounds) says how noisy
-the machine was. ``--profile KIND`` runs that kind under cProfile instead and prints the top.
+Absolute figures depend on the machine; the ratios much less. The targets (a list page within
+4x of the bare endpoint, a single read within 3x) are held under gunicorn, by ``bench/load.py``:
+in-process the bare endpoint skips the server's own share of every request, so these ratios run
+higher. This bench says where a read's time goes: ``--profile KIND`` runs that kind under
+cProfile (CPU time) instead and prints the top; ``PROFILE_OUT=file`` keeps the raw profile. The
+spread (min-max of the rounds) says how noisy the machine was.
 """
 
 from __future__ import annotations
@@ -181,11 +186,10 @@ def run(backend: str, args: argparse.Namespace) -> None:
             f"  {kind:<18} {median:7.3f} ms  ({min(values):.3f}-{max(values):.3f})"
             f"  {median / bare:5.1f}x bare"
         )
-    targets = {
-        "list apprentices <= 4x": statistics.median(rounds["list apprentices"]) <= 4 * bare,
-        "get apprentice <= 3x": statistics.median(rounds["get apprentice"]) <= 3 * bare,
-    }
-    print("  targets: " + ", ".join(f"{k}: {'yes' if v else 'MISSED'}" for k, v in targets.items()))
+    # The targets (a list page within 4x, a single read within 3x) are held under gunicorn
+    # (bench/load.py): in-process, the bare endpoint skips the server's own share of every
+    # request, so these ratios run higher than the served ones.
+    print("  (targets are measured under gunicorn: bench/load.py)")
 
 
 def profile(call: Callable[[], None], seconds: float) -> None:
