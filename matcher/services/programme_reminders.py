@@ -31,7 +31,7 @@ from matcher.models import (
     User,
 )
 from matcher.services.mentorships import local_today
-from matcher.services.reminders import _insert_new, _key
+from matcher.services.reminders import _insert_new, _key, active_timezones
 
 TERM_ENDING_DAYS = (30, 7)
 
@@ -165,13 +165,7 @@ def queue_programme_reminders(session: Session, *, now: datetime) -> dict[str, i
     """Queue the term-ending and check-in emails due at ``now`` (each alliance's local date),
     each at most once; counts by kind."""
     queued = dict.fromkeys(PROGRAMME_REMINDER_KINDS, 0)
-    timezones = session.scalars(
-        select(Alliance.timezone)
-        .join(Mentorship, Mentorship.alliance_id == Alliance.id)
-        .where(Mentorship.status == MENTORSHIP_ACTIVE)
-        .distinct()
-    ).all()
-    for timezone in timezones:
+    for timezone in active_timezones(session):
         today = local_today(timezone, now)
         for source in _term_ending_sources(timezone, today, now):
             queued["term_ending"] += _insert_new(session, source)

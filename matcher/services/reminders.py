@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -200,16 +201,21 @@ def _escalation_sources(window: Window, timezone: str, now: datetime) -> list[Se
     return sources
 
 
-def queue_reminders(session: Session, *, now: datetime) -> dict[str, int]:
-    """Queue every reminder due at ``now`` (each alliance's local date); counts by kind."""
-    queued = {"upcoming": 0, "overdue": 0, "escalation": 0}
-    timezones = session.scalars(
+def active_timezones(session: Session) -> Sequence[str]:
+    """The timezones of the alliances with active mentorships: each has its own "today", by
+    which a scan of due emails runs."""
+    return session.scalars(
         select(Alliance.timezone)
         .join(Mentorship, Mentorship.alliance_id == Alliance.id)
         .where(Mentorship.status == MENTORSHIP_ACTIVE)
         .distinct()
     ).all()
-    for timezone in timezones:
+
+
+def queue_reminders(session: Session, *, now: datetime) -> dict[str, int]:
+    """Queue every reminder due at ``now`` (each alliance's local date); counts by kind."""
+    queued = {"upcoming": 0, "overdue": 0, "escalation": 0}
+    for timezone in active_timezones(session):
         today = local_today(timezone, now)
         for window in windows(today):
             if window.kind == "escalation":

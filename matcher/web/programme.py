@@ -19,7 +19,7 @@ from matcher.extensions import db, state
 from matcher.i18n import DEFAULT_LOCALE, catalog_name
 from matcher.models import Alliance, Assessment, CheckIn, Mentorship, TrainingSummary, Unit
 from matcher.services import access
-from matcher.services.activity import XLSX_MEDIA_TYPE, activity, activity_workbook
+from matcher.services.activity import FIGURES, XLSX_MEDIA_TYPE, activity, activity_workbook
 from matcher.services.mentorships import add_months, local_today, overdue_periods
 from matcher.services.programme import (
     CertificateView,
@@ -233,20 +233,7 @@ def certificate_page(code: str) -> Any:
     return Response(html, status=status, mimetype="text/html")
 
 
-ACTIVITY_SORTS = (
-    "unit",
-    "craftsman",
-    "active",
-    "completed",
-    "ended",
-    "summaries_due",
-    "summaries_on_time",
-    "summaries_late",
-    "hours",
-    "apprentices_passed",
-    "mean_rating",
-    "idle",
-)
+ACTIVITY_SORTS = ("unit", "craftsman", *FIGURES, "idle")
 
 
 class ActivityPageArgsSchema(ma.Schema):
