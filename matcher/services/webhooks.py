@@ -25,7 +25,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, String, and_, cast, delete, literal, or_, select, union_all, update
+from sqlalchemy import (
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -418,30 +430,47 @@ def any_subscriber(session: Session) -> bool:
     )
 
 
-def person_data(person: Craftsman | Apprentice, unit: Unit) -> dict[str, Any]:
+def person_data(
+    person_id: int, external_id: str, name: str, unit_id: int, unit_code: str
+) -> dict[str, Any]:
     """A person as events name them: ids, external id, name and unit code (no other text)."""
     return {
-        "id": person.id,
-        "external_id": person.external_id,
-        "name": person.name,
-        "unit_id": unit.id,
-        "unit_code": unit.code,
+        "id": person_id,
+        "external_id": external_id,
+        "name": name,
+        "unit_id": unit_id,
+        "unit_code": unit_code,
     }
+
+
+def _pair_people() -> Select[Any]:
+    """Both people of a pair (``craftsman_id``, ``apprentice_id``) with their units' codes, as
+    :func:`person_data` takes them: one round trip for an event about a pair."""
+    people = []
+    for model, role in ((Craftsman, "craftsman"), (Apprentice, "apprentice")):
+        person, unit = model.__table__, Unit.__table__.alias(f"{role}_unit")
+        people.append(
+            select(person.c.id, person.c.external_id, person.c.name, person.c.unit_id, unit.c.code)
+            .join(unit, unit.c.id == person.c.unit_id)
+            .where(person.c.id == bindparam(f"{role}_id"))
+            .subquery(role)
+        )
+    craftsman, apprentice = people
+    return select(craftsman, apprentice).select_from(craftsman.join(apprentice, literal(True)))
+
+
+_PAIR_PEOPLE = _pair_people()
 
 
 def mentorship_change(
     session: Session, event_type: str, mentorship: Mentorship, **extra: Any
 ) -> Change:
     """A ``mentorship.*`` (or ``summary.*``) event about ``mentorship`` and both its people."""
-    craftsman = session.get_one(Craftsman, mentorship.craftsman_id)
-    apprentice = session.get_one(Apprentice, mentorship.apprentice_id)
-    # Both units in one query (their lazy loads would be two round trips on every write).
-    units = {
-        unit.id: unit
-        for unit in session.scalars(
-            select(Unit).where(Unit.id.in_({craftsman.unit_id, apprentice.unit_id}))
-        )
-    }
+    row = session.execute(
+        _PAIR_PEOPLE,
+        {"craftsman_id": mentorship.craftsman_id, "apprentice_id": mentorship.apprentice_id},
+    ).one()
+    craftsman, apprentice = person_data(*row[:5]), person_data(*row[5:])
     data = {
         "mentorship_id": mentorship.id,
         "alliance_id": mentorship.alliance_id,
@@ -451,14 +480,14 @@ def mentorship_change(
         "summary_every_days": mentorship.summary_every_days,
         "periods_filled": mentorship.periods_filled,
         "next_due_on": _day(mentorship.next_due_on),
-        "craftsman": person_data(craftsman, units[craftsman.unit_id]),
-        "apprentice": person_data(apprentice, units[apprentice.unit_id]),
+        "craftsman": craftsman,
+        "apprentice": apprentice,
         **extra,
     }
     return Change(
         type=event_type,
         alliance_id=mentorship.alliance_id,
-        unit_ids=tuple(dict.fromkeys((craftsman.unit_id, apprentice.unit_id))),
+        unit_ids=tuple(dict.fromkeys((craftsman["unit_id"], apprentice["unit_id"]))),
         data=data,
     )
 
