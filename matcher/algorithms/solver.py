@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from matcher.algorithms.assignment import (
+    DENSE_FASTER_MAX_CELLS,
     DENSE_MAX_CELLS,
     Edges,
     solve_components,
@@ -116,10 +117,7 @@ def _check_pins(problem: MatchProblem) -> None:
         pins_left[craftsman] -= 1
 
 
-# Where auto leaves dense LSA for the sparse solver: measured side by side by bench/matching.py
-# (--method dense / sparse) on its generator, the two tie near 200 x 50 (~25,000 cells) and
-# sparse is twice as fast from 600 x 150 (~225,000 cells) on.
-AUTO_DENSE_MAX_CELLS = 50_000
+AUTO_DENSE_MAX_CELLS = DENSE_FASTER_MAX_CELLS  # where auto leaves dense LSA (assignment.py)
 
 
 def choose_method(cells: int, requested: Method, params: MatchParams | None = None) -> Method:
