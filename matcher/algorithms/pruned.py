@@ -13,7 +13,11 @@ So, in blocks of apprentices scored as dense (block × craftsmen) arrays:
 4. scan every eligible pair again: a dropped pair (m, a) with gain ``g <= h[a] - h[m]`` cannot
    create a negative cycle (``h`` stays a feasible potential), so if every dropped pair passes,
    no augmenting path or cycle improves the solution and it is optimal for the whole graph.
-   Otherwise the violating pairs join the graph and the loop repeats (it only grows, so it ends).
+   Otherwise the graph changes and the loop repeats: after the first round, once, it becomes
+   the pairs whose reduced cost ``h[a] - h[m] - g`` is below ``ACTIVE_MARGIN`` (the chosen
+   ones, the near-tight ones, the violations; the first solve's potentials are nearly optimal,
+   so this is a small graph and the next solves are cheap); after that the violating pairs join
+   it (it only grows, so the loop ends). Which pairs the graph holds never matters to the proof.
 
 Residual graph (min-cost form, cost = -gain), nodes: apprentices, craftsmen, a root ``R`` that
 stands for "unmatched / free capacity":
@@ -43,6 +47,10 @@ KEEP_PER_CRAFTSMAN_EXTRA = 8
 BLOCK_CELLS = 2_000_000  # apprentices per block × craftsmen: 16 MB per float64 array
 POTENTIAL_TOLERANCE = 1e-7  # float noise of summed gains along paths is far below this
 MAX_ROUNDS = 50
+# After the first round the graph becomes the pairs whose reduced cost is below this (gains are
+# scores, about 0..1): at 20,000 x 5,000 that is 574,000 of 828,000 pairs and the next round is
+# the last but one; at 2,000 x 500 7,300 of 78,000, and the next round is the last.
+ACTIVE_MARGIN = 0.03
 NOT_ELIGIBLE = -1e12  # gains are >= 0; "not eligible" is anything below half of this
 CACHE_MAX_CELLS = 150_000_000  # up to 20,000 × 7,500: eligible pairs kept between rounds
 
@@ -289,29 +297,63 @@ def _bellman_ford(
     raise ArithmeticError("negative cycle in a residual graph: the pruned solve was not optimal")
 
 
+@dataclass(frozen=True)
+class Priced:
+    """Eligible pairs outside the graph whose slack ``h[a] - h[m] - gain`` is below a margin."""
+
+    edges: Edges
+    slack: NDArray[np.float64]  # (E,); below -POTENTIAL_TOLERANCE: a violation
+    near_complete: bool = False  # every pair below the asked margin is here (not just violations)
+
+    @property
+    def violating(self) -> NDArray[np.bool_]:
+        """The pairs that could still improve the solution."""
+        found: NDArray[np.bool_] = self.slack < -POTENTIAL_TOLERANCE
+        return found
+
+
 def violations(
     scorer: BlockScorer,
     h_apprentice: NDArray[np.float64],
     h_craftsman: NDArray[np.float64],
     present: Edges,
     cached: list[Edges] | None = None,
-) -> Edges:
-    """Eligible pairs not in the graph yet whose gain exceeds ``h[a] - h[m]``: they could still
-    improve the solution (pairs already in the graph are covered by its residual arcs)."""
+    margin: float = -POTENTIAL_TOLERANCE,
+    near_limit: int | None = None,
+) -> Priced:
+    """Eligible pairs not in the graph yet whose gain exceeds ``h[a] - h[m] - margin``; with
+    the default margin, those that could still improve the solution (pairs already in the graph
+    are covered by its residual arcs). One pass over every pair prices both the violations and,
+    with a positive margin, the pairs that come near them: at most ``near_limit`` of those
+    (beyond it only the violations, and ``Priced.near_complete`` is False)."""
     n_a = scorer.problem.n_apprentices
     present_keys = np.sort(present.craftsman * n_a + present.apprentice)
     parts = cached if cached is not None else (_eligible_edges(b) for b in scorer.blocks())
-    found = []
+    found: list[Edges] = []
+    slacks: list[NDArray[np.float64]] = []
+    near_found = 0
     for part in parts:
         slack = h_apprentice[part.apprentice] - h_craftsman[part.craftsman] - part.gain
-        hit = np.flatnonzero(slack < -POTENTIAL_TOLERANCE)
+        hit = np.flatnonzero(slack < margin)
         c, r = part.craftsman[hit].astype(np.int64), part.apprentice[hit].astype(np.int64)
         new = ~_contains(present_keys, c * n_a + r)
         found.append(Edges(c[new], r[new], part.gain[hit][new]))
-    return Edges(
-        np.concatenate([e.craftsman for e in found]) if found else np.zeros(0, np.int64),
-        np.concatenate([e.apprentice for e in found]) if found else np.zeros(0, np.int64),
-        np.concatenate([e.gain for e in found]) if found else np.zeros(0),
+        slacks.append(slack[hit][new])
+        near_found += int(new.sum())
+        if near_limit is not None and near_found > near_limit and margin > -POTENTIAL_TOLERANCE:
+            # Too many near pairs to be worth a smaller graph: keep the violations only.
+            margin = -POTENTIAL_TOLERANCE
+            violating = [one < margin for one in slacks]
+            found = [_select(e, v) for e, v in zip(found, violating, strict=True)]
+            slacks = [one[v] for one, v in zip(slacks, violating, strict=True)]
+    return Priced(
+        Edges(
+            np.concatenate([e.craftsman for e in found]) if found else np.zeros(0, np.int64),
+            np.concatenate([e.apprentice for e in found]) if found else np.zeros(0, np.int64),
+            np.concatenate([e.gain for e in found]) if found else np.zeros(0),
+        ),
+        np.concatenate(slacks) if slacks else np.zeros(0),
+        near_complete=margin > -POTENTIAL_TOLERANCE,
     )
 
 
@@ -343,6 +385,7 @@ class PrunedSolution:
     components: int
     inner: set[str]
     scan_seconds: float
+    reshaped: bool  # the graph was replaced by the pairs near tight (``ACTIVE_MARGIN``)
 
 
 def solve_pruned(
@@ -356,6 +399,7 @@ def solve_pruned(
     keep_per_apprentice: int = KEEP_PER_APPRENTICE,
     keep_per_craftsman_extra: int = KEEP_PER_CRAFTSMAN_EXTRA,
     cache_eligible: bool | None = None,
+    active_margin: float = ACTIVE_MARGIN,
 ) -> PrunedSolution:
     """The exact optimum over all eligible pairs, found on a pruned graph and proven optimal."""
     report = progress or (lambda _f: None)
@@ -367,21 +411,52 @@ def solve_pruned(
     scan_seconds = time.perf_counter() - started
     edges = first.edges
     report(0.3)
+    reshaped = False
     for rounds in range(1, MAX_ROUNDS + 1):
         picked, components, inner = solve_components(edges, free, problem.n_apprentices)
         h_a, h_m = potentials(edges, picked, free, problem.n_apprentices)
         report(min(0.3 + 0.2 * rounds, 0.9))
-        missing = violations(scorer, h_a, h_m, edges, first.cached)
-        if missing.gain.size == 0:
-            return PrunedSolution(edges, picked, first, rounds, components, inner, scan_seconds)
+        first_round = rounds == 1
+        priced = violations(
+            scorer,
+            h_a,
+            h_m,
+            edges,
+            first.cached,
+            margin=active_margin if first_round else -POTENTIAL_TOLERANCE,
+            near_limit=edges.gain.size,
+        )
+        violating = priced.violating
+        if not violating.any():
+            return PrunedSolution(
+                edges, picked, first, rounds, components, inner, scan_seconds, reshaped
+            )
+        grown = _select(priced.edges, violating)
+        if first_round and priced.near_complete:
+            # Once: the next graph is every pair whose reduced cost under these (near-optimal)
+            # potentials is below the margin, plus the chosen pairs; far smaller than the
+            # first graph, so the next solves are cheap. Later rounds only add violations, so
+            # the loop ends (the proof never depends on which pairs the graph holds).
+            reduced = h_a[edges.apprentice] - h_m[edges.craftsman] - edges.gain
+            keep = reduced < active_margin
+            keep[picked] = True
+            # Only when it is smaller (degenerate gains can put every pair near tight).
+            reshaped = int(keep.sum()) + priced.slack.size <= edges.gain.size
+            if reshaped:
+                edges, grown = _select(edges, keep), priced.edges
         merged = _unique_pairs(
-            np.concatenate([edges.apprentice, missing.apprentice]),
-            np.concatenate([edges.craftsman, missing.craftsman]),
-            np.concatenate([edges.gain, missing.gain]),
+            np.concatenate([edges.apprentice, grown.apprentice]),
+            np.concatenate([edges.craftsman, grown.craftsman]),
+            np.concatenate([edges.gain, grown.gain]),
             problem.n_apprentices,
         )
         edges = Edges(merged[1].astype(np.int64), merged[0].astype(np.int64), merged[2])
     raise ArithmeticError("the pruned graph did not reach a proven optimum")
+
+
+def _select(edges: Edges, which: NDArray[np.bool_]) -> Edges:
+    """The pairs ``which`` of ``edges``."""
+    return Edges(edges.craftsman[which], edges.apprentice[which], edges.gain[which])
 
 
 def best_per_side(
