@@ -51,6 +51,9 @@ MAX_ROUNDS = 50
 # scores, about 0..1): at 20,000 x 5,000 that is 574,000 of 828,000 pairs and the next round is
 # the last but one; at 2,000 x 500 7,300 of 78,000, and the next round is the last.
 ACTIVE_MARGIN = 0.03
+# A block whose cells over their craftsman's threshold outnumber this many times the kept pairs
+# is first cut to each craftsman's best by a top-k of the transposed block (cheaper than a sort).
+DENSE_SELECT_FACTOR = 4
 NOT_ELIGIBLE = -1e12  # gains are >= 0; "not eligible" is anything below half of this
 CACHE_MAX_CELLS = 150_000_000  # up to 20,000 × 7,500: eligible pairs kept between rounds
 
@@ -78,6 +81,7 @@ class BlockScorer:
         open_craftsman: NDArray[np.bool_],
         open_apprentice: NDArray[np.bool_],
         bonus: float,
+        block_cells: int = BLOCK_CELLS,
     ) -> None:
         self.problem, self.params, self.bonus = problem, params, bonus
         self.open_craftsman, self.open_apprentice = open_craftsman, open_apprentice
@@ -106,7 +110,7 @@ class BlockScorer:
         excluded = problem.excluded
         self.excluded = excluded[np.argsort(excluded[:, 1], kind="stable")]
         m = problem.n_craftsmen
-        self.block_size = max(1, min(problem.n_apprentices, BLOCK_CELLS // max(m, 1)))
+        self.block_size = max(1, min(problem.n_apprentices, block_cells // max(m, 1)))
         self._fill = NOT_ELIGIBLE - np.arange(self.block_size * m, dtype=np.float64).reshape(
             self.block_size, m
         )
@@ -172,6 +176,59 @@ class Scan:
     cached: list[Edges] | None
 
 
+@dataclass(frozen=True)
+class CraftsmenBest:
+    """Each craftsman's best ``keep[m]`` pairs seen so far, grouped by craftsman, best first."""
+
+    keep: NDArray[np.int64]  # (M,)
+    craftsman: NDArray[np.int64]
+    apprentice: NDArray[np.int64]
+    gain: NDArray[np.float64]
+    # (M,) the gain a pair must beat to be kept: the keep[m]-th best once there are keep[m].
+    threshold: NDArray[np.float64]
+
+    @classmethod
+    def empty(cls, keep: NDArray[np.int64]) -> CraftsmenBest:
+        none = np.zeros(0, dtype=np.int64)
+        threshold = np.where(keep > 0, NOT_ELIGIBLE, np.inf)
+        return cls(keep, none, none, np.zeros(0), threshold)
+
+    def merged(self, gain: NDArray[np.float64], start: int) -> CraftsmenBest:
+        """With a block's (B, M) gains (apprentices from ``start``). Only the cells above their
+        craftsman's threshold are looked at: after the first blocks those are few, where a
+        per-block top-k of every column cost a third of the scan."""
+        over_row, over_col = np.nonzero(gain > self.threshold[None, :])
+        if over_row.size == 0:
+            return self
+        most = int(self.keep.max())
+        if over_row.size > DENSE_SELECT_FACTOR * most * self.keep.size:
+            # Most of the block is over (the first blocks): each column's best ``most`` first,
+            # by a top-k of the transposed block, instead of sorting every cell over.
+            by_craftsman = np.ascontiguousarray(gain.T)
+            local = _top(by_craftsman, min(most, gain.shape[0]))
+            over_col = np.repeat(np.arange(self.keep.size), local.shape[1])
+            over_row = local.ravel()
+            above = gain[over_row, over_col] > self.threshold[over_col]
+            over_row, over_col = over_row[above], over_col[above]
+        craftsman = np.concatenate([self.craftsman, over_col.astype(np.int64)])
+        apprentice = np.concatenate([self.apprentice, over_row.astype(np.int64) + start])
+        value = np.concatenate([self.gain, gain[over_row, over_col]])
+        # Ties broken by a fixed scramble of the apprentice, not its position: the lowest
+        # positions for every craftsman would give all of them the same few apprentices.
+        scramble = (apprentice * 2654435761) % 4294967291
+        order = np.lexsort((scramble, -value, craftsman))
+        craftsman, apprentice, value = craftsman[order], apprentice[order], value[order]
+        first = np.searchsorted(craftsman, craftsman)
+        kept = np.arange(craftsman.size) - first < self.keep[craftsman]
+        craftsman, apprentice, value = craftsman[kept], apprentice[kept], value[kept]
+        count = np.bincount(craftsman, minlength=self.keep.size)
+        full = np.flatnonzero((count >= self.keep) & (self.keep > 0))
+        threshold = self.threshold.copy()
+        starts = np.searchsorted(craftsman, full)
+        threshold[full] = value[starts + self.keep[full] - 1]
+        return CraftsmenBest(self.keep, craftsman, apprentice, value, threshold)
+
+
 def scan(
     scorer: BlockScorer,
     free: NDArray[np.int64],
@@ -184,13 +241,10 @@ def scan(
     n_a, n_m = problem.n_apprentices, problem.n_craftsmen
     keep_a = min(keep_per_apprentice, n_m)
     keep_m = np.minimum(free + keep_per_craftsman_extra, n_a)
-    top_m = max(int(keep_m.max(initial=0)), 1)
     rows: list[NDArray[np.int64]] = []
     cols: list[NDArray[np.int64]] = []
     gains: list[NDArray[np.float64]] = []
-    # Each craftsman's best ``top_m`` so far (gain, apprentice), merged block by block.
-    best_gain = np.full((n_m, top_m), NOT_ELIGIBLE)
-    best_row = np.zeros((n_m, top_m), dtype=np.int64)
+    best = CraftsmenBest.empty(keep_m)
     has_edge = np.zeros(n_a, dtype=bool)
     fit_any = np.zeros(n_a, dtype=bool)
     excluded_any = np.zeros(n_a, dtype=bool)
@@ -213,25 +267,11 @@ def scan(
         rows.append(np.nonzero(ok)[0] + start)
         cols.append(best_cols[ok])
         gains.append(values[ok])
-        by_craftsman = np.ascontiguousarray(gain.T)
-        local = _top(by_craftsman, min(top_m, gain.shape[0]))
-        merged_gain = np.concatenate(
-            [best_gain, np.take_along_axis(by_craftsman, local, axis=1)], axis=1
-        )
-        merged_row = np.concatenate([best_row, local + start], axis=1)
-        keep_index = _top(merged_gain, top_m)
-        best_gain = np.take_along_axis(merged_gain, keep_index, axis=1)
-        best_row = np.take_along_axis(merged_row, keep_index, axis=1)
-    # Per craftsman, its best capacity + extra.
-    order = np.argsort(-best_gain, axis=1, kind="stable")
-    ranked_gain = np.take_along_axis(best_gain, order, axis=1)
-    ranked_row = np.take_along_axis(best_row, order, axis=1)
-    wanted = (np.arange(top_m)[None, :] < keep_m[:, None]) & (ranked_gain > NOT_ELIGIBLE / 2)
-    craftsman_of = np.broadcast_to(np.arange(n_m)[:, None], wanted.shape)
+        best = best.merged(gain, start)
     apprentice, craftsman, gain = _unique_pairs(
-        np.concatenate([*rows, ranked_row[wanted]]),
-        np.concatenate([*cols, craftsman_of[wanted]]),
-        np.concatenate([*gains, ranked_gain[wanted]]),
+        np.concatenate([*rows, best.apprentice]),
+        np.concatenate([*cols, best.craftsman]),
+        np.concatenate([*gains, best.gain]),
         n_a,
     )
     edges = Edges(craftsman.astype(np.int64), apprentice.astype(np.int64), gain)

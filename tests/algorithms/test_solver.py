@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matcher.algorithms import MatchParams, MatchProblem, PinnedPairError, solve_match
-from matcher.algorithms.pruned import solve_pruned
+from matcher.algorithms.pruned import BlockScorer, CraftsmenBest, solve_pruned
 from matcher.algorithms.solver import coverage_bonus
 from tests.algorithms.strategies import Reference, params_strategy, problems
 
@@ -260,3 +260,31 @@ def test_any_active_margin_reaches_the_optimum(
     assert float((pruned.edges.gain[pruned.picked] - bonus).sum()) == pytest.approx(
         reference.objective, abs=1e-9
     )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_each_craftsmans_best_pairs_are_the_same_scanned_in_small_blocks(seed: int) -> None:
+    # Block by block, only cells above a craftsman's running threshold are looked at; the kept
+    # gains must be each craftsman's best over all apprentices, as one block sees them.
+    problem = random_alliance(seed, apprentices=90, craftsmen=24)
+    params = MatchParams()
+    free = problem.craftsman_free.astype(np.int64)
+
+    def kept_gains(block_cells: int) -> list[list[float]]:
+        scorer = BlockScorer(
+            problem,
+            params,
+            open_craftsman=free > 0,
+            open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
+            bonus=0.0,
+            block_cells=block_cells,
+        )
+        best = CraftsmenBest.empty(np.minimum(free + 1, problem.n_apprentices))
+        blocks = 0
+        for block in scorer.blocks():
+            best = best.merged(block.gain, block.apprentices.start)
+            blocks += 1
+        assert blocks == -(-problem.n_apprentices // max(1, block_cells // problem.n_craftsmen))
+        return [sorted(best.gain[best.craftsman == m].tolist()) for m in range(free.size)]
+
+    assert kept_gains(5 * problem.n_craftsmen) == kept_gains(10**9)
