@@ -29,7 +29,6 @@ from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 
-DENSE_MAX_CELLS = 3_000_000  # slots × apprentices solved densely at once (24 MB of float64)
 # Up to this many slot × apprentice cells dense LSA is the faster exact solver, above it the
 # sparse one (auto's choice and each component's): measured by bench/matching.py (--method dense
 # / sparse) on its generator, the two tie near 200 x 50 (~25,000 cells) and sparse is twice as
