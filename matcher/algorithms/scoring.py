@@ -138,9 +138,16 @@ def region_bonus(
     apprentice: NDArray[np.int64],
 ) -> NDArray[np.float64]:
     """The region bonus of each pair: both regions set and equal."""
-    mine = problem.craftsman_region[craftsman]
-    theirs = problem.apprentice_region[apprentice]
-    return np.where((mine >= 0) & (mine == theirs), params.region_bonus, 0.0)
+    same = same_region(problem.craftsman_region[craftsman], problem.apprentice_region[apprentice])
+    return np.where(same, params.region_bonus, 0.0)
+
+
+def same_region(
+    craftsman_region: NDArray[np.int64], apprentice_region: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """Which pairs earn the region bonus: both regions set and equal (arrays broadcast)."""
+    same: NDArray[np.bool_] = (craftsman_region >= 0) & (craftsman_region == apprentice_region)
+    return same
 
 
 @dataclass(frozen=True)
