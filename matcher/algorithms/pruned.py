@@ -40,7 +40,7 @@ from matcher.algorithms.assignment import Edges, solve_components
 from matcher.algorithms.eligibility import eligible_mask
 from matcher.algorithms.params import MatchParams
 from matcher.algorithms.problem import MatchProblem
-from matcher.algorithms.scoring import LEVELS, credit_tables, region_bonus
+from matcher.algorithms.scoring import LEVELS, credit_tables, same_region
 
 KEEP_PER_APPRENTICE = 40
 KEEP_PER_CRAFTSMAN_EXTRA = 8
@@ -85,6 +85,7 @@ class BlockScorer:
     ) -> None:
         self.problem, self.params, self.bonus = problem, params, bonus
         self.open_craftsman, self.open_apprentice = open_craftsman, open_apprentice
+        self.all_craftsmen_open = bool(open_craftsman.all())
         tables = credit_tables(problem, params.related_credit).by_level
         wants = sp.csr_array(problem.apprentice_wants, dtype=np.float64)
         weights = sp.csr_array(problem.apprentice_weights, dtype=np.float64)
@@ -145,20 +146,21 @@ class BlockScorer:
         fits = checked.eligible
         eligible_any: NDArray[np.bool_] = np.asarray(fits.any(axis=1))
         eligible_count = int(np.count_nonzero(fits))
-        fits &= self.open_craftsman[None, :]
-        fits &= self.open_apprentice[rows, None]
+        if not self.all_craftsmen_open:
+            fits &= self.open_craftsman[None, :]
+        if not self.open_apprentice[rows].all():
+            fits &= self.open_apprentice[rows, None]
         gain = fit  # in place from here on: one (B, M) array instead of several
         if params.region_bonus:
-            gain += region_bonus(
-                problem,
-                params,
-                np.arange(problem.n_craftsmen)[None, :],
-                np.arange(rows.start, rows.stop)[:, None],
+            # The bonus added where it is earned, with no (B, M) array of bonuses.
+            same = same_region(
+                problem.craftsman_region[None, :], problem.apprentice_region[rows, None]
             )
+            np.add(gain, params.region_bonus, out=gain, where=same)
         if self.bonus:
             gain += self.bonus
         # Not eligible: distinct, very negative values (ties make numpy's argpartition crawl).
-        np.copyto(gain, self._fill[: gain.shape[0]], where=~fits)
+        np.copyto(gain, self._fill[: gain.shape[0]], where=np.logical_not(fits, out=fits))
         return Block(rows, gain, fit_any, excluded_any, eligible_any, eligible_count)
 
 
@@ -368,17 +370,13 @@ def violations(
     (beyond it only the violations, and ``Priced.near_complete`` is False)."""
     n_a = scorer.problem.n_apprentices
     present_keys = np.sort(present.craftsman * n_a + present.apprentice)
-    parts = cached if cached is not None else (_eligible_edges(b) for b in scorer.blocks())
     found: list[Edges] = []
     slacks: list[NDArray[np.float64]] = []
     near_found = 0
-    for part in parts:
-        slack = h_apprentice[part.apprentice] - h_craftsman[part.craftsman] - part.gain
-        hit = np.flatnonzero(slack < margin)
-        c, r = part.craftsman[hit].astype(np.int64), part.apprentice[hit].astype(np.int64)
+    for c, r, gain, slack in _priced_parts(scorer, h_apprentice, h_craftsman, cached, margin):
         new = ~_contains(present_keys, c * n_a + r)
-        found.append(Edges(c[new], r[new], part.gain[hit][new]))
-        slacks.append(slack[hit][new])
+        found.append(Edges(c[new], r[new], gain[new]))
+        slacks.append(slack[new])
         near_found += int(new.sum())
         if near_limit is not None and near_found > near_limit and margin > -POTENTIAL_TOLERANCE:
             # Too many near pairs to be worth a smaller graph: keep the violations only.
@@ -395,6 +393,35 @@ def violations(
         np.concatenate(slacks) if slacks else np.zeros(0),
         near_complete=margin > -POTENTIAL_TOLERANCE,
     )
+
+
+def _priced_parts(
+    scorer: BlockScorer,
+    h_apprentice: NDArray[np.float64],
+    h_craftsman: NDArray[np.float64],
+    cached: list[Edges] | None,
+    margin: float,
+) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]]:
+    """(craftsman, apprentice, gain, slack) of the eligible pairs with slack below ``margin``,
+    part by part: from the cached pairs, or from each re-scored block as a whole (a non-eligible
+    cell's gain is so low that its slack never is; no compacting of the block first)."""
+    if cached is not None:
+        for part in cached:
+            slack = h_apprentice[part.apprentice] - h_craftsman[part.craftsman] - part.gain
+            hit = np.flatnonzero(slack < margin)
+            yield (
+                part.craftsman[hit].astype(np.int64),
+                part.apprentice[hit].astype(np.int64),
+                part.gain[hit],
+                slack[hit],
+            )
+        return
+    for block in scorer.blocks():
+        rows = block.apprentices
+        slack_block = np.subtract(h_apprentice[rows, None], h_craftsman[None, :])
+        slack_block -= block.gain
+        r, c = np.nonzero(slack_block < margin)
+        yield c.astype(np.int64), r + rows.start, block.gain[r, c], slack_block[r, c]
 
 
 def _contains(sorted_keys: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.bool_]:
