@@ -18,6 +18,9 @@ So, in blocks of apprentices scored as dense (block × craftsmen) arrays:
    ones, the near-tight ones, the violations; the first solve's potentials are nearly optimal,
    so this is a small graph and the next solves are cheap); after that the violating pairs join
    it (it only grows, so the loop ends). Which pairs the graph holds never matters to the proof.
+   Where the eligible pairs are too many to cache, the first pricing keeps those within
+   ``KEEP_SLACK`` of violating, and later pricings look only at them as long as the potentials
+   moved less than that (``nearby_suffices``), instead of re-scoring every block.
 
 Residual graph (min-cost form, cost = -gain), nodes: apprentices, craftsmen, a root ``R`` that
 stands for "unmatched / free capacity":
@@ -51,6 +54,12 @@ MAX_ROUNDS = 50
 # scores, about 0..1): at 20,000 x 5,000 that is 574,000 of 828,000 pairs and the next round is
 # the last but one; at 2,000 x 500 7,300 of 78,000, and the next round is the last.
 ACTIVE_MARGIN = 0.03
+# Pricing without the cache keeps the pairs whose slack is below KEEP_SLACK (the potentials of
+# later rounds move by about 0.1 at 20,000 x 5,000: 0.05 up for craftsmen, 0.05 down for
+# apprentices), up to NEARBY_MAX_PAIRS (16 bytes each); NEARBY_SAFETY absorbs float noise.
+KEEP_SLACK = 0.25
+NEARBY_MAX_PAIRS = 30_000_000
+NEARBY_SAFETY = 1e-9
 # A block whose cells over their craftsman's threshold outnumber this many times the kept pairs
 # is first cut to each craftsman's best by a top-k of the transposed block (cheaper than a sort).
 DENSE_SELECT_FACTOR = 4
@@ -346,6 +355,7 @@ class Priced:
     edges: Edges
     slack: NDArray[np.float64]  # (E,); below -POTENTIAL_TOLERANCE: a violation
     near_complete: bool = False  # every pair below the asked margin is here (not just violations)
+    nearby: list[Edges] | None = None  # every eligible pair with slack below keep_slack
 
     @property
     def violating(self) -> NDArray[np.bool_]:
@@ -362,18 +372,32 @@ def violations(
     cached: list[Edges] | None = None,
     margin: float = -POTENTIAL_TOLERANCE,
     near_limit: int | None = None,
+    keep_slack: float | None = None,
 ) -> Priced:
     """Eligible pairs not in the graph yet whose gain exceeds ``h[a] - h[m] - margin``; with
     the default margin, those that could still improve the solution (pairs already in the graph
     are covered by its residual arcs). One pass over every pair prices both the violations and,
     with a positive margin, the pairs that come near them: at most ``near_limit`` of those
-    (beyond it only the violations, and ``Priced.near_complete`` is False)."""
+    (beyond it only the violations, and ``Priced.near_complete`` is False). With
+    ``keep_slack``, every eligible pair whose slack is below it is kept too (``Priced.nearby``,
+    in the graph or not; None beyond NEARBY_MAX_PAIRS), for :func:`nearby_suffices`."""
     n_a = scorer.problem.n_apprentices
     present_keys = np.sort(present.craftsman * n_a + present.apprentice)
     found: list[Edges] = []
     slacks: list[NDArray[np.float64]] = []
+    nearby: list[Edges] | None = [] if keep_slack is not None else None
+    nearby_count = 0
     near_found = 0
-    for c, r, gain, slack in _priced_parts(scorer, h_apprentice, h_craftsman, cached, margin):
+    looked_at = margin if keep_slack is None else max(margin, keep_slack)
+    for c, r, gain, slack in _priced_parts(scorer, h_apprentice, h_craftsman, cached, looked_at):
+        if nearby is not None and keep_slack is not None:
+            close = slack < keep_slack
+            nearby.append(Edges(c[close].astype(np.int32), r[close].astype(np.int32), gain[close]))
+            nearby_count += int(close.sum())
+            if nearby_count > NEARBY_MAX_PAIRS:
+                nearby = None
+        below = slack < margin
+        c, r, gain, slack = c[below], r[below], gain[below], slack[below]
         new = ~_contains(present_keys, c * n_a + r)
         found.append(Edges(c[new], r[new], gain[new]))
         slacks.append(slack[new])
@@ -392,7 +416,26 @@ def violations(
         ),
         np.concatenate(slacks) if slacks else np.zeros(0),
         near_complete=margin > -POTENTIAL_TOLERANCE,
+        nearby=nearby,
     )
+
+
+def nearby_suffices(
+    h_apprentice: NDArray[np.float64],
+    h_craftsman: NDArray[np.float64],
+    then_apprentice: NDArray[np.float64],
+    then_craftsman: NDArray[np.float64],
+    keep_slack: float,
+) -> bool:
+    """Whether the pairs kept with slack below ``keep_slack`` under the ``then`` potentials hold
+    every possible violation under the new ones. A pair left out had slack >= keep_slack; its
+    slack now is that plus ``dh[a] - dh[m]`` (dh: the change of each potential), so it is at least
+    ``keep_slack + min dh[a] - max dh[m]``; if that is not negative, no left-out pair violates."""
+    if h_craftsman.size == 0 or h_apprentice.size == 0:
+        return True
+    rise_craftsman = float((h_craftsman - then_craftsman).max())
+    rise_apprentice = float((h_apprentice - then_apprentice).min())
+    return keep_slack + rise_apprentice - rise_craftsman >= NEARBY_SAFETY
 
 
 def _priced_parts(
@@ -467,6 +510,7 @@ def solve_pruned(
     keep_per_craftsman_extra: int = KEEP_PER_CRAFTSMAN_EXTRA,
     cache_eligible: bool | None = None,
     active_margin: float = ACTIVE_MARGIN,
+    keep_slack: float = KEEP_SLACK,
 ) -> PrunedSolution:
     """The exact optimum over all eligible pairs, found on a pruned graph and proven optimal."""
     report = progress or (lambda _f: None)
@@ -479,20 +523,30 @@ def solve_pruned(
     edges = first.edges
     report(0.3)
     reshaped = False
+    # Without the cache every pricing re-scores every block: the first keeps the pairs within
+    # KEEP_SLACK of violating, and later ones price only those while the potentials moved less
+    # than that (nearby_suffices: exact), at 50,000 x 10,000 a few million of 177 million.
+    nearby: tuple[list[Edges], NDArray[np.float64], NDArray[np.float64]] | None = None
     for rounds in range(1, MAX_ROUNDS + 1):
         picked, components, inner = solve_components(edges, free, problem.n_apprentices)
         h_a, h_m = potentials(edges, picked, free, problem.n_apprentices)
         report(min(0.3 + 0.2 * rounds, 0.9))
         first_round = rounds == 1
+        parts = first.cached
+        if nearby is not None and nearby_suffices(h_a, h_m, nearby[1], nearby[2], keep_slack):
+            parts = nearby[0]
         priced = violations(
             scorer,
             h_a,
             h_m,
             edges,
-            first.cached,
+            parts,
             margin=active_margin if first_round else -POTENTIAL_TOLERANCE,
             near_limit=edges.gain.size,
+            keep_slack=keep_slack if first_round and first.cached is None else None,
         )
+        if priced.nearby is not None:
+            nearby = (priced.nearby, h_a, h_m)
         violating = priced.violating
         if not violating.any():
             return PrunedSolution(

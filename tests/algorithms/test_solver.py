@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matcher.algorithms import MatchParams, MatchProblem, PinnedPairError, solve_match
-from matcher.algorithms.pruned import BlockScorer, CraftsmenBest, solve_pruned
+from matcher.algorithms.pruned import BlockScorer, CraftsmenBest, nearby_suffices, solve_pruned
 from matcher.algorithms.solver import coverage_bonus
 from tests.algorithms.strategies import Reference, params_strategy, problems
 
@@ -288,3 +288,42 @@ def test_each_craftsmans_best_pairs_are_the_same_scanned_in_small_blocks(seed: i
         return [sorted(best.gain[best.craftsman == m].tolist()) for m in range(free.size)]
 
     assert kept_gains(5 * problem.n_craftsmen) == kept_gains(10**9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    problems(max_craftsmen=10, max_apprentices=16),
+    params_strategy,
+    st.sampled_from([0.0, 0.01, 0.25, 100.0]),
+)
+def test_pricing_only_the_pairs_kept_near_violating_reaches_the_optimum(
+    problem: MatchProblem, params: MatchParams, keep_slack: float
+) -> None:
+    # Without the cache, later rounds price only the pairs kept within keep_slack of violating
+    # while the potentials moved less than that, and re-score every block otherwise.
+    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
+    pruned = solve_pruned(
+        problem,
+        params,
+        free=problem.craftsman_free.astype(np.int64),
+        open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
+        bonus=bonus,
+        keep_per_apprentice=1,
+        keep_per_craftsman_extra=0,
+        cache_eligible=False,
+        keep_slack=keep_slack,
+    )
+    reference = solve_match(problem, params, method="dense")
+    assert float((pruned.edges.gain[pruned.picked] - bonus).sum()) == pytest.approx(
+        reference.objective, abs=1e-9
+    )
+
+
+def test_the_kept_pairs_suffice_only_while_the_potentials_move_less_than_their_slack() -> None:
+    then_a, then_m = np.array([1.0, 2.0]), np.array([0.5, 0.0])
+    # Apprentices down by 0.1, craftsmen up by 0.1: a pair left out with slack 0.25 keeps 0.05.
+    assert nearby_suffices(then_a - 0.1, then_m + 0.1, then_a, then_m, 0.25)
+    # One apprentice down by 0.2: that pair could now be at -0.05, a violation.
+    assert not nearby_suffices(then_a - [0.1, 0.2], then_m + 0.1, then_a, then_m, 0.25)
+    # A common shift of every potential changes no slack.
+    assert nearby_suffices(then_a + 7.0, then_m + 7.0, then_a, then_m, 0.01)
