@@ -116,7 +116,8 @@ class BlockScorer:
         )
         self.stacked_tables = np.empty((len(LEVELS) * n_skills, problem.n_craftsmen))
         for index, level in enumerate(LEVELS):
-            self.stacked_tables[index * n_skills : (index + 1) * n_skills] = tables[level].T.toarray()
+            rows_of_level = slice(index * n_skills, (index + 1) * n_skills)
+            self.stacked_tables[rows_of_level] = tables[level].T.toarray()
         excluded = problem.excluded
         self.excluded = excluded[np.argsort(excluded[:, 1], kind="stable")]
         m = problem.n_craftsmen
@@ -438,13 +439,17 @@ def nearby_suffices(
     return keep_slack + rise_apprentice - rise_craftsman >= NEARBY_SAFETY
 
 
+# (craftsman, apprentice, gain, slack) of some priced pairs
+PricedPart = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]
+
+
 def _priced_parts(
     scorer: BlockScorer,
     h_apprentice: NDArray[np.float64],
     h_craftsman: NDArray[np.float64],
     cached: list[Edges] | None,
     margin: float,
-) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]]:
+) -> Iterator[PricedPart]:
     """(craftsman, apprentice, gain, slack) of the eligible pairs with slack below ``margin``,
     part by part: from the cached pairs, or from each re-scored block as a whole (a non-eligible
     cell's gain is so low that its slack never is; no compacting of the block first)."""
