@@ -4,8 +4,9 @@ The full eligibility graph of a big alliance is dense (with related-skill credit
 craftsmen can be eligible for an apprentice), far too large to hold or solve at 20,000 × 5,000.
 So, in blocks of apprentices scored as dense (block × craftsmen) arrays:
 
-1. keep each apprentice's best ``k`` eligible craftsmen and each craftsman's best ``capacity + k``
-   eligible apprentices;
+1. keep each apprentice's best ``k`` eligible craftsmen (a top-k of its row) and each
+   craftsman's best ``capacity + k`` eligible apprentices (``CraftsmenBest``: a running threshold
+   per craftsman, so later blocks only look at the few cells above it);
 2. solve that pruned graph exactly (``solve_components``);
 3. compute node potentials ``h`` of the solution's residual graph (Bellman-Ford from a virtual
    source, vectorised; the solution is optimal on the pruned graph, so there is no negative
