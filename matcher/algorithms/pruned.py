@@ -4,8 +4,9 @@ The full eligibility graph of a big alliance is dense (with related-skill credit
 craftsmen can be eligible for an apprentice), far too large to hold or solve at 20,000 × 5,000.
 So, in blocks of apprentices scored as dense (block × craftsmen) arrays:
 
-1. keep each apprentice's best ``k`` eligible craftsmen and each craftsman's best ``capacity + k``
-   eligible apprentices;
+1. keep each apprentice's best ``k`` eligible craftsmen (a top-k of its row) and each
+   craftsman's best ``capacity + k`` eligible apprentices (``CraftsmenBest``: a running threshold
+   per craftsman, so later blocks only look at the few cells above it);
 2. solve that pruned graph exactly (``solve_components``);
 3. compute node potentials ``h`` of the solution's residual graph (Bellman-Ford from a virtual
    source, vectorised; the solution is optimal on the pruned graph, so there is no negative
@@ -13,7 +14,14 @@ So, in blocks of apprentices scored as dense (block × craftsmen) arrays:
 4. scan every eligible pair again: a dropped pair (m, a) with gain ``g <= h[a] - h[m]`` cannot
    create a negative cycle (``h`` stays a feasible potential), so if every dropped pair passes,
    no augmenting path or cycle improves the solution and it is optimal for the whole graph.
-   Otherwise the violating pairs join the graph and the loop repeats (it only grows, so it ends).
+   Otherwise the graph changes and the loop repeats: after the first round, once, it becomes
+   the pairs whose reduced cost ``h[a] - h[m] - g`` is below ``ACTIVE_MARGIN`` (the chosen
+   ones, the near-tight ones, the violations; the first solve's potentials are nearly optimal,
+   so this is a small graph and the next solves are cheap); after that the violating pairs join
+   it (it only grows, so the loop ends). Which pairs the graph holds never matters to the proof.
+   Where the eligible pairs are too many to cache, the first pricing keeps those within
+   ``KEEP_SLACK`` of violating, and later pricings look only at them as long as the potentials
+   moved less than that (``nearby_suffices``), instead of re-scoring every block.
 
 Residual graph (min-cost form, cost = -gain), nodes: apprentices, craftsmen, a root ``R`` that
 stands for "unmatched / free capacity":
@@ -36,13 +44,26 @@ from matcher.algorithms.assignment import Edges, solve_components
 from matcher.algorithms.eligibility import eligible_mask
 from matcher.algorithms.params import MatchParams
 from matcher.algorithms.problem import MatchProblem
-from matcher.algorithms.scoring import LEVELS, credit_tables, has_pair_bonus, pair_bonus
+from matcher.algorithms.scoring import LEVELS, credit_tables, same_region, waiting_bonus
 
 KEEP_PER_APPRENTICE = 40
 KEEP_PER_CRAFTSMAN_EXTRA = 8
 BLOCK_CELLS = 2_000_000  # apprentices per block × craftsmen: 16 MB per float64 array
 POTENTIAL_TOLERANCE = 1e-7  # float noise of summed gains along paths is far below this
 MAX_ROUNDS = 50
+# After the first round the graph becomes the pairs whose reduced cost is below this (gains are
+# scores, about 0..1): at 20,000 x 5,000 that is 574,000 of 828,000 pairs and the next round is
+# the last but one; at 2,000 x 500 7,300 of 78,000, and the next round is the last.
+ACTIVE_MARGIN = 0.03
+# Pricing without the cache keeps the pairs whose slack is below KEEP_SLACK (the potentials of
+# later rounds move by about 0.1 at 20,000 x 5,000: 0.05 up for craftsmen, 0.05 down for
+# apprentices), up to NEARBY_MAX_PAIRS (16 bytes each); NEARBY_SAFETY absorbs float noise.
+KEEP_SLACK = 0.25
+NEARBY_MAX_PAIRS = 30_000_000
+NEARBY_SAFETY = 1e-9
+# A block whose cells over their craftsman's threshold outnumber this many times the kept pairs
+# is first cut to each craftsman's best by a top-k of the transposed block (cheaper than a sort).
+DENSE_SELECT_FACTOR = 4
 NOT_ELIGIBLE = -1e12  # gains are >= 0; "not eligible" is anything below half of this
 CACHE_MAX_CELLS = 150_000_000  # up to 20,000 × 7,500: eligible pairs kept between rounds
 
@@ -70,24 +91,38 @@ class BlockScorer:
         open_craftsman: NDArray[np.bool_],
         open_apprentice: NDArray[np.bool_],
         bonus: float,
+        block_cells: int = BLOCK_CELLS,
     ) -> None:
         self.problem, self.params, self.bonus = problem, params, bonus
         self.open_craftsman, self.open_apprentice = open_craftsman, open_apprentice
+        self.all_craftsmen_open = bool(open_craftsman.all())
         tables = credit_tables(problem, params.related_credit).by_level
         wants = sp.csr_array(problem.apprentice_wants, dtype=np.float64)
         weights = sp.csr_array(problem.apprentice_weights, dtype=np.float64)
         self.total_weight = np.asarray(weights.sum(axis=1)).ravel()
-        self.by_level: list[tuple[sp.csr_array, NDArray[np.float64]]] = []
-        for level in LEVELS:
-            at_level = weights.copy()
-            at_level.data = np.where(wants.data == level, at_level.data, 0.0)
-            at_level.eliminate_zeros()
-            if at_level.nnz:
-                self.by_level.append((at_level, tables[level].T.toarray()))
+        # One product per block: the wants at level L are columns L·S + skill of a stacked
+        # (A, 5·S) matrix, against the per-level tables stacked as one C-ordered (5·S, M) array
+        # (five products, each copying an F-ordered table, took twice as long).
+        n_skills = problem.n_skills
+        level_index = np.searchsorted(np.asarray(LEVELS, dtype=np.float64), wants.data)
+        at_a_level = np.isin(wants.data, LEVELS)
+        stacked_column = level_index * n_skills + wants.indices
+        row_of = np.repeat(np.arange(problem.n_apprentices), np.diff(wants.indptr))
+        self.stacked_weights = sp.csr_array(
+            (
+                weights.data[at_a_level],
+                (row_of[at_a_level], stacked_column[at_a_level]),
+            ),
+            shape=(problem.n_apprentices, len(LEVELS) * n_skills),
+        )
+        self.stacked_tables = np.empty((len(LEVELS) * n_skills, problem.n_craftsmen))
+        for index, level in enumerate(LEVELS):
+            rows_of_level = slice(index * n_skills, (index + 1) * n_skills)
+            self.stacked_tables[rows_of_level] = tables[level].T.toarray()
         excluded = problem.excluded
         self.excluded = excluded[np.argsort(excluded[:, 1], kind="stable")]
         m = problem.n_craftsmen
-        self.block_size = max(1, min(problem.n_apprentices, BLOCK_CELLS // max(m, 1)))
+        self.block_size = max(1, min(problem.n_apprentices, block_cells // max(m, 1)))
         self._fill = NOT_ELIGIBLE - np.arange(self.block_size * m, dtype=np.float64).reshape(
             self.block_size, m
         )
@@ -100,9 +135,7 @@ class BlockScorer:
     def block(self, rows: slice) -> Block:
         """Gains of apprentices ``rows`` (rows are positions start..stop-1)."""
         problem, params = self.problem, self.params
-        fit = np.zeros((rows.stop - rows.start, problem.n_craftsmen))
-        for weights, table in self.by_level:
-            fit += weights[rows] @ table
+        fit = np.asarray(self.stacked_weights[rows] @ self.stacked_tables, dtype=np.float64)
         total = self.total_weight[rows]
         with np.errstate(divide="ignore"):
             fit *= np.where(total > 0, 1.0 / total, 0.0)[:, None]
@@ -124,20 +157,23 @@ class BlockScorer:
         fits = checked.eligible
         eligible_any: NDArray[np.bool_] = np.asarray(fits.any(axis=1))
         eligible_count = int(np.count_nonzero(fits))
-        fits &= self.open_craftsman[None, :]
-        fits &= self.open_apprentice[rows, None]
+        if not self.all_craftsmen_open:
+            fits &= self.open_craftsman[None, :]
+        if not self.open_apprentice[rows].all():
+            fits &= self.open_apprentice[rows, None]
         gain = fit  # in place from here on: one (B, M) array instead of several
-        if has_pair_bonus(params):
-            gain += pair_bonus(
-                problem,
-                params,
-                np.arange(problem.n_craftsmen)[None, :],
-                np.arange(rows.start, rows.stop)[:, None],
+        if params.region_bonus:
+            # The bonus added where it is earned, with no (B, M) array of bonuses.
+            same = same_region(
+                problem.craftsman_region[None, :], problem.apprentice_region[rows, None]
             )
+            np.add(gain, params.region_bonus, out=gain, where=same)
+        if params.waiting_bonus:  # one bonus per apprentice: a column, added across the row
+            gain += waiting_bonus(problem, params, np.arange(rows.start, rows.stop))[:, None]
         if self.bonus:
             gain += self.bonus
         # Not eligible: distinct, very negative values (ties make numpy's argpartition crawl).
-        np.copyto(gain, self._fill[: gain.shape[0]], where=~fits)
+        np.copyto(gain, self._fill[: gain.shape[0]], where=np.logical_not(fits, out=fits))
         return Block(rows, gain, fit_any, excluded_any, eligible_any, eligible_count)
 
 
@@ -155,6 +191,69 @@ class Scan:
     cached: list[Edges] | None
 
 
+@dataclass(frozen=True)
+class CraftsmenBest:
+    """Each craftsman's best ``keep[m]`` pairs seen so far (in no particular order)."""
+
+    keep: NDArray[np.int64]  # (M,)
+    craftsman: NDArray[np.int64]
+    apprentice: NDArray[np.int64]
+    gain: NDArray[np.float64]
+    # (M,) the gain a pair must beat to be kept: the keep[m]-th best once there are keep[m].
+    threshold: NDArray[np.float64]
+
+    @classmethod
+    def empty(cls, keep: NDArray[np.int64]) -> CraftsmenBest:
+        none = np.zeros(0, dtype=np.int64)
+        threshold = np.where(keep > 0, NOT_ELIGIBLE, np.inf)
+        return cls(keep, none, none, np.zeros(0), threshold)
+
+    def merged(self, gain: NDArray[np.float64], start: int) -> CraftsmenBest:
+        """With a block's (B, M) gains (apprentices from ``start``). Only the cells above their
+        craftsman's threshold are looked at: after the first blocks those are few, where a
+        per-block top-k of every column cost a third of the scan."""
+        over_row, over_col = np.nonzero(gain > self.threshold[None, :])
+        if over_row.size == 0:
+            return self
+        most = int(self.keep.max())
+        if over_row.size > DENSE_SELECT_FACTOR * most * self.keep.size:
+            # Most of the block is over (the first blocks): each column's best ``most`` first,
+            # by a top-k of the transposed block, instead of sorting every cell over.
+            by_craftsman = np.ascontiguousarray(gain.T)
+            local = _top(by_craftsman, min(most, gain.shape[0]))
+            over_col = np.repeat(np.arange(self.keep.size), local.shape[1])
+            over_row = local.ravel()
+            above = gain[over_row, over_col] > self.threshold[over_col]
+            over_row, over_col = over_row[above], over_col[above]
+        # Only the craftsmen with a cell over are merged again; the others' pairs stay as they
+        # are (later blocks touch a few hundred pairs, where re-sorting every kept pair, 100,000
+        # at 50,000 x 10,000, took 20-40 ms a block).
+        touched = np.zeros(self.keep.size, dtype=bool)
+        touched[over_col] = True
+        again = touched[self.craftsman]
+        stay = ~again
+        craftsman = np.concatenate([self.craftsman[again], over_col.astype(np.int64)])
+        apprentice = np.concatenate([self.apprentice[again], over_row.astype(np.int64) + start])
+        value = np.concatenate([self.gain[again], gain[over_row, over_col]])
+        # Ties broken by a fixed scramble of the apprentice, not its position: the lowest
+        # positions for every craftsman would give all of them the same few apprentices.
+        scramble = (apprentice * 2654435761) % 4294967291
+        order = np.lexsort((scramble, -value, craftsman))
+        craftsman, apprentice, value = craftsman[order], apprentice[order], value[order]
+        first = np.searchsorted(craftsman, craftsman)
+        kept = np.arange(craftsman.size) - first < self.keep[craftsman]
+        craftsman, apprentice, value = craftsman[kept], apprentice[kept], value[kept]
+        count = np.bincount(craftsman, minlength=self.keep.size)
+        full = np.flatnonzero(touched & (count >= self.keep) & (self.keep > 0))
+        threshold = self.threshold.copy()
+        starts = np.searchsorted(craftsman, full)
+        threshold[full] = value[starts + self.keep[full] - 1]
+        craftsman = np.concatenate([self.craftsman[stay], craftsman])
+        apprentice = np.concatenate([self.apprentice[stay], apprentice])
+        value = np.concatenate([self.gain[stay], value])
+        return CraftsmenBest(self.keep, craftsman, apprentice, value, threshold)
+
+
 def scan(
     scorer: BlockScorer,
     free: NDArray[np.int64],
@@ -167,13 +266,10 @@ def scan(
     n_a, n_m = problem.n_apprentices, problem.n_craftsmen
     keep_a = min(keep_per_apprentice, n_m)
     keep_m = np.minimum(free + keep_per_craftsman_extra, n_a)
-    top_m = max(int(keep_m.max(initial=0)), 1)
     rows: list[NDArray[np.int64]] = []
     cols: list[NDArray[np.int64]] = []
     gains: list[NDArray[np.float64]] = []
-    # Each craftsman's best ``top_m`` so far (gain, apprentice), merged block by block.
-    best_gain = np.full((n_m, top_m), NOT_ELIGIBLE)
-    best_row = np.zeros((n_m, top_m), dtype=np.int64)
+    best = CraftsmenBest.empty(keep_m)
     has_edge = np.zeros(n_a, dtype=bool)
     fit_any = np.zeros(n_a, dtype=bool)
     excluded_any = np.zeros(n_a, dtype=bool)
@@ -196,25 +292,11 @@ def scan(
         rows.append(np.nonzero(ok)[0] + start)
         cols.append(best_cols[ok])
         gains.append(values[ok])
-        by_craftsman = np.ascontiguousarray(gain.T)
-        local = _top(by_craftsman, min(top_m, gain.shape[0]))
-        merged_gain = np.concatenate(
-            [best_gain, np.take_along_axis(by_craftsman, local, axis=1)], axis=1
-        )
-        merged_row = np.concatenate([best_row, local + start], axis=1)
-        keep_index = _top(merged_gain, top_m)
-        best_gain = np.take_along_axis(merged_gain, keep_index, axis=1)
-        best_row = np.take_along_axis(merged_row, keep_index, axis=1)
-    # Per craftsman, its best capacity + extra.
-    order = np.argsort(-best_gain, axis=1, kind="stable")
-    ranked_gain = np.take_along_axis(best_gain, order, axis=1)
-    ranked_row = np.take_along_axis(best_row, order, axis=1)
-    wanted = (np.arange(top_m)[None, :] < keep_m[:, None]) & (ranked_gain > NOT_ELIGIBLE / 2)
-    craftsman_of = np.broadcast_to(np.arange(n_m)[:, None], wanted.shape)
+        best = best.merged(gain, start)
     apprentice, craftsman, gain = _unique_pairs(
-        np.concatenate([*rows, ranked_row[wanted]]),
-        np.concatenate([*cols, craftsman_of[wanted]]),
-        np.concatenate([*gains, ranked_gain[wanted]]),
+        np.concatenate([*rows, best.apprentice]),
+        np.concatenate([*cols, best.craftsman]),
+        np.concatenate([*gains, best.gain]),
         n_a,
     )
     edges = Edges(craftsman.astype(np.int64), apprentice.astype(np.int64), gain)
@@ -280,30 +362,127 @@ def _bellman_ford(
     raise ArithmeticError("negative cycle in a residual graph: the pruned solve was not optimal")
 
 
+@dataclass(frozen=True)
+class Priced:
+    """Eligible pairs outside the graph whose slack ``h[a] - h[m] - gain`` is below a margin."""
+
+    edges: Edges
+    slack: NDArray[np.float64]  # (E,); below -POTENTIAL_TOLERANCE: a violation
+    near_complete: bool = False  # every pair below the asked margin is here (not just violations)
+    nearby: list[Edges] | None = None  # every eligible pair with slack below keep_slack
+
+    @property
+    def violating(self) -> NDArray[np.bool_]:
+        """The pairs that could still improve the solution."""
+        found: NDArray[np.bool_] = self.slack < -POTENTIAL_TOLERANCE
+        return found
+
+
 def violations(
     scorer: BlockScorer,
     h_apprentice: NDArray[np.float64],
     h_craftsman: NDArray[np.float64],
     present: Edges,
     cached: list[Edges] | None = None,
-) -> Edges:
-    """Eligible pairs not in the graph yet whose gain exceeds ``h[a] - h[m]``: they could still
-    improve the solution (pairs already in the graph are covered by its residual arcs)."""
+    margin: float = -POTENTIAL_TOLERANCE,
+    near_limit: int | None = None,
+    keep_slack: float | None = None,
+) -> Priced:
+    """Eligible pairs not in the graph yet whose gain exceeds ``h[a] - h[m] - margin``; with
+    the default margin, those that could still improve the solution (pairs already in the graph
+    are covered by its residual arcs). One pass over every pair prices both the violations and,
+    with a positive margin, the pairs that come near them: at most ``near_limit`` of those
+    (beyond it only the violations, and ``Priced.near_complete`` is False). With
+    ``keep_slack``, every eligible pair whose slack is below it is kept too (``Priced.nearby``,
+    in the graph or not; None beyond NEARBY_MAX_PAIRS), for :func:`nearby_suffices`."""
     n_a = scorer.problem.n_apprentices
     present_keys = np.sort(present.craftsman * n_a + present.apprentice)
-    parts = cached if cached is not None else (_eligible_edges(b) for b in scorer.blocks())
-    found = []
-    for part in parts:
-        slack = h_apprentice[part.apprentice] - h_craftsman[part.craftsman] - part.gain
-        hit = np.flatnonzero(slack < -POTENTIAL_TOLERANCE)
-        c, r = part.craftsman[hit].astype(np.int64), part.apprentice[hit].astype(np.int64)
+    found: list[Edges] = []
+    slacks: list[NDArray[np.float64]] = []
+    nearby: list[Edges] | None = [] if keep_slack is not None else None
+    nearby_count = 0
+    near_found = 0
+    looked_at = margin if keep_slack is None else max(margin, keep_slack)
+    for c, r, gain, slack in _priced_parts(scorer, h_apprentice, h_craftsman, cached, looked_at):
+        if nearby is not None and keep_slack is not None:
+            close = slack < keep_slack
+            nearby.append(Edges(c[close].astype(np.int32), r[close].astype(np.int32), gain[close]))
+            nearby_count += int(close.sum())
+            if nearby_count > NEARBY_MAX_PAIRS:
+                nearby = None
+        below = slack < margin
+        c, r, gain, slack = c[below], r[below], gain[below], slack[below]
         new = ~_contains(present_keys, c * n_a + r)
-        found.append(Edges(c[new], r[new], part.gain[hit][new]))
-    return Edges(
-        np.concatenate([e.craftsman for e in found]) if found else np.zeros(0, np.int64),
-        np.concatenate([e.apprentice for e in found]) if found else np.zeros(0, np.int64),
-        np.concatenate([e.gain for e in found]) if found else np.zeros(0),
+        found.append(Edges(c[new], r[new], gain[new]))
+        slacks.append(slack[new])
+        near_found += int(new.sum())
+        if near_limit is not None and near_found > near_limit and margin > -POTENTIAL_TOLERANCE:
+            # Too many near pairs to be worth a smaller graph: keep the violations only.
+            margin = -POTENTIAL_TOLERANCE
+            violating = [one < margin for one in slacks]
+            found = [_select(e, v) for e, v in zip(found, violating, strict=True)]
+            slacks = [one[v] for one, v in zip(slacks, violating, strict=True)]
+    return Priced(
+        Edges(
+            np.concatenate([e.craftsman for e in found]) if found else np.zeros(0, np.int64),
+            np.concatenate([e.apprentice for e in found]) if found else np.zeros(0, np.int64),
+            np.concatenate([e.gain for e in found]) if found else np.zeros(0),
+        ),
+        np.concatenate(slacks) if slacks else np.zeros(0),
+        near_complete=margin > -POTENTIAL_TOLERANCE,
+        nearby=nearby,
     )
+
+
+def nearby_suffices(
+    h_apprentice: NDArray[np.float64],
+    h_craftsman: NDArray[np.float64],
+    then_apprentice: NDArray[np.float64],
+    then_craftsman: NDArray[np.float64],
+    keep_slack: float,
+) -> bool:
+    """Whether the pairs kept with slack below ``keep_slack`` under the ``then`` potentials hold
+    every possible violation under the new ones. A pair left out had slack >= keep_slack; its
+    slack now is that plus ``dh[a] - dh[m]`` (dh: the change of each potential), so it is at least
+    ``keep_slack + min dh[a] - max dh[m]``; if that is not negative, no left-out pair violates."""
+    if h_craftsman.size == 0 or h_apprentice.size == 0:
+        return True
+    rise_craftsman = float((h_craftsman - then_craftsman).max())
+    rise_apprentice = float((h_apprentice - then_apprentice).min())
+    return keep_slack + rise_apprentice - rise_craftsman >= NEARBY_SAFETY
+
+
+# (craftsman, apprentice, gain, slack) of some priced pairs
+PricedPart = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]
+
+
+def _priced_parts(
+    scorer: BlockScorer,
+    h_apprentice: NDArray[np.float64],
+    h_craftsman: NDArray[np.float64],
+    cached: list[Edges] | None,
+    margin: float,
+) -> Iterator[PricedPart]:
+    """(craftsman, apprentice, gain, slack) of the eligible pairs with slack below ``margin``,
+    part by part: from the cached pairs, or from each re-scored block as a whole (a non-eligible
+    cell's gain is so low that its slack never is; no compacting of the block first)."""
+    if cached is not None:
+        for part in cached:
+            slack = h_apprentice[part.apprentice] - h_craftsman[part.craftsman] - part.gain
+            hit = np.flatnonzero(slack < margin)
+            yield (
+                part.craftsman[hit].astype(np.int64),
+                part.apprentice[hit].astype(np.int64),
+                part.gain[hit],
+                slack[hit],
+            )
+        return
+    for block in scorer.blocks():
+        rows = block.apprentices
+        slack_block = np.subtract(h_apprentice[rows, None], h_craftsman[None, :])
+        slack_block -= block.gain
+        r, c = np.nonzero(slack_block < margin)
+        yield c.astype(np.int64), r + rows.start, block.gain[r, c], slack_block[r, c]
 
 
 def _contains(sorted_keys: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.bool_]:
@@ -334,6 +513,7 @@ class PrunedSolution:
     components: int
     inner: set[str]
     scan_seconds: float
+    reshaped: bool  # the graph was replaced by the pairs near tight (``ACTIVE_MARGIN``)
 
 
 def solve_pruned(
@@ -347,6 +527,8 @@ def solve_pruned(
     keep_per_apprentice: int = KEEP_PER_APPRENTICE,
     keep_per_craftsman_extra: int = KEEP_PER_CRAFTSMAN_EXTRA,
     cache_eligible: bool | None = None,
+    active_margin: float = ACTIVE_MARGIN,
+    keep_slack: float = KEEP_SLACK,
 ) -> PrunedSolution:
     """The exact optimum over all eligible pairs, found on a pruned graph and proven optimal."""
     report = progress or (lambda _f: None)
@@ -358,21 +540,62 @@ def solve_pruned(
     scan_seconds = time.perf_counter() - started
     edges = first.edges
     report(0.3)
+    reshaped = False
+    # Without the cache every pricing re-scores every block: the first keeps the pairs within
+    # KEEP_SLACK of violating, and later ones price only those while the potentials moved less
+    # than that (nearby_suffices: exact), at 50,000 x 10,000 a few million of 177 million.
+    nearby: tuple[list[Edges], NDArray[np.float64], NDArray[np.float64]] | None = None
     for rounds in range(1, MAX_ROUNDS + 1):
         picked, components, inner = solve_components(edges, free, problem.n_apprentices)
         h_a, h_m = potentials(edges, picked, free, problem.n_apprentices)
         report(min(0.3 + 0.2 * rounds, 0.9))
-        missing = violations(scorer, h_a, h_m, edges, first.cached)
-        if missing.gain.size == 0:
-            return PrunedSolution(edges, picked, first, rounds, components, inner, scan_seconds)
+        first_round = rounds == 1
+        parts = first.cached
+        if nearby is not None and nearby_suffices(h_a, h_m, nearby[1], nearby[2], keep_slack):
+            parts = nearby[0]
+        priced = violations(
+            scorer,
+            h_a,
+            h_m,
+            edges,
+            parts,
+            margin=active_margin if first_round else -POTENTIAL_TOLERANCE,
+            near_limit=edges.gain.size,
+            keep_slack=keep_slack if first_round and first.cached is None else None,
+        )
+        if priced.nearby is not None:
+            nearby = (priced.nearby, h_a, h_m)
+        violating = priced.violating
+        if not violating.any():
+            return PrunedSolution(
+                edges, picked, first, rounds, components, inner, scan_seconds, reshaped
+            )
+        grown = _select(priced.edges, violating)
+        if first_round and priced.near_complete:
+            # Once: the next graph is every pair whose reduced cost under these (near-optimal)
+            # potentials is below the margin, plus the chosen pairs; far smaller than the
+            # first graph, so the next solves are cheap. Later rounds only add violations, so
+            # the loop ends (the proof never depends on which pairs the graph holds).
+            reduced = h_a[edges.apprentice] - h_m[edges.craftsman] - edges.gain
+            keep = reduced < active_margin
+            keep[picked] = True
+            # Only when it is smaller (degenerate gains can put every pair near tight).
+            reshaped = int(keep.sum()) + priced.slack.size <= edges.gain.size
+            if reshaped:
+                edges, grown = _select(edges, keep), priced.edges
         merged = _unique_pairs(
-            np.concatenate([edges.apprentice, missing.apprentice]),
-            np.concatenate([edges.craftsman, missing.craftsman]),
-            np.concatenate([edges.gain, missing.gain]),
+            np.concatenate([edges.apprentice, grown.apprentice]),
+            np.concatenate([edges.craftsman, grown.craftsman]),
+            np.concatenate([edges.gain, grown.gain]),
             problem.n_apprentices,
         )
         edges = Edges(merged[1].astype(np.int64), merged[0].astype(np.int64), merged[2])
     raise ArithmeticError("the pruned graph did not reach a proven optimum")
+
+
+def _select(edges: Edges, which: NDArray[np.bool_]) -> Edges:
+    """The pairs ``which`` of ``edges``."""
+    return Edges(edges.craftsman[which], edges.apprentice[which], edges.gain[which])
 
 
 def best_per_side(
@@ -402,8 +625,14 @@ def _top(gain: NDArray[np.float64], count: int) -> NDArray[np.int64]:
         return np.zeros((gain.shape[0], 0), dtype=np.int64)
     if count >= size:
         return np.broadcast_to(np.arange(size), gain.shape).copy()
-    # Contiguous rows and a small kth: what numpy's introselect does fast.
-    return np.argpartition(-gain, count - 1, axis=1)[:, :count]
+    # Contiguous rows and a small kth: what numpy's introselect does fast (a kth near the end is
+    # twice as slow). Negated in place and back (exact), not into a new (B, M) array, whose page
+    # faults a fresh process pays for every block.
+    np.negative(gain, out=gain)
+    try:
+        return np.argpartition(gain, count - 1, axis=1)[:, :count]
+    finally:
+        np.negative(gain, out=gain)
 
 
 def _unique_pairs(

@@ -142,16 +142,20 @@ def pair_bonus(
 ) -> NDArray[np.float64]:
     """What a pair's score adds to its fit (``min_fit`` never sees it): the region bonus and
     the waiting bonus. ``craftsman`` and ``apprentice`` broadcast against each other."""
-    bonus = region_bonus(problem, params, craftsman, apprentice)
-    if params.waiting_bonus and problem.apprentice_waited_days.size:
-        waited = problem.apprentice_waited_days[apprentice]
-        bonus = bonus + params.waiting_bonus * np.minimum(1.0, waited / WAITING_FULL_DAYS)
+    return region_bonus(problem, params, craftsman, apprentice) + waiting_bonus(
+        problem, params, apprentice
+    )
+
+
+def waiting_bonus(
+    problem: MatchProblem, params: MatchParams, apprentice: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """The waiting bonus of each apprentice: ``waiting_bonus · min(1, days waited / 180)``."""
+    if not params.waiting_bonus or not problem.apprentice_waited_days.size:
+        return np.zeros(np.shape(apprentice))
+    waited = problem.apprentice_waited_days[apprentice]
+    bonus: NDArray[np.float64] = params.waiting_bonus * np.minimum(1.0, waited / WAITING_FULL_DAYS)
     return bonus
-
-
-def has_pair_bonus(params: MatchParams) -> bool:
-    """Whether any pair's score may differ from its fit."""
-    return bool(params.region_bonus or params.waiting_bonus)
 
 
 def max_pair_bonus(params: MatchParams) -> float:
@@ -166,9 +170,16 @@ def region_bonus(
     apprentice: NDArray[np.int64],
 ) -> NDArray[np.float64]:
     """The region bonus of each pair: both regions set and equal."""
-    mine = problem.craftsman_region[craftsman]
-    theirs = problem.apprentice_region[apprentice]
-    return np.where((mine >= 0) & (mine == theirs), params.region_bonus, 0.0)
+    same = same_region(problem.craftsman_region[craftsman], problem.apprentice_region[apprentice])
+    return np.where(same, params.region_bonus, 0.0)
+
+
+def same_region(
+    craftsman_region: NDArray[np.int64], apprentice_region: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """Which pairs earn the region bonus: both regions set and equal (arrays broadcast)."""
+    same: NDArray[np.bool_] = (craftsman_region >= 0) & (craftsman_region == apprentice_region)
+    return same
 
 
 @dataclass(frozen=True)

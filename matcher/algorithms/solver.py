@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from matcher.algorithms.assignment import (
-    DENSE_MAX_CELLS,
+    DENSE_FASTER_MAX_CELLS,
     Edges,
     solve_components,
     solve_dense,
@@ -122,10 +122,12 @@ def _check_pins(problem: MatchProblem) -> None:
         pins_left[craftsman] -= 1
 
 
-# Where auto leaves dense LSA for the sparse solver: measured side by side by bench/matching.py
-# (--method dense / sparse) on its generator, the two tie near 200 x 50 (~25,000 cells) and
-# sparse is twice as fast from 600 x 150 (~225,000 cells) on.
-AUTO_DENSE_MAX_CELLS = 50_000
+AUTO_DENSE_MAX_CELLS = DENSE_FASTER_MAX_CELLS  # where auto leaves dense LSA (assignment.py)
+# Where auto leaves the sparse solver over every eligible pair for the pruned graph and its
+# proof: measured by solve_match on the bench generator (best of 5, seed 7), the two tie near
+# 400 x 100 (~100,000 cells: 0.012 s), pruned is ahead from 600 x 150 (~220,000: 0.022 s
+# against 0.025 s) and 3x faster at 2,000 x 500 (0.15 s against 0.42 s).
+AUTO_SPARSE_MAX_CELLS = 200_000
 
 
 def choose_method(cells: int, requested: Method, params: MatchParams | None = None) -> Method:
@@ -145,7 +147,7 @@ def choose_method(cells: int, requested: Method, params: MatchParams | None = No
         return requested
     if cells <= AUTO_DENSE_MAX_CELLS:
         return "dense"
-    return "sparse" if cells <= DENSE_MAX_CELLS else "pruned"
+    return "sparse" if cells <= AUTO_SPARSE_MAX_CELLS else "pruned"
 
 
 BLOCKERS_SHOWN = 10  # capacity_exhausted names at most this many craftsmen, best first

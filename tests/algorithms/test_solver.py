@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matcher.algorithms import MatchParams, MatchProblem, PinnedPairError, solve_match
-from matcher.algorithms.pruned import solve_pruned
+from matcher.algorithms.pruned import BlockScorer, CraftsmenBest, nearby_suffices, solve_pruned
 from matcher.algorithms.solver import coverage_bonus
 from tests.algorithms.strategies import Reference, params_strategy, problems
 
@@ -177,3 +177,153 @@ def test_a_tightly_pruned_graph_is_repaired_until_proven_optimal(
     reference = solve_match(problem, params, method="dense")
     assert total == pytest.approx(reference.objective, abs=1e-9)
     assert pruned.picked.size == reference.apprentice.size or params.objective == "score"
+
+
+def random_alliance(seed: int, apprentices: int, craftsmen: int) -> MatchProblem:
+    """A mid-sized seeded alliance (12 skills under 3 parents, 4 units, capacities 1-3)."""
+    rng = np.random.default_rng(seed)
+    n_skills = 12
+    parent = np.where(np.arange(n_skills) < 3, -1, np.arange(n_skills) % 3).astype(np.int64)
+
+    def levels(rows: int, per_row: int) -> sp.csr_array:
+        dense = np.zeros((rows, n_skills))
+        for row in range(rows):
+            chosen = rng.choice(n_skills, size=rng.integers(1, per_row + 1), replace=False)
+            dense[row, chosen] = rng.integers(1, 6, size=chosen.size)
+        return sp.csr_array(dense)
+
+    wants = levels(apprentices, 3)
+    weights = wants.copy()
+    weights.data = rng.choice([1.0, 2.0], size=weights.data.size)
+    return MatchProblem(
+        craftsman_unit=rng.integers(0, 4, size=craftsmen).astype(np.int64),
+        craftsman_region=rng.integers(-1, 3, size=craftsmen).astype(np.int64),
+        craftsman_free=rng.integers(1, 4, size=craftsmen).astype(np.int64),
+        craftsman_skills=levels(craftsmen, 4),
+        apprentice_unit=rng.integers(0, 4, size=apprentices).astype(np.int64),
+        apprentice_region=rng.integers(-1, 3, size=apprentices).astype(np.int64),
+        apprentice_wants=wants,
+        apprentice_weights=weights,
+        skill_parent=parent,
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("objective", ["score", "coverage"])
+def test_the_graph_reshaped_to_near_tight_pairs_keeps_the_optimum(
+    seed: int, objective: str
+) -> None:
+    # A tightly pruned first graph leaves violations; the second graph is then the pairs near
+    # tight under the first potentials (smaller than the first graph), and the proof still holds.
+    problem = random_alliance(seed, apprentices=80, craftsmen=24)
+    params = MatchParams(objective=objective)  # type: ignore[arg-type]
+    bonus = coverage_bonus(problem, params) if objective == "coverage" else 0.0
+    pruned = solve_pruned(
+        problem,
+        params,
+        free=problem.craftsman_free.astype(np.int64),
+        open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
+        bonus=bonus,
+        keep_per_apprentice=3,
+        keep_per_craftsman_extra=1,
+    )
+    reference = solve_match(problem, params, method="dense")
+    assert pruned.reshaped
+    assert float((pruned.edges.gain[pruned.picked] - bonus).sum()) == pytest.approx(
+        reference.objective, abs=1e-9
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    problems(max_craftsmen=10, max_apprentices=16),
+    params_strategy,
+    st.sampled_from([0.0, 0.03, 0.3, 100.0]),
+)
+def test_any_active_margin_reaches_the_optimum(
+    problem: MatchProblem, params: MatchParams, margin: float
+) -> None:
+    # The margin only decides which pairs the second graph holds (none near: the chosen and the
+    # violating ones; all of them: no reshaping); the proof over every pair decides the end.
+    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
+    pruned = solve_pruned(
+        problem,
+        params,
+        free=problem.craftsman_free.astype(np.int64),
+        open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
+        bonus=bonus,
+        keep_per_apprentice=1,
+        keep_per_craftsman_extra=0,
+        active_margin=margin,
+    )
+    reference = solve_match(problem, params, method="dense")
+    assert float((pruned.edges.gain[pruned.picked] - bonus).sum()) == pytest.approx(
+        reference.objective, abs=1e-9
+    )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_each_craftsmans_best_pairs_are_the_same_scanned_in_small_blocks(seed: int) -> None:
+    # Block by block, only cells above a craftsman's running threshold are looked at; the kept
+    # gains must be each craftsman's best over all apprentices, as one block sees them.
+    problem = random_alliance(seed, apprentices=90, craftsmen=24)
+    params = MatchParams()
+    free = problem.craftsman_free.astype(np.int64)
+
+    def kept_gains(block_cells: int) -> list[list[float]]:
+        scorer = BlockScorer(
+            problem,
+            params,
+            open_craftsman=free > 0,
+            open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
+            bonus=0.0,
+            block_cells=block_cells,
+        )
+        best = CraftsmenBest.empty(np.minimum(free + 1, problem.n_apprentices))
+        blocks = 0
+        for block in scorer.blocks():
+            best = best.merged(block.gain, block.apprentices.start)
+            blocks += 1
+        assert blocks == -(-problem.n_apprentices // max(1, block_cells // problem.n_craftsmen))
+        return [sorted(best.gain[best.craftsman == m].tolist()) for m in range(free.size)]
+
+    assert kept_gains(5 * problem.n_craftsmen) == kept_gains(10**9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    problems(max_craftsmen=10, max_apprentices=16),
+    params_strategy,
+    st.sampled_from([0.0, 0.01, 0.25, 100.0]),
+)
+def test_pricing_only_the_pairs_kept_near_violating_reaches_the_optimum(
+    problem: MatchProblem, params: MatchParams, keep_slack: float
+) -> None:
+    # Without the cache, later rounds price only the pairs kept within keep_slack of violating
+    # while the potentials moved less than that, and re-score every block otherwise.
+    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
+    pruned = solve_pruned(
+        problem,
+        params,
+        free=problem.craftsman_free.astype(np.int64),
+        open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
+        bonus=bonus,
+        keep_per_apprentice=1,
+        keep_per_craftsman_extra=0,
+        cache_eligible=False,
+        keep_slack=keep_slack,
+    )
+    reference = solve_match(problem, params, method="dense")
+    assert float((pruned.edges.gain[pruned.picked] - bonus).sum()) == pytest.approx(
+        reference.objective, abs=1e-9
+    )
+
+
+def test_the_kept_pairs_suffice_only_while_the_potentials_move_less_than_their_slack() -> None:
+    then_a, then_m = np.array([1.0, 2.0]), np.array([0.5, 0.0])
+    # Apprentices down by 0.1, craftsmen up by 0.1: a pair left out with slack 0.25 keeps 0.05.
+    assert nearby_suffices(then_a - 0.1, then_m + 0.1, then_a, then_m, 0.25)
+    # One apprentice down by 0.2: that pair could now be at -0.05, a violation.
+    assert not nearby_suffices(then_a - [0.1, 0.2], then_m + 0.1, then_a, then_m, 0.25)
+    # A common shift of every potential changes no slack.
+    assert nearby_suffices(then_a + 7.0, then_m + 7.0, then_a, then_m, 0.01)
