@@ -35,7 +35,7 @@ from matcher.services import access
 from matcher.services.access import Principal
 from matcher.services.people import LEARNER, MENTOR, PAIR_COLUMNS, pair_refs
 from matcher.services.skills import resolve_skill_keys
-from matcher.services.webhooks import emit_for, mentorship_change
+from matcher.services.webhooks import emit_about_mentorship
 from matcher.text import skill_display, skill_key
 
 
@@ -114,11 +114,7 @@ def create_mentorship(
     )
     session.add(mentorship)
     session.flush()
-    emit_for(
-        session,
-        mentorship.alliance_id,
-        lambda: [mentorship_change(session, "mentorship.created", mentorship)],
-    )
+    emit_about_mentorship(session, "mentorship.created", mentorship)
     return mentorship
 
 
@@ -263,11 +259,7 @@ def end_mentorship(session: Session, *, mentorship: Mentorship, today: date) -> 
     mentorship.next_due_on = None
     mentorship.updated_at = utcnow()
     session.flush()
-    emit_for(
-        session,
-        mentorship.alliance_id,
-        lambda: [mentorship_change(session, "mentorship.ended", mentorship)],
-    )
+    emit_about_mentorship(session, "mentorship.ended", mentorship)
     return mentorship
 
 
@@ -335,21 +327,15 @@ def add_summary(
     except IntegrityError as exc:
         raise Conflict(f"The summary of period {oldest_open} was already handed in.") from exc
     session.refresh(mentorship)
-    emit_for(
+    emit_about_mentorship(
         session,
-        mentorship.alliance_id,
-        lambda: [
-            mentorship_change(
-                session,
-                "summary.submitted",
-                mentorship,
-                summary_id=row.id,
-                period_index=row.period_index,
-                author=row.author,
-                hours=row.hours,
-                submitted_at=row.submitted_at.isoformat().replace("+00:00", "Z"),
-            )
-        ],
+        "summary.submitted",
+        mentorship,
+        summary_id=row.id,
+        period_index=row.period_index,
+        author=row.author,
+        hours=row.hours,
+        submitted_at=row.submitted_at.isoformat().replace("+00:00", "Z"),
     )
     return row
 

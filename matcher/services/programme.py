@@ -31,7 +31,7 @@ from matcher.models import (
 )
 from matcher.services.mentorships import add_months, end_mentorship
 from matcher.services.review import audit, remember_rejected_pair
-from matcher.services.webhooks import emit_for, mentorship_change
+from matcher.services.webhooks import emit_about_mentorship
 
 # 15 characters of a 31-letter alphabet without look-alikes (0/O, 1/I/L): about 74 bits.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -218,18 +218,12 @@ def _apply_result(session: Session, mentorship: Mentorship, assessment: Assessme
         mentorship.updated_at = utcnow()
     certificate = _issue_certificate(session, mentorship, assessment.assessed_on)
     if completes:
-        emit_for(
+        emit_about_mentorship(
             session,
-            mentorship.alliance_id,
-            lambda: [
-                mentorship_change(
-                    session,
-                    "mentorship.completed",
-                    mentorship,
-                    certificate_code=certificate.code,
-                    issued_on=certificate.issued_on.isoformat(),
-                )
-            ],
+            "mentorship.completed",
+            mentorship,
+            certificate_code=certificate.code,
+            issued_on=certificate.issued_on.isoformat(),
         )
 
 

@@ -462,6 +462,19 @@ def _pair_people() -> Select[Any]:
 _PAIR_PEOPLE = _pair_people()
 
 
+def emit_about_mentorship(
+    session: Session, event_type: str, mentorship: Mentorship, **extra: Any
+) -> int:
+    """:func:`emit_for` a ``mentorship.*`` or ``summary.*`` event about ``mentorship`` (its
+    data built only if an endpoint or chat group may hear of it); ``extra``: the event's own
+    fields beside the mentorship's."""
+    return emit_for(
+        session,
+        mentorship.alliance_id,
+        lambda: [mentorship_change(session, event_type, mentorship, **extra)],
+    )
+
+
 def mentorship_change(
     session: Session, event_type: str, mentorship: Mentorship, **extra: Any
 ) -> Change:
