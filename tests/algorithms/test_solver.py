@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -154,6 +156,27 @@ def test_same_input_same_pairs(problem: MatchProblem, params: MatchParams) -> No
     assert first.apprentice.tolist() == second.apprentice.tolist()
 
 
+def pruned_against_dense(problem: MatchProblem, params: MatchParams, **options: Any) -> Any:
+    """The pruned solver with every slot and apprentice open and ``options``, its objective
+    checked against dense LSA's (the coverage bonus taken off again); its result."""
+    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
+    pruned = solve_pruned(
+        problem,
+        params,
+        free=problem.craftsman_free.astype(np.int64),
+        open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
+        bonus=bonus,
+        **options,
+    )
+    reference = solve_match(problem, params, method="dense")
+    assert float((pruned.edges.gain[pruned.picked] - bonus).sum()) == pytest.approx(
+        reference.objective, abs=1e-9
+    )
+    if params.objective == "coverage":
+        assert pruned.picked.size == reference.apprentice.size
+    return pruned
+
+
 @settings(max_examples=150, deadline=None)
 @given(problems(max_craftsmen=10, max_apprentices=16), params_strategy, st.booleans())
 def test_a_tightly_pruned_graph_is_repaired_until_proven_optimal(
@@ -161,22 +184,13 @@ def test_a_tightly_pruned_graph_is_repaired_until_proven_optimal(
 ) -> None:
     # Keep one pair per apprentice and none extra per craftsman: the proof must find and add
     # every pair the optimum needs.
-    free = problem.craftsman_free.astype(np.int64)
-    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
-    pruned = solve_pruned(
+    pruned_against_dense(
         problem,
         params,
-        free=free,
-        open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
-        bonus=bonus,
         keep_per_apprentice=1,
         keep_per_craftsman_extra=0,
         cache_eligible=cache_eligible,  # re-scans from the cache, or by re-scoring blocks
     )
-    total = float((pruned.edges.gain[pruned.picked] - bonus).sum())
-    reference = solve_match(problem, params, method="dense")
-    assert total == pytest.approx(reference.objective, abs=1e-9)
-    assert pruned.picked.size == reference.apprentice.size or params.objective == "score"
 
 
 def random_alliance(seed: int, apprentices: int, craftsmen: int) -> MatchProblem:
@@ -217,21 +231,10 @@ def test_the_graph_reshaped_to_near_tight_pairs_keeps_the_optimum(
     # tight under the first potentials (smaller than the first graph), and the proof still holds.
     problem = random_alliance(seed, apprentices=80, craftsmen=24)
     params = MatchParams(objective=objective)  # type: ignore[arg-type]
-    bonus = coverage_bonus(problem, params) if objective == "coverage" else 0.0
-    pruned = solve_pruned(
-        problem,
-        params,
-        free=problem.craftsman_free.astype(np.int64),
-        open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
-        bonus=bonus,
-        keep_per_apprentice=3,
-        keep_per_craftsman_extra=1,
+    pruned = pruned_against_dense(
+        problem, params, keep_per_apprentice=3, keep_per_craftsman_extra=1
     )
-    reference = solve_match(problem, params, method="dense")
     assert pruned.reshaped
-    assert float((pruned.edges.gain[pruned.picked] - bonus).sum()) == pytest.approx(
-        reference.objective, abs=1e-9
-    )
 
 
 @settings(max_examples=100, deadline=None)
@@ -245,20 +248,12 @@ def test_any_active_margin_reaches_the_optimum(
 ) -> None:
     # The margin only decides which pairs the second graph holds (none near: the chosen and the
     # violating ones; all of them: no reshaping); the proof over every pair decides the end.
-    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
-    pruned = solve_pruned(
+    pruned_against_dense(
         problem,
         params,
-        free=problem.craftsman_free.astype(np.int64),
-        open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
-        bonus=bonus,
         keep_per_apprentice=1,
         keep_per_craftsman_extra=0,
         active_margin=margin,
-    )
-    reference = solve_match(problem, params, method="dense")
-    assert float((pruned.edges.gain[pruned.picked] - bonus).sum()) == pytest.approx(
-        reference.objective, abs=1e-9
     )
 
 
@@ -301,21 +296,13 @@ def test_pricing_only_the_pairs_kept_near_violating_reaches_the_optimum(
 ) -> None:
     # Without the cache, later rounds price only the pairs kept within keep_slack of violating
     # while the potentials moved less than that, and re-score every block otherwise.
-    bonus = coverage_bonus(problem, params) if params.objective == "coverage" else 0.0
-    pruned = solve_pruned(
+    pruned_against_dense(
         problem,
         params,
-        free=problem.craftsman_free.astype(np.int64),
-        open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
-        bonus=bonus,
         keep_per_apprentice=1,
         keep_per_craftsman_extra=0,
         cache_eligible=False,
         keep_slack=keep_slack,
-    )
-    reference = solve_match(problem, params, method="dense")
-    assert float((pruned.edges.gain[pruned.picked] - bonus).sum()) == pytest.approx(
-        reference.objective, abs=1e-9
     )
 
 
