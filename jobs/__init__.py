@@ -49,7 +49,7 @@ class Job:
 
 def registry() -> dict[str, Job]:
     """Every job by its stable name."""
-    from jobs import heartbeat, match_runs, reminders, webhooks
+    from jobs import heartbeat, match_runs, offers, reminders, webhooks
     from matcher.services.heartbeat import BEAT_EVERY_SECONDS
 
     declared = [
@@ -91,6 +91,14 @@ def registry() -> dict[str, Job]:
             "cron",
             {"day_of_week": "mon", "hour": 8},
             "Queue the weekly digest for every coordinator (Monday 08:00, MATCHER_TIMEZONE).",
+        ),
+        Job(
+            "offers",
+            offers.offers,
+            "cron",
+            {"minute": 20},
+            "Remind craftsmen of offers 3 days old; expire unanswered offers (hourly).",
+            start_after=0,
         ),
         Job(
             "webhooks",

@@ -16,7 +16,8 @@ from matcher.services.alliances import create_alliance, update_alliance
 
 blp = Blueprint("alliances", __name__, description="Craftsman alliances")
 BLUEPRINTS = [blp]
-SETTINGS = {"match_defaults"}  # what an alliance's own coordinator may change
+# What an alliance's own coordinator may change.
+SETTINGS = {"match_defaults", "craftsman_consent", "offer_expires_days"}
 
 
 @blp.route("/alliances")
@@ -58,7 +59,8 @@ class AllianceById(MethodView):
     @blp.response(200, AllianceSchema)
     @blp.doc(operationId="updateAlliance")
     def patch(self, changes: dict[str, Any], alliance_id: int) -> Alliance:
-        """Change an alliance (admin); its coordinator may change its match defaults."""
+        """Change an alliance (admin); its coordinator may change its match defaults and
+        offer settings."""
         alliance = access.alliance_in_scope(db(), principal(), alliance_id)
         settings_only = set(changes) <= SETTINGS
         access.require(principal(), "alliances.settings" if settings_only else "alliances.change")

@@ -103,6 +103,9 @@ class CommitResultSchema(ma.Schema):
 
     run = ma.fields.Nested(MatchRunSchema)
     mentorships_created = ma.fields.Integer()
+    offers_created = ma.fields.Integer(
+        metadata={"description": "Offers made instead (the alliance requires craftsman consent)"}
+    )
     already_committed = ma.fields.Boolean()
 
 
@@ -279,7 +282,8 @@ class CommitRun(MethodView):
     @blp.response(200, CommitResultSchema)
     @blp.doc(operationId="commitMatchRun")
     def post(self, run_id: int) -> Any:
-        """Turn the run's approved proposals into mentorships (idempotent; 409 if data moved)."""
+        """Turn the run's approved proposals into mentorships, or offers where the craftsmen's
+        consent is required (idempotent; 409 if data moved)."""
         run = access.match_run_in_scope(db(), principal(), run_id)
         today = alliance_today(db(), run.alliance_id)
         result = commit_run(db(), run=run, actor=principal().label, today=today)

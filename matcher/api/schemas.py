@@ -20,7 +20,7 @@ from matcher.api.fields import (
     text,
     validate_timezone,
 )
-from matcher.models import LOCALES
+from matcher.models import CONSENT_NOT_REQUIRED, CRAFTSMAN_CONSENT, LOCALES
 
 READ_ONLY = "Read-only: set by the service."
 EXTERNAL_ID_LENGTH = ma.validate.Length(min=1, max=100)
@@ -122,6 +122,16 @@ class AllianceSchema(BaseSchema):
         load_default=6,
         validate=ma.validate.Range(min=1, max=120),
         metadata={"description": "Months without an active pair or a summary that make idle"},
+    )
+    craftsman_consent = Text(
+        load_default=CONSENT_NOT_REQUIRED,
+        validate=ma.validate.OneOf(CRAFTSMAN_CONSENT),
+        metadata={"description": "required: committing a run offers each pair to its craftsman"},
+    )
+    offer_expires_days = StrictInteger(
+        load_default=7,
+        validate=ma.validate.Range(min=1, max=30),
+        metadata={"description": "Days an offer waits for the craftsman's answer"},
     )
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)

@@ -44,6 +44,7 @@ from matcher.models.mentorships import (
     MENTORSHIP_COMPLETED,
     MENTORSHIP_ENDED,
     MENTORSHIP_STATUSES,
+    OFFER_REMINDER_KINDS,
     PROGRAMME_REMINDER_KINDS,
     RECIPIENT_ROLES,
     REMINDER_CANCELLED,
@@ -55,6 +56,17 @@ from matcher.models.mentorships import (
     Mentorship,
     Reminder,
     TrainingSummary,
+)
+from matcher.models.offers import (
+    CONSENT_NOT_REQUIRED,
+    CONSENT_REQUIRED,
+    CRAFTSMAN_CONSENT,
+    OFFER_ACCEPTED,
+    OFFER_DECLINED,
+    OFFER_EXPIRED,
+    OFFER_OFFERED,
+    OFFER_STATUSES,
+    Offer,
 )
 from matcher.models.people import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, PersonMixin
 from matcher.models.programme import (
@@ -90,6 +102,15 @@ from matcher.models.webhooks import (
 )
 
 __all__ = [
+    "CONSENT_NOT_REQUIRED",
+    "CONSENT_REQUIRED",
+    "CRAFTSMAN_CONSENT",
+    "OFFER_ACCEPTED",
+    "OFFER_DECLINED",
+    "OFFER_EXPIRED",
+    "OFFER_OFFERED",
+    "OFFER_STATUSES",
+    "Offer",
     "ALL_EVENTS",
     "CHANNEL_EVENTS",
     "CHANNEL_FAILED",
@@ -126,6 +147,7 @@ __all__ = [
     "MENTORSHIP_ENDED",
     "MENTORSHIP_STATUSES",
     "OPEN_PROPOSAL_STATUSES",
+    "OFFER_REMINDER_KINDS",
     "PROGRAMME_REMINDER_KINDS",
     "PROPOSAL_APPROVED",
     "PROPOSAL_PENDING",

@@ -19,6 +19,10 @@ class Alliance(TimestampMixin, Base):
         CheckConstraint("summary_every_days BETWEEN 1 AND 366", name="cadence"),
         CheckConstraint("agreement_months BETWEEN 1 AND 36", name="agreement_months"),
         CheckConstraint("idle_months BETWEEN 1 AND 120", name="idle_months"),
+        CheckConstraint(
+            "craftsman_consent IN ('not_required', 'required')", name="craftsman_consent"
+        ),
+        CheckConstraint("offer_expires_days BETWEEN 1 AND 30", name="offer_expires_days"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -33,6 +37,12 @@ class Alliance(TimestampMixin, Base):
     # makes a craftsman or unit idle in the activity assessment.
     agreement_months: Mapped[int] = mapped_column(Integer, default=12, server_default="12")
     idle_months: Mapped[int] = mapped_column(Integer, default=6, server_default="6")
+    # programme.md, "Two-way choice": whether committing a run offers each pair to its
+    # craftsman first, and how many days an offer waits for the answer.
+    craftsman_consent: Mapped[str] = mapped_column(
+        String(16), default="not_required", server_default="not_required"
+    )
+    offer_expires_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
 
     units: Mapped[list[Unit]] = relationship(back_populates="alliance")
 

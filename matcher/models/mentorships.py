@@ -26,9 +26,20 @@ from matcher.models.people import Apprentice, Craftsman
 
 MENTORSHIP_STATUSES = ("active", "ended", "completed")
 AUTHORS = ("craftsman", "apprentice")
-REMINDER_KINDS = ("upcoming", "overdue", "escalation", "digest", "term_ending", "check_in")
+REMINDER_KINDS = (
+    "upcoming",
+    "overdue",
+    "escalation",
+    "digest",
+    "term_ending",
+    "check_in",
+    "offer",
+    "offer_reminder",
+)
 # The programme's emails (programme.md): about a pair, not about one of its summary periods.
 PROGRAMME_REMINDER_KINDS = ("term_ending", "check_in")
+# The emails about an offer (its ``offer_id``), to the craftsman asked.
+OFFER_REMINDER_KINDS = ("offer", "offer_reminder")
 REMINDER_STATUSES = ("pending", "sent", "failed", "cancelled")
 RECIPIENT_ROLES = ("craftsman", "apprentice", "coordinator", "unit")
 # One name per status, for the code that sets or compares one (the tuples above feed the checks).
@@ -120,6 +131,7 @@ class Reminder(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     alliance_id: Mapped[int] = mapped_column(ForeignKey("alliances.id"), index=True)
     mentorship_id: Mapped[int | None] = mapped_column(ForeignKey("mentorships.id"), index=True)
+    offer_id: Mapped[int | None] = mapped_column(ForeignKey("offers.id"), index=True)
     period_index: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))
     recipient: Mapped[str] = mapped_column(String(254))

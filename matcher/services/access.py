@@ -33,6 +33,7 @@ from matcher.models import (
     MatchRun,
     Mentorship,
     NotificationChannel,
+    Offer,
     Proposal,
     RejectedPair,
     Unit,
@@ -312,6 +313,19 @@ def mentorship_in_scope(session: Session, principal: Principal, mentorship_id: i
     if mentorship is None or not can_see_mentorship(principal, mentorship):
         raise not_found("mentorship", mentorship_id)
     return mentorship
+
+
+def offer_in_scope(session: Session, principal: Principal, offer_id: int) -> Offer:
+    """An offer in the caller's scope, or 404: coordinators see their alliance's, an hr key
+    those of its own unit's people (the craftsman asked or the apprentice offered)."""
+    offer = session.get(Offer, offer_id)
+    if offer is None or not reaches(
+        principal,
+        alliance_id=offer.alliance_id,
+        unit_ids=(offer.craftsman.unit_id, offer.apprentice.unit_id),
+    ):
+        raise not_found("offer", offer_id)
+    return offer
 
 
 def require_summary_author(principal: Principal, author_unit_id: int) -> None:

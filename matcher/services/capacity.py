@@ -1,6 +1,7 @@
 """Free capacity: how many more apprentices a craftsman can take, as one SQL expression.
 
-free = capacity − active mentorships (− the run's open proposals, when a run is under review).
+free = capacity − active mentorships − open offers (− the run's open proposals, when a run is under
+review). An offer waiting for the craftsman's answer holds its slot (programme.md).
 The match run's loading, its size estimate, swap, the swap shortlist and the commit check all
 select this expression, so every place counts the same slots.
 """
@@ -11,9 +12,11 @@ from sqlalchemy import ColumnElement, func, select
 
 from matcher.models import (
     MENTORSHIP_ACTIVE,
+    OFFER_OFFERED,
     OPEN_PROPOSAL_STATUSES,
     Craftsman,
     Mentorship,
+    Offer,
     Proposal,
 )
 
@@ -22,8 +25,9 @@ def free_slots(
     *, run_id: int | None = None, ignore_proposal: int | None = None
 ) -> ColumnElement[int]:
     """The free slots of each ``Craftsman`` row of the enclosing query (correlated, indexed
-    counts: one statement for any number of craftsmen). With ``run_id``, the run's pending and
-    approved proposals hold slots too, except ``ignore_proposal`` (the one being swapped)."""
+    counts: one statement for any number of craftsmen); open offers hold slots as mentorships
+    do. With ``run_id``, the run's pending and approved proposals hold slots too, except
+    ``ignore_proposal`` (the one being swapped)."""
     active = (
         select(func.count())
         .select_from(Mentorship)
@@ -31,7 +35,14 @@ def free_slots(
         .correlate(Craftsman)
         .scalar_subquery()
     )
-    free = Craftsman.capacity - active
+    offered = (
+        select(func.count())
+        .select_from(Offer)
+        .where(Offer.craftsman_id == Craftsman.id, Offer.status == OFFER_OFFERED)
+        .correlate(Craftsman)
+        .scalar_subquery()
+    )
+    free = Craftsman.capacity - active - offered
     if run_id is not None:
         proposed = (
             select(func.count())

@@ -20,12 +20,14 @@ from matcher.i18n import DEFAULT_LOCALE, N_, install_gettext, translate
 from matcher.models import (
     LOCALES,
     MENTORSHIP_ACTIVE,
+    OFFER_REMINDER_KINDS,
     PROGRAMME_REMINDER_KINDS,
     PROPOSAL_PENDING,
     RUN_PROPOSED,
     Alliance,
     MatchRun,
     Mentorship,
+    Offer,
     Proposal,
     Reminder,
     TrainingSummary,
@@ -37,6 +39,7 @@ from matcher.services.summary_links import (
     CheckInLink,
     SummaryLink,
     make_check_in_token,
+    make_offer_token,
     make_token,
 )
 from matcher.text import header_safe
@@ -49,6 +52,8 @@ SUBJECTS = {
     "digest": N_("email.subject.digest"),
     "term_ending": N_("email.subject.term_ending"),
     "check_in": N_("email.subject.check_in"),
+    "offer": N_("email.subject.offer"),
+    "offer_reminder": N_("email.subject.offer_reminder"),
 }
 OPENINGS = {
     "upcoming": N_("email.upcoming"),
@@ -56,6 +61,8 @@ OPENINGS = {
     "escalation": N_("email.escalation"),
     "term_ending": N_("email.term_ending"),
     "check_in": N_("email.check_in"),
+    "offer": N_("email.offer"),
+    "offer_reminder": N_("email.offer_reminder"),
 }
 
 
@@ -97,12 +104,16 @@ def render(
     locale = reminder.locale if reminder.locale in LOCALES else DEFAULT_LOCALE
     if reminder.kind == "digest":
         context = _digest_context(session, alliance, reminder)
+    elif reminder.kind in OFFER_REMINDER_KINDS:
+        context = _offer_context(session, alliance, reminder, settings)
     else:
         context = _pair_context(session, alliance, reminder, settings, now)
     subject = translate(
         locale, SUBJECTS[reminder.kind], alliance=alliance.name, **context["subject"]
     )
     name = "digest" if reminder.kind == "digest" else "reminder"
+    if reminder.kind in OFFER_REMINDER_KINDS:
+        name = "offer"
     if reminder.kind in PROGRAMME_REMINDER_KINDS:
         name = "programme"
         context["link"] = _programme_link(reminder, settings)
@@ -150,6 +161,28 @@ def _pair_context(
         "opening": OPENINGS[reminder.kind],
         "overview": f"{settings.base_url.rstrip('/')}/",
         "overdue_periods": overdue_periods(mentorship, local_today(alliance.timezone, now)),
+    }
+
+
+def _offer_context(
+    session: Session, alliance: Alliance, reminder: Reminder, settings: Settings
+) -> dict[str, Any]:
+    """The offer's email: the apprentice as another unit may see them (privacy.md: name, unit,
+    wanted skills), the expiry in the alliance's time, and the signed link to answer."""
+    offer = session.get_one(Offer, reminder.offer_id)
+    apprentice = offer.apprentice
+    token = make_offer_token(settings.secret_key, offer.id)
+    expires = offer.expires_at.astimezone(ZoneInfo(alliance.timezone)).strftime("%Y-%m-%d %H:%M")
+    return {
+        "subject": {"apprentice": apprentice.name},
+        "craftsman": offer.craftsman,
+        "apprentice": apprentice,
+        "apprentice_unit": session.get_one(Unit, apprentice.unit_id),
+        "wants": [(want.skill.name, want.level) for want in apprentice.wants],
+        "expires": expires,
+        "timezone": alliance.timezone,
+        "opening": OPENINGS[reminder.kind],
+        "link": f"{settings.base_url.rstrip('/')}/offer/{token}",
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import Integer, func, or_, select
@@ -20,6 +20,7 @@ from matcher.models import (
 )
 from matcher.services.access import COORDINATOR, Principal
 from matcher.services.mentorships import mentorships_query, overdue_periods
+from matcher.services.offers import offer_counts
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Overview:
     overdue: list[OverduePair]
     overdue_total: int
     runs: list[RunRow]
+    offers: dict[str, int] = field(default_factory=dict)  # the alliance's offers by status
 
     @property
     def craftsmen(self) -> int:
@@ -160,4 +162,5 @@ def alliance_overview(
         overdue=overdue,
         overdue_total=overdue_total or 0,
         runs=runs,
+        offers=offer_counts(session, alliance_id=alliance.id),
     )

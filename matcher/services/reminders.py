@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, aliased
 from matcher.errors import ValidationFailed
 from matcher.models import (
     MENTORSHIP_ACTIVE,
+    OFFER_OFFERED,
     PROGRAMME_REMINDER_KINDS,
     REMINDER_CANCELLED,
     REMINDER_FAILED,
@@ -46,6 +47,7 @@ from matcher.models import (
     Apprentice,
     Craftsman,
     Mentorship,
+    Offer,
     Reminder,
     Unit,
     User,
@@ -305,35 +307,45 @@ def claim_batch(session: Session, *, now: datetime, token: str, limit: int = 50)
 
 
 def cancel_if_obsolete(session: Session, *, reminder: Reminder, token: str) -> bool:
-    """A reminder whose period was filled or whose mentorship ended meanwhile is not sent (the
-    caller commits)."""
-    if reminder.mentorship_id is None:
-        return False
-    mentorship = session.get(Mentorship, reminder.mentorship_id)
-    period = reminder.period_index or 0
-    if reminder.kind in PROGRAMME_REMINDER_KINDS:
-        # The programme's emails concern the pair, not a period: obsolete once it ended, or
-        # (term_ending) once renewed to another end date.
-        if (
-            mentorship is not None
-            and mentorship.status == MENTORSHIP_ACTIVE
-            and (reminder.kind == "check_in" or mentorship.ends_on == reminder.due_on)
-        ):
+    """A reminder whose period was filled or whose mentorship ended meanwhile is not sent, nor an
+    offer's email once the offer was answered or expired (the caller commits)."""
+    if reminder.offer_id is not None:
+        offer_status = session.scalar(select(Offer.status).where(Offer.id == reminder.offer_id))
+        if offer_status == OFFER_OFFERED:
             return False
-    elif (
-        mentorship is not None
-        and mentorship.status == MENTORSHIP_ACTIVE
-        and mentorship.periods_filled < period
-    ):
+    elif _pair_still_due(session, reminder):
         return False
     session.execute(
         update(Reminder)
         .where(Reminder.id == reminder.id, Reminder.claimed_by == token)
         .values(
-            status=REMINDER_CANCELLED, locked_until=None, last_error="period filled or pair ended"
+            status=REMINDER_CANCELLED,
+            locked_until=None,
+            last_error="offer answered" if reminder.offer_id else "period filled or pair ended",
         )
     )
     return True
+
+
+def _pair_still_due(session: Session, reminder: Reminder) -> bool:
+    """Whether a pair's reminder still applies: its period open, its pair going on."""
+    if reminder.mentorship_id is None:
+        return True
+    mentorship = session.get(Mentorship, reminder.mentorship_id)
+    period = reminder.period_index or 0
+    if reminder.kind in PROGRAMME_REMINDER_KINDS:
+        # The programme's emails concern the pair, not a period: obsolete once it ended, or
+        # (term_ending) once renewed to another end date.
+        return (
+            mentorship is not None
+            and mentorship.status == MENTORSHIP_ACTIVE
+            and (reminder.kind == "check_in" or mentorship.ends_on == reminder.due_on)
+        )
+    return (
+        mentorship is not None
+        and mentorship.status == MENTORSHIP_ACTIVE
+        and mentorship.periods_filled < period
+    )
 
 
 def mark_sent(session: Session, *, reminder_id: int, token: str, now: datetime) -> None:

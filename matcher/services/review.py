@@ -28,6 +28,7 @@ from matcher.models import (
     Craftsman,
     MatchRun,
     Mentorship,
+    Offer,
     Proposal,
     RejectedPair,
     Unit,
@@ -295,19 +296,25 @@ def decide_many(
 
 @dataclass(frozen=True)
 class CommitResult:
-    """What committing a run did."""
+    """What committing a run did: mentorships started, or (craftsman consent required) offers
+    made."""
 
     run: MatchRun
     mentorships_created: int
     already_committed: bool
+    offers_created: int = 0
 
 
 def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> CommitResult:
-    """Turn the approved proposals into mentorships, all or nothing; idempotent.
+    """Turn the approved proposals into mentorships, all or nothing; idempotent. Where the
+    alliance requires its craftsmen's consent, each becomes an offer instead
+    (``services/offers.py``), and a mentorship once accepted.
 
     Refuses (409) when the data moved since the review: a person deactivated or already mentored,
-    or a craftsman's capacity taken by mentorships committed meanwhile.
+    or a craftsman's capacity taken by mentorships committed (or offers made) meanwhile.
     """
+    from matcher.services.offers import consent_required, create_offers  # offers imports us
+
     if run.status == RUN_COMMITTED:
         created = session.scalar(
             select(func.count())
@@ -315,7 +322,18 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
             .join(Proposal, Mentorship.proposal_id == Proposal.id)
             .where(Proposal.match_run_id == run.id)
         )
-        return CommitResult(run=run, mentorships_created=created or 0, already_committed=True)
+        offered = session.scalar(
+            select(func.count())
+            .select_from(Offer)
+            .join(Proposal, Offer.proposal_id == Proposal.id)
+            .where(Proposal.match_run_id == run.id)
+        )
+        return CommitResult(
+            run=run,
+            mentorships_created=created or 0,
+            already_committed=True,
+            offers_created=offered or 0,
+        )
     if run.status != RUN_PROPOSED:
         raise Conflict(f"Match run {run.id} is {run.status}; only a proposed run can be committed.")
     approved = list(
@@ -335,14 +353,21 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("Another request committed or changed this run at the same time.")
-    for proposal in approved:
-        create_mentorship(
-            session,
-            craftsman=proposal.craftsman,
-            apprentice=proposal.apprentice,
-            started_on=today,
-            proposal_id=proposal.id,
-        )
+    alliance = session.get_one(Alliance, run.alliance_id)
+    offers = consent_required(alliance)
+    if offers:
+        create_offers(session, run=run, approved=approved)
+    else:
+        for proposal in approved:
+            create_mentorship(
+                session,
+                craftsman=proposal.craftsman,
+                apprentice=proposal.apprentice,
+                started_on=today,
+                proposal_id=proposal.id,
+            )
+    started = 0 if offers else len(approved)
+    offered = len(approved) if offers else 0
     audit(
         session,
         alliance_id=run.alliance_id,
@@ -350,7 +375,7 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
         action="match_run.commit",
         object_type="match_run",
         object_id=run.id,
-        data={"mentorships": len(approved)},
+        data={"mentorships": started, "offers": offered},
     )
     session.flush()
     session.refresh(run)
@@ -365,14 +390,17 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
                 data={
                     "match_run_id": run.id,
                     "alliance_id": run.alliance_id,
-                    "alliance_code": session.get_one(Alliance, run.alliance_id).code,
+                    "alliance_code": alliance.code,
                     "status": run.status,
-                    "mentorships_created": len(approved),
+                    "mentorships_created": started,
+                    "offers_created": offered,
                 },
             )
         ],
     )
-    return CommitResult(run=run, mentorships_created=len(approved), already_committed=False)
+    return CommitResult(
+        run=run, mentorships_created=started, already_committed=False, offers_created=offered
+    )
 
 
 @dataclass(frozen=True)

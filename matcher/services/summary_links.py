@@ -1,5 +1,5 @@
-"""Signed, expiring links to the summary form ``/summary/{token}`` and the check-in form
-``/check-in/{token}``."""
+"""Signed, expiring links to the summary form ``/summary/{token}``, the check-in form
+``/check-in/{token}`` and the offer page ``/offer/{token}``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from matcher.errors import NotFound
+from matcher.i18n import Message
 
 SALT = "training-summary-link"
 MAX_AGE_SECONDS = 90 * 24 * 3600  # a reminder link works for 90 days
@@ -69,3 +70,26 @@ def read_check_in_token(secret_key: str, token: str, max_age: int = MAX_AGE_SECO
     except (BadSignature, ValueError, TypeError) as exc:
         raise NotFound("This link is not valid.") from exc
     return CheckInLink(int(mentorship_id), str(occasion), str(author))
+
+
+OFFER_SALT = "offer-link"
+# An offer waits at most 30 days (offer_expires_days); the link outlives it by a little so that
+# a late click is told the offer expired, not that the link is broken.
+OFFER_MAX_AGE_SECONDS = 31 * 24 * 3600
+
+
+def make_offer_token(secret_key: str, offer_id: int) -> str:
+    """A URL-safe token for the offer page, signed with the service's secret (its own salt)."""
+    return URLSafeTimedSerializer(secret_key, salt=OFFER_SALT).dumps([offer_id])
+
+
+def read_offer_token(secret_key: str, token: str, max_age: int = OFFER_MAX_AGE_SECONDS) -> int:
+    """The offer id a token stands for; a forged or expired one is ``NotFound``."""
+    serializer = URLSafeTimedSerializer(secret_key, salt=OFFER_SALT)
+    try:
+        (offer_id,) = serializer.loads(token, max_age=max_age)
+        return int(offer_id)
+    except SignatureExpired as exc:
+        raise NotFound(Message("offer.link_expired")) from exc
+    except (BadSignature, ValueError, TypeError) as exc:
+        raise NotFound(Message("offer.link_invalid")) from exc

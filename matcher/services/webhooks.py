@@ -55,6 +55,7 @@ from matcher.models import (
     Craftsman,
     Mentorship,
     NotificationChannel,
+    Offer,
     Unit,
     WebhookDelivery,
     WebhookEndpoint,
@@ -503,6 +504,38 @@ def mentorship_change(
         unit_ids=tuple(dict.fromkeys((craftsman["unit_id"], apprentice["unit_id"]))),
         data=data,
     )
+
+
+def emit_about_offer(session: Session, event_type: str, offer: Offer) -> int:
+    """:func:`emit_for` an ``offer.created`` or ``offer.answered`` event about ``offer`` and
+    both its people (ids, names, units, dates and status; never the decline's free text)."""
+
+    def change() -> Change:
+        row = session.execute(
+            _PAIR_PEOPLE,
+            {"craftsman_id": offer.craftsman_id, "apprentice_id": offer.apprentice_id},
+        ).one()
+        craftsman, apprentice = person_data(*row[:5]), person_data(*row[5:])
+        data = {
+            "offer_id": offer.id,
+            "proposal_id": offer.proposal_id,
+            "alliance_id": offer.alliance_id,
+            "status": offer.status,
+            "offered_at": offer.offered_at.isoformat(),
+            "expires_at": offer.expires_at.isoformat(),
+            "answered_at": offer.answered_at.isoformat() if offer.answered_at else None,
+            "mentorship_id": offer.mentorship_id,
+            "craftsman": craftsman,
+            "apprentice": apprentice,
+        }
+        return Change(
+            type=event_type,
+            alliance_id=offer.alliance_id,
+            unit_ids=tuple(dict.fromkeys((craftsman["unit_id"], apprentice["unit_id"]))),
+            data=data,
+        )
+
+    return emit_for(session, offer.alliance_id, lambda: [change()])
 
 
 def _day(value: date | None) -> str | None:

@@ -116,7 +116,7 @@ def page_errors(blueprint: Blueprint) -> None:
 def register_web(app: Flask) -> None:
     """Mount the pages; their forms are CSRF-checked and their cookie kept from scripts."""
     from matcher.api import IdConverter
-    from matcher.web import auth, overview, programme, runs, summary
+    from matcher.web import auth, offers, overview, programme, runs, summary
 
     # Ids in page paths (/runs/<id:run_id>) are bounded like the API's: a number beyond the
     # database's integer range is a 404, never a 5xx. Registered here too, for the pages'
@@ -140,7 +140,7 @@ def register_web(app: Flask) -> None:
         configure_jinja=False,  # its _() would trust translations as markup; ours escapes them
     )
     install_gettext(app.jinja_env, lambda _context, msgid: get_translations().ugettext(msgid))
-    pages = (summary.blp, auth.blp, overview.blp, runs.blp, programme.blp)
+    pages = (summary.blp, auth.blp, overview.blp, runs.blp, programme.blp, offers.blp)
     names = {blueprint.name for blueprint in pages}
     for blueprint in pages:
         app.register_blueprint(blueprint)

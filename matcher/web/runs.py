@@ -22,6 +22,7 @@ from matcher.models import Alliance, MatchRun, Proposal, User
 from matcher.services import access
 from matcher.services.matching import start_match_run, with_alliance_defaults
 from matcher.services.mentorships import alliance_today
+from matcher.services.offers import offers_by_proposal
 from matcher.services.review import (
     CommitConflicts,
     commit_run,
@@ -138,6 +139,10 @@ def _render_run(
             ),
             "shares": shares,
             "run_params": params,
+            # Once committed where consent is required: each approved pair's offer.
+            "offers": offers_by_proposal(db(), [p.id for p in listing.proposals])
+            if run.status == "committed"
+            else {},
         }
     return render_page(
         "web/run.html",
@@ -355,5 +360,8 @@ def commit(run_id: int) -> Any:
         conflict = (gettext("commit.conflict"), reasons)
         return _render_run(user, run, status=exc.status, page_error=conflict)
     db().commit()
-    flash(gettext("flash.commit", n=result.mentorships_created))
+    if result.offers_created:
+        flash(gettext("flash.commit_offers", n=result.offers_created))
+    else:
+        flash(gettext("flash.commit", n=result.mentorships_created))
     return redirect(url_for("runs.run_page", run_id=run.id), 303)
