@@ -29,6 +29,7 @@ from matcher.models import (
     END_REASONS,
     LOCALES,
     MENTORSHIP_STATUSES,
+    OFFER_STATUSES,
     PROPOSAL_STATUSES,
     RUN_STATUSES,
     UNMATCHED_REASONS,
@@ -123,6 +124,7 @@ def _choices(schema: ma.Schema, field: str) -> tuple[str, ...]:
         ("mentorship_status", "mentorship.status.", MENTORSHIP_STATUSES, ""),
         ("end_reason", "end_reason.", END_REASONS, ""),
         ("occasion", "occasion.", CHECK_IN_OCCASIONS, ""),
+        ("offer_status", "offer.status.", OFFER_STATUSES, ""),
         ("activity", "activity.", ACTIVITY_SORTS, ""),
         ("assessment_result", "assessment.result.", ASSESSMENT_RESULTS, ""),
         (

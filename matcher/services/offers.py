@@ -14,6 +14,7 @@ job, never both win, and each offer expires once whoever runs the job.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -318,7 +319,8 @@ def offers_query(
 ) -> Select[Any]:
     """The offers the caller may see (coordinators: their alliance's; hr: those of its own
     people), filtered, oldest first, as rows :func:`offer_item` shows."""
-    stmt: Select[Any] = (
+    stmt = typing.cast(
+        Select[Any],
         select(
             Offer,
             _CRAFTSMAN.name.label("craftsman_name"),
@@ -328,7 +330,7 @@ def offers_query(
         )
         .join(_CRAFTSMAN, _CRAFTSMAN.id == Offer.craftsman_id)
         .join(_APPRENTICE, _APPRENTICE.id == Offer.apprentice_id)
-        .order_by(Offer.id)
+        .order_by(Offer.id),
     )
     stmt = access.where_visible(
         stmt,

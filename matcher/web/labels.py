@@ -86,6 +86,13 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         N_("end_reason.other"),
     ),
     "occasion": (N_("occasion.first_summary"), N_("occasion.mid_term")),
+    # an offer's status on the run page (programme.md, "Two-way choice")
+    "offer_status": (
+        N_("offer.status.offered"),
+        N_("offer.status.accepted"),
+        N_("offer.status.declined"),
+        N_("offer.status.expired"),
+    ),
     "assessment_result": (N_("assessment.result.pass"), N_("assessment.result.fail")),
     "check_in_field": (N_("check_in.rating"), N_("check_in.good_fit"), N_("check_in.comment")),
     # the activity page: its columns (sort keys) and its charts' figures
