@@ -32,11 +32,12 @@ from sqlalchemy.orm import Session
 from matcher.algorithms import MatchParams
 from matcher.app import create_app
 from matcher.db import utcnow
-from matcher.models import Proposal, RejectedPair, WebhookDelivery
+from matcher.models import MatchRun, Proposal, RejectedPair, WebhookDelivery
 from matcher.services.access import Principal
 from matcher.services.channels import create_channel
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import SummaryInput, add_summary
+from matcher.services.offers import create_offers
 from matcher.services.programme import CheckInInput, add_check_in, assess
 from matcher.services.reminders import queue_reminders
 from matcher.services.review import decide, etag
@@ -231,6 +232,24 @@ def known(session: Session, world: World) -> dict[str, list[Any]]:
         allow_private=False,
         https_only=True,
     )
+    # Two open offers of a committed run (an alliance that requires its craftsmen's consent).
+    offered_run = MatchRun(alliance_id=world.alliance.id, status="committed", params={})
+    session.add(offered_run)
+    session.flush()
+    offered = [
+        Proposal(
+            match_run_id=offered_run.id,
+            craftsman_id=world.craftsman_ids[craftsman_unit.code],
+            apprentice_id=world.apprentice_ids[apprentice_unit.code],
+            score=0.8,
+            fit=0.8,
+            status="approved",
+        )
+        for craftsman_unit, apprentice_unit in ((sibling, home), (home, sibling))
+    ]
+    session.add_all(offered)
+    session.flush()
+    offers = create_offers(session, run=offered_run, approved=offered)
     session.commit()
     deliveries = list(session.scalars(select(WebhookDelivery.id)))
     craftsmen = sorted(world.craftsman_ids.values())
@@ -255,6 +274,8 @@ def known(session: Session, world: World) -> dict[str, list[Any]]:
             "webhook_id": [webhook.id],
             "delivery_id": deliveries,
             "channel_id": [chat.id],
+            "offer_id": [offer.id for offer in offers],
+            "match_run_id": [run.id, offered_run.id],
         }
     )
     return _known

@@ -14,11 +14,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from matcher.algorithms import MatchParams
-from matcher.models import Apprentice, Craftsman, Proposal, RejectedPair, WebhookDelivery
+from matcher.models import (
+    Apprentice,
+    Craftsman,
+    MatchRun,
+    Proposal,
+    RejectedPair,
+    WebhookDelivery,
+)
 from matcher.services import access
 from matcher.services.channels import create_channel
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import create_mentorship
+from matcher.services.offers import create_offers
 from matcher.services.programme import assess
 from matcher.services.skills import put_skill
 from matcher.services.webhooks import Change, create_endpoint, emit, fan_out
@@ -455,6 +463,15 @@ RULES += [
         {who: 204 if status == 200 else status for who, status in UNIT_WEBHOOK.items()},
     ),
 ]
+# Offers (programme.md, "Two-way choice"): a sibling-unit craftsman offered a home-unit
+# apprentice; both units' hr keys see it, only coordinators answer for the craftsman.
+RULES += [
+    ("GET", "/offers", None, EVERY_KEY),
+    ("GET", "/offers?status=offered&unit_id={unit}", None, EVERY_KEY),
+    ("GET", "/offers/{offer}", None, PAIR_SCOPE),
+    ("POST", "/offers/{offer}/accept", None, PROGRAMME_MANAGE),
+    ("POST", "/offers/{offer}/decline", {"reason": "这段时间出差"}, PROGRAMME_MANAGE),
+]
 
 CASES = [
     pytest.param(method, path, body, who, status, id=f"{method} {path} as {who}")
@@ -500,6 +517,8 @@ def _ids(world: World, path: str, session: Session | None = None) -> dict[str, A
         ids["mentorship"] = mentorship.id
     if session is not None and "{webhook}" in path:
         ids |= _webhook_with_a_delivery(session, world)
+    if session is not None and "{offer}" in path:
+        ids["offer"] = _offer(session, world)
     if session is not None and "{channel}" in path:
         owner = access.Principal(role="hr", alliance_id=world.alliance.id, unit_id=world.unit.id)
         made = create_channel(
@@ -534,7 +553,29 @@ def _ids(world: World, path: str, session: Session | None = None) -> dict[str, A
         "delivery": ids.get("delivery", 1),
         "channel": ids.get("channel", 1),
         "assessed": ids.get("assessed", 1),
+        "offer": ids.get("offer", 1),
     }
+
+
+def _offer(session: Session, world: World) -> int:
+    """An open offer of a committed run: the sibling unit's craftsman, the home unit's
+    apprentice."""
+    run = MatchRun(alliance_id=world.alliance.id, status="committed", params={})
+    session.add(run)
+    session.flush()
+    proposal = Proposal(
+        match_run_id=run.id,
+        craftsman_id=world.craftsman_ids[world.sibling_unit.code],
+        apprentice_id=world.apprentice_ids[world.unit.code],
+        score=0.9,
+        fit=0.9,
+        status="approved",
+    )
+    session.add(proposal)
+    session.flush()
+    (offer,) = create_offers(session, run=run, approved=[proposal])
+    session.commit()
+    return offer.id
 
 
 def _webhook_with_a_delivery(session: Session, world: World) -> dict[str, int]:
@@ -634,7 +675,7 @@ IN_SCOPE_REFUSALS = {
     *(
         (method, path, who)
         for method, path, _, expected in RULES
-        if path.startswith("/mentorships/") and expected.get("hr") == 403
+        if path.startswith(("/mentorships/", "/offers/")) and expected.get("hr") == 403
         for who in ("hr", "sibling_hr")
     ),
     *((method, path, "coordinator") for method, path in PEOPLE_WRITES),
