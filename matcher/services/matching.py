@@ -40,6 +40,7 @@ from matcher.models import (
     ACTIVE_RUN_INDEX,
     ACTIVE_RUN_STATUSES,
     MENTORSHIP_ACTIVE,
+    OFFER_OFFERED,
     PROPOSAL_PENDING,
     RUN_FAILED,
     RUN_PROPOSED,
@@ -52,6 +53,7 @@ from matcher.models import (
     CraftsmanSkill,
     MatchRun,
     Mentorship,
+    Offer,
     Proposal,
     RejectedPair,
     Skill,
@@ -190,7 +192,9 @@ def _apprentices_query(
     )
     if not params.include_mentored:
         mentored = select(Mentorship.apprentice_id).where(Mentorship.status == MENTORSHIP_ACTIVE)
-        stmt = stmt.where(Apprentice.id.not_in(mentored))
+        # An apprentice offered to a craftsman who has not answered yet waits for that answer.
+        offered = select(Offer.apprentice_id).where(Offer.status == OFFER_OFFERED)
+        stmt = stmt.where(Apprentice.id.not_in(mentored), Apprentice.id.not_in(offered))
     return stmt
 
 

@@ -202,13 +202,19 @@ def accept_offer(
     if offer.status == OFFER_ACCEPTED:
         return offer
     _check_open(offer, now)
+    run_params = session.scalar(
+        select(MatchRun.params)
+        .join(Proposal, Proposal.match_run_id == MatchRun.id)
+        .where(Proposal.id == offer.proposal_id)
+    )
     mentored = session.scalar(
         select(Mentorship.id).where(
             Mentorship.apprentice_id == offer.apprentice_id,
             Mentorship.status == MENTORSHIP_ACTIVE,
         )
     )
-    if mentored is not None:
+    # As at commit: a run that took mentored apprentices in may give them a second craftsman.
+    if mentored is not None and not (run_params or {}).get("include_mentored"):
         raise Conflict(Message("offer.refused.mentored", {"id": offer.id}))
     if not _claim(session, offer, now, status=OFFER_ACCEPTED, answered_by=actor):
         if offer.status == OFFER_ACCEPTED:  # another request accepted it first: the same answer
