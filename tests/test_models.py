@@ -54,6 +54,7 @@ def test_the_package_registers_every_table() -> None:
         "base",
         "matching",
         "mentorships",
+        "offers",
         "people",
         "programme",
         "scheduler",
