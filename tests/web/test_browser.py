@@ -14,7 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
-from matcher.models import AuditEvent, Craftsman, Mentorship, Proposal
+from matcher.extensions import state
+from matcher.models import AuditEvent, Craftsman, Mentorship, Offer, Proposal
+from matcher.services.alliances import update_alliance
+from matcher.services.mentorships import local_today
+from matcher.services.review import commit_run, decide_many
+from matcher.services.summary_links import make_offer_token
 from tests import factories as tests_factories
 from tests.conftest import IN_CI
 from tests.web.conftest import PASSWORD, Review
@@ -339,3 +344,52 @@ def test_the_mentorship_and_activity_pages_in_the_browser(
     expect(page.locator("tr.idle").first).to_be_visible()
     if backend == "sqlite" or not UPDATE_SCREENSHOTS:
         _screenshot(page, tmp_path, "activity-desktop.png", 1280, 800)
+
+
+def test_a_craftsman_accepts_an_offer_on_a_phone(
+    app: Flask,
+    page: Page,
+    live_server: str,
+    session: Session,
+    review: Review,
+    backend: str,
+    tmp_path: Path,
+) -> None:
+    """The offer email's link on a 390 px screen: the apprentice, why the pair fits, Accept."""
+    update_alliance(
+        session, alliance=review.world.alliance, changes={"craftsman_consent": "required"}
+    )
+    decide_many(session, run=review.run, status="approved", comment=None, actor="t")
+    commit_run(
+        session, run=review.run, actor="t", today=local_today(review.world.alliance.timezone)
+    )
+    session.commit()
+    offer = session.scalars(select(Offer).order_by(Offer.id)).first()
+    assert offer is not None
+    apprentice = offer.apprentice
+    token = make_offer_token(state(app).settings.secret_key, offer.id)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server}/offer/{token}")
+    expect(page.get_by_role("heading", name="带徒邀请")).to_be_visible()
+    expect(page.locator("dl.pair")).to_contain_text(apprentice.name)
+    expect(page.locator(".chips")).to_contain_text(apprentice.wants[0].skill.name)
+    # Nothing wider than the phone: the page does not scroll sideways.
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1]
+    if backend == "sqlite" or not UPDATE_SCREENSHOTS:  # one backend writes the README's picture
+        _screenshot(page, tmp_path, "offer-phone.png", 390, 844)
+
+    page.get_by_role("button", name="接受").click()
+    expect(page.get_by_role("heading", name="感谢您接受带徒")).to_be_visible()
+    session.rollback()
+    accepted = session.get_one(Offer, offer.id)
+    assert accepted.status == "accepted" and accepted.answered_by == "craftsman:link"
+    mentorship = session.get_one(Mentorship, accepted.mentorship_id)
+    assert (mentorship.craftsman_id, mentorship.apprentice_id) == (
+        offer.craftsman_id,
+        offer.apprentice_id,
+    )
+    # The same link again: refused with a page saying the offer was accepted already.
+    page.goto(f"{live_server}/offer/{token}")
+    expect(page.locator(".message")).to_contain_text("已被接受")
