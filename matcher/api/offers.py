@@ -8,7 +8,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from matcher.api.base import Blueprint, PageArgsSchema, page_rows
-from matcher.api.fields import Id, text
+from matcher.api.fields import Id, UtcDateTime, text
 from matcher.api.match_runs import PersonRefSchema
 from matcher.api.schemas import BaseSchema
 from matcher.extensions import db, principal
@@ -56,6 +56,9 @@ class OfferQueryArgsSchema(PageArgsSchema):
     craftsman_id = Id(strict=False)
     apprentice_id = Id(strict=False)
     match_run_id = Id(strict=False)
+    updated_since = UtcDateTime(
+        metadata={"description": "Only offers changed at or after this time (ISO 8601 with offset)"}
+    )
 
 
 class DeclineSchema(BaseSchema):

@@ -322,6 +322,7 @@ def offers_query(
     craftsman_id: int | None = None,
     apprentice_id: int | None = None,
     match_run_id: int | None = None,
+    updated_since: datetime | None = None,
 ) -> Select[Any]:
     """The offers the caller may see (coordinators: their alliance's; hr: those of its own
     people), filtered, oldest first, as rows :func:`offer_item` shows."""
@@ -354,6 +355,8 @@ def offers_query(
         stmt = stmt.where(Offer.craftsman_id == craftsman_id)
     if apprentice_id is not None:
         stmt = stmt.where(Offer.apprentice_id == apprentice_id)
+    if updated_since is not None:
+        stmt = stmt.where(Offer.updated_at >= updated_since)
     if match_run_id is not None:
         stmt = stmt.join(Proposal, Proposal.id == Offer.proposal_id).where(
             Proposal.match_run_id == match_run_id

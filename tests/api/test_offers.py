@@ -3,6 +3,7 @@ offers, accepting and declining for a craftsman, the slot an open offer holds, t
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -363,3 +364,44 @@ def test_withdrawn_consent_ends_a_persons_open_offers(
     assert session.scalar(select(func.count()).select_from(RejectedPair)) == 0
     with pytest.raises(Conflict):
         accept_offer(session, offer=session.get_one(Offer, min(theirs)), actor="t")
+
+
+def test_a_nightly_sync_lists_the_offers_answered_since(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    offers = offered(client, session, world)
+    since = datetime.now(UTC)
+    # Made before ``since``, as if by yesterday's commit.
+    session.execute(update(Offer).values(updated_at=since - timedelta(days=1)))
+    session.commit()
+    query = {"updated_since": since.isoformat()}
+    headers = world.auth("coordinator")
+    assert client.get(f"{API}/offers", query_string=query, headers=headers).get_json() == []
+    client.post(f"{API}/offers/{offers[0]['id']}/accept", headers=headers)
+    changed = client.get(f"{API}/offers", query_string=query, headers=headers).get_json()
+    assert [o["id"] for o in changed] == [offers[0]["id"]]
+
+
+def test_two_acceptances_at_once_start_one_mentorship(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    offer = offered(client, session, world)[0]
+    barrier = threading.Barrier(2)
+    answers: list[tuple[int, Any]] = []
+
+    def accept() -> None:
+        other = client.application.test_client()
+        barrier.wait()
+        response = other.post(
+            f"{API}/offers/{offer['id']}/accept", headers=world.auth("coordinator")
+        )
+        answers.append((response.status_code, response.get_json()))
+
+    threads = [threading.Thread(target=accept) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [status for status, _ in answers] == [200, 200]
+    assert answers[0][1] == answers[1][1]  # the same answer, the same mentorship
+    assert session.scalar(select(func.count()).select_from(Mentorship)) == 1
