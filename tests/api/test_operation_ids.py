@@ -26,6 +26,8 @@ VERBS = {
         "rotate",
         "retry",
         "renew",
+        "accept",  # an offer, for its craftsman
+        "decline",
     },
     "put": {"upsert", "correct"},
     "patch": {"update", "review"},
