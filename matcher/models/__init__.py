@@ -56,7 +56,14 @@ from matcher.models.mentorships import (
     Reminder,
     TrainingSummary,
 )
-from matcher.models.people import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, PersonMixin
+from matcher.models.people import (
+    Apprentice,
+    ApprenticePreference,
+    ApprenticeWant,
+    Craftsman,
+    CraftsmanSkill,
+    PersonMixin,
+)
 from matcher.models.programme import (
     ASSESSMENT_FAIL,
     ASSESSMENT_PASS,
@@ -150,6 +157,7 @@ __all__ = [
     "Alliance",
     "ApiKey",
     "Apprentice",
+    "ApprenticePreference",
     "ApprenticeWant",
     "AuditEvent",
     "Base",
