@@ -2,11 +2,11 @@
 
 A pair is eligible when the two are of different units, its fit reaches ``min_fit`` and it is not
 excluded (rejected before, or excluded by the run's parameters) nor avoided (on the apprentice's
-avoid list: hard constraint 6; the masks take both as ``excluded``, ``MatchProblem.forbidden``). Every caller asks here: the
-solver over its candidate pairs (1-D), the pruned solver over dense blocks (2-D, broadcast), and
-one pair at a time (``pair_verdict``: pair-score and swap) through :func:`broken_constraints`,
-which the tests hold equal to :func:`eligible_mask`. Pinned pairs skip ``min_fit`` and exclusion
-but must still be of :func:`other_unit` and not avoided.
+avoid list: hard constraint 6; the masks take both as ``excluded``, ``MatchProblem.forbidden``).
+Every caller asks here: the solver over its candidate pairs (1-D), the pruned solver over dense
+blocks (2-D, broadcast), and one pair at a time (``pair_verdict``: pair-score and swap) through
+:func:`broken_constraints`, which the tests hold equal to :func:`eligible_mask`. Pinned pairs skip
+``min_fit`` and exclusion but must still be of :func:`other_unit` and not avoided.
 """
 
 from __future__ import annotations

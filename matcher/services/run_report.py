@@ -110,6 +110,7 @@ _LISTED_COLUMNS = (
     "apprentice_id",
     "score",
     "fit",
+    "preference_rank",
     "status",
     "comment",
 )
@@ -158,6 +159,7 @@ def proposal_items(rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
             "score": row.score,
             "fit": row.fit,
             "explanation": orjson.Fragment(row.explanation_json),
+            "preference_rank": row.preference_rank,
             "status": row.status,
             "comment": row.comment,
         }
