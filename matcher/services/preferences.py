@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from matcher.db import utcnow
 from matcher.errors import ValidationFailed
 from matcher.models import Apprentice, ApprenticePreference, Craftsman, Unit
+from matcher.services.hr_import import PAIR
 from matcher.services.review import audit
 
 MAX_RANKED = 3
@@ -133,6 +134,89 @@ def set_preferences(
     )
     session.flush()
     return preferences_of(session, apprentice)
+
+
+def craftsmen_named(
+    session: Session, *, apprentice_unit: Unit, names: set[str]
+) -> dict[str, int | str]:
+    """Craftsmen of the other units of ``apprentice_unit``'s alliance as an HR export names
+    them: their external id, or ``UNIT_CODE:external_id`` where two units use the same id.
+    Per name, the craftsman's id, or why there is none (a sentence naming it)."""
+    qualified = {name: tuple(PAIR.split(name, maxsplit=1)) for name in names}
+    wanted = names | {parts[-1] for parts in qualified.values()}
+    rows = session.execute(
+        select(Craftsman.id, Craftsman.external_id, Unit.code)
+        .join(Unit, Craftsman.unit_id == Unit.id)
+        .where(
+            Unit.alliance_id == apprentice_unit.alliance_id,
+            Craftsman.unit_id != apprentice_unit.id,
+            Craftsman.external_id.in_(wanted),
+        )
+    ).all()
+    found: dict[str, int | str] = {}
+    for name in names:
+        plain = [row.id for row in rows if row.external_id == name]
+        if not plain and len(qualified[name]) == 2:
+            code, external_id = (part.strip() for part in qualified[name])
+            plain = [row.id for row in rows if (row.code, row.external_id) == (code, external_id)]
+        if len(plain) == 1:
+            found[name] = plain[0]
+        elif plain:
+            found[name] = (
+                f"Craftsman {name!r} is an external id of several units: write UNIT_CODE:{name}."
+            )
+        else:
+            found[name] = f"No craftsman {name!r} in another unit of this alliance."
+    return found
+
+
+def set_named_preferences(
+    session: Session,
+    *,
+    apprentice_ids: Sequence[int],
+    choices: Sequence[tuple[list[str], list[str]] | None],
+    actor: str,
+) -> None:
+    """Set each apprentice's preferences from an HR export's names (``choices[i]`` for
+    ``apprentice_ids[i]``; None: leave them). Every problem, keyed by the row's index and
+    column, in one 422; nothing is set then (the caller rolls back)."""
+    chosen = {i for i, choice in zip(apprentice_ids, choices, strict=True) if choice is not None}
+    loaded = {a.id: a for a in session.scalars(select(Apprentice).where(Apprentice.id.in_(chosen)))}
+    errors: dict[str, Any] = {}
+    for index, (apprentice_id, choice) in enumerate(zip(apprentice_ids, choices, strict=True)):
+        if choice is None:
+            continue
+        apprentice = loaded[apprentice_id]
+        ranked_names, avoid_names = choice
+        named = craftsmen_named(
+            session, apprentice_unit=apprentice.unit, names={*ranked_names, *avoid_names}
+        )
+        problems = {
+            column: [named[name]]
+            for column, name in [
+                *((f"preferred_{rank}", n) for rank, n in enumerate(ranked_names, start=1)),
+                *(("avoid", n) for n in avoid_names),
+            ]
+            if isinstance(named[name], str)
+        }
+        if problems:
+            errors[str(index)] = problems
+            continue
+        try:
+            set_preferences(
+                session,
+                apprentice=apprentice,
+                ranked=[int(named[n]) for n in ranked_names],
+                avoid=[int(named[n]) for n in avoid_names],
+                actor=actor,
+            )
+        except ValidationFailed as exc:
+            errors[str(index)] = exc.errors
+    if errors:
+        raise ValidationFailed(
+            "Some preferred or avoided craftsmen cannot be chosen; nothing was imported.",
+            errors=errors,
+        )
 
 
 @dataclass(frozen=True)
