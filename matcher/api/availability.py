@@ -59,7 +59,7 @@ class CraftsmanAvailability(MethodView):
 
     @blp.arguments(AvailabilitySchema)
     @blp.response(200, AvailabilitySchema)
-    @blp.doc(operationId="setCraftsmanAvailability")
+    @blp.doc(operationId="upsertCraftsmanAvailability")
     def put(self, body: dict[str, Any], craftsman_id: int) -> Any:
         """Set whether a craftsman accepts apprentices and a pause (hr of its unit, coordinator)."""
         craftsman = _craftsman_in_scope(craftsman_id)

@@ -65,7 +65,7 @@ class ApprenticePreferences(MethodView):
 
     @blp.arguments(PreferencesSchema)
     @blp.response(200, PreferencesSchema)
-    @blp.doc(operationId="setApprenticePreferences")
+    @blp.doc(operationId="upsertApprenticePreferences")
     def put(self, body: dict[str, Any], apprentice_id: int) -> Any:
         """Replace an apprentice's ranked and avoided craftsmen (hr of its unit, coordinator)."""
         apprentice = _apprentice_in_scope(apprentice_id)
