@@ -26,7 +26,7 @@ from matcher.models import (
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import create_mentorship, local_today, overdue_periods
 from matcher.services.people import CRAFTSMAN, deactivate_person
-from matcher.services.preferences import set_preferences
+from matcher.services.preferences import set_availability, set_preferences
 from tests.web.conftest import PASSWORD, Review, csrf, sign_in
 
 
@@ -620,3 +620,29 @@ def test_the_run_page_shows_where_an_apprentice_ranked_its_craftsman(
         else:
             assert f'data-preference-rank="{proposal.preference_rank}"' in row
             assert f"第 {proposal.preference_rank} 意向" in row
+
+
+def test_the_swap_shortlist_leaves_out_avoided_and_unavailable_craftsmen(
+    client: FlaskClient, session: Session, review: Review
+) -> None:
+    sign_in(client, review.email)
+    page = client.get(f"/runs/{review.run.id}").get_data(as_text=True)
+    target, offered = next(
+        (p, [int(c) for c in re.findall(r'<option value="(\d+)">', _row(page, p.id))])
+        for p in _proposals(session, review)
+        if len(re.findall(r'<option value="\d+">', _row(page, p.id))) >= 2
+    )
+    avoided, paused = offered[:2]
+    set_preferences(session, apprentice=target.apprentice, ranked=[], avoid=[avoided], actor="t")
+    set_availability(
+        session,
+        craftsman=session.get_one(Craftsman, paused),
+        accepting=True,
+        paused_until=local_today(review.world.alliance.timezone),
+        actor="t",
+    )
+    session.commit()
+    page = client.get(f"/runs/{review.run.id}").get_data(as_text=True)
+    now = [int(c) for c in re.findall(r'<option value="(\d+)">', _row(page, target.id))]
+    assert avoided not in now and paused not in now
+    assert set(offered) - {avoided, paused} <= set(now)
