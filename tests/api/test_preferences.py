@@ -386,3 +386,25 @@ def test_a_craftsman_not_accepting_or_paused_takes_no_part(
         failed = response.get_json()
         assert failed["status"] == "failed" and f"[{best}, {learner}]" in failed["error"]
         assert failed["id"] != run["id"]
+
+
+def test_preference_bonus_is_a_parameter_like_the_others_and_an_alliance_default(
+    client: FlaskClient, world: World
+) -> None:
+    auth = world.auth("coordinator")
+    alliance = f"{API}/alliances/{world.alliance.id}"
+    bad = client.patch(alliance, json={"match_defaults": {"preference_bonus": 1.5}}, headers=auth)
+    assert bad.status_code == 422
+    assert "preference_bonus" in bad.get_json()["errors"]["match_defaults"]
+    refused = client.post(
+        f"{alliance}/match-runs", json={"params": {"preference_bonus": -0.1}}, headers=auth
+    )
+    assert refused.status_code == 422
+    assert "preference_bonus" in refused.get_json()["errors"]["params"]
+    good = client.patch(alliance, json={"match_defaults": {"preference_bonus": 0.4}}, headers=auth)
+    assert good.status_code == 200
+    run, _ = run_proposals(client, world, {})
+    assert run["params"]["preference_bonus"] == 0.4
+    client.post(f"{API}/match-runs/{run['id']}/commit", headers=auth)
+    own, _ = run_proposals(client, world, {"preference_bonus": 0})
+    assert own["params"]["preference_bonus"] == 0
