@@ -106,14 +106,15 @@ def eligible_pairs(problem: MatchProblem, params: MatchParams) -> Eligible:
 
 def _check_pins(problem: MatchProblem) -> None:
     """Raise ``PinnedPairError`` for the first pin that breaks hard constraint 1, 2 or 6."""
-    avoided = {(int(m), int(a)) for m, a in problem.avoided.tolist()}
+    pinned = problem.pinned
+    avoided = excluded_mask(problem.avoided, pinned[:, 0], pinned[:, 1], problem.n_apprentices)
     seen_apprentices: set[int] = set()
     pins_left = problem.craftsman_free.astype(np.int64).copy()
-    for craftsman, apprentice in problem.pinned.tolist():
+    for index, (craftsman, apprentice) in enumerate(pinned.tolist()):
         reason = None
         if not other_unit(problem.craftsman_unit[craftsman], problem.apprentice_unit[apprentice]):
             reason = "craftsman and apprentice are of the same unit."
-        elif (craftsman, apprentice) in avoided:
+        elif avoided[index]:
             reason = "the apprentice asked to avoid this craftsman."
         elif apprentice in seen_apprentices:
             reason = "the apprentice is pinned more than once."
