@@ -278,8 +278,9 @@ def import_people(path: Path, unit_code: str, alliance_code: str | None) -> None
     from matcher.api.schemas import ApprenticeBulkItemSchema, CraftsmanBulkItemSchema
     from matcher.errors import DomainError
     from matcher.services.alliances import unit_by_codes
-    from matcher.services.hr_import import detect_kind, read_table, to_record
+    from matcher.services.hr_import import detect_kind, read_table, to_choice, to_record
     from matcher.services.people import KINDS, upsert_people
+    from matcher.services.preferences import set_named_preferences
 
     try:
         table = read_table(path)
@@ -293,6 +294,13 @@ def import_people(path: Path, unit_code: str, alliance_code: str | None) -> None
             unit = unit_by_codes(session, code=unit_code, alliance_code=alliance_code)
             try:
                 outcome = upsert_people(session, kind=KINDS[kind], unit=unit, items=items)
+                if kind == "apprentices":  # their choice of craftsmen, once they exist
+                    set_named_preferences(
+                        session,
+                        apprentice_ids=outcome.ids,
+                        choices=[to_choice(row.cells) for row in table.rows],
+                        actor="cli:import",
+                    )
             except DomainError as exc:
                 raise _row_errors(table, exc.errors or {}, exc.detail) from exc
     except DomainError as exc:

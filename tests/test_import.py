@@ -16,7 +16,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from matcher.models import Apprentice, Craftsman
+from matcher.models import Apprentice, ApprenticePreference, Craftsman, Unit
 from tests import factories
 
 CRAFTSMEN_CSV = (
@@ -328,3 +328,86 @@ def test_xlsx_limits_are_checked_before_and_while_reading(
     result = import_file(app, csv_path, unit_code)
     assert result.exit_code == 1 and "20000" in result.output
     assert people(session) == []
+
+
+def _two_units_with_craftsmen(app: Flask, session: Session, tmp_path: Path) -> None:
+    """HZDJ (the apprentices' unit) and two others, XTDJ and NBDJ, whose craftsmen share an
+    external id (C-1) besides their own (C-2 in XTDJ, C-3 in NBDJ); HZDJ has a C-9."""
+    alliance = factories.alliance(session, "EMCA")
+    factories.skills(session, alliance)
+    for code in ("HZDJ", "XTDJ", "NBDJ"):
+        factories.unit(session, alliance, code)
+    session.commit()
+    files = {
+        "XTDJ": "external_id,name,skills\nC-1,甲,焊接:5\nC-2,乙,焊接:4\n",
+        "NBDJ": "external_id,name,skills\nC-1,丙,焊接:5\nC-3,丁,焊接:3\n",
+        "HZDJ": "external_id,name,skills\nC-9,戊,焊接:5\n",
+    }
+    for code, text in files.items():
+        path = tmp_path / f"{code}.csv"
+        path.write_text(text, encoding="utf-8")
+        result = app.test_cli_runner().invoke(args=["import", str(path), "--unit", code])
+        assert result.exit_code == 0, result.output
+
+
+def _craftsman_id(session: Session, unit_code: str, external_id: str) -> int:
+    return session.scalars(
+        select(Craftsman.id)
+        .join(Unit, Craftsman.unit_id == Unit.id)
+        .where(Unit.code == unit_code, Craftsman.external_id == external_id)
+    ).one()
+
+
+def test_apprentices_choices_come_in_as_columns(
+    app: Flask, session: Session, tmp_path: Path
+) -> None:
+    _two_units_with_craftsmen(app, session, tmp_path)
+    path = tmp_path / "apprentices.csv"
+    path.write_text(
+        "external_id,name,wants,preferred_1,preferred_2,preferred_3,avoid\n"
+        "A-1,陈晓,焊接:3,C-2,NBDJ:C-1,,C-3；XTDJ:C-1\n"
+        "A-2,王芳,焊接:2,,,,\n",
+        encoding="utf-8",
+    )
+    result = app.test_cli_runner().invoke(args=["import", str(path), "--unit", "HZDJ"])
+    assert result.exit_code == 0, result.output
+    first = session.scalars(select(Apprentice).where(Apprentice.external_id == "A-1")).one()
+    rows = {
+        (p.craftsman_id, p.rank)
+        for p in session.scalars(
+            select(ApprenticePreference).where(ApprenticePreference.apprentice_id == first.id)
+        )
+    }
+    assert rows == {
+        (_craftsman_id(session, "XTDJ", "C-2"), 1),
+        (_craftsman_id(session, "NBDJ", "C-1"), 2),
+        (_craftsman_id(session, "NBDJ", "C-3"), None),
+        (_craftsman_id(session, "XTDJ", "C-1"), None),
+    }
+    assert session.scalar(select(func.count()).select_from(ApprenticePreference)) == 4
+
+
+@pytest.mark.parametrize(
+    ("cells", "named"),
+    [
+        ("C-1,,,", "several units"),  # two units use C-1
+        ("C-9,,,", "'C-9'"),  # the apprentice's own unit
+        ("C-404,,,", "'C-404'"),  # nobody
+        ("C-2,,,C-2", "ranked too"),  # ranked and avoided
+    ],
+)
+def test_a_bad_choice_names_the_line_and_imports_nothing(
+    app: Flask, session: Session, tmp_path: Path, cells: str, named: str
+) -> None:
+    _two_units_with_craftsmen(app, session, tmp_path)
+    path = tmp_path / "apprentices.csv"
+    path.write_text(
+        "external_id,name,wants,preferred_1,preferred_2,preferred_3,avoid\n"
+        "A-1,陈晓,焊接:3,C-3,,,\n"
+        f"A-2,王芳,焊接:2,{cells}\n",
+        encoding="utf-8",
+    )
+    result = app.test_cli_runner().invoke(args=["import", str(path), "--unit", "HZDJ"])
+    assert result.exit_code != 0
+    assert "line 3" in result.output and named in result.output, result.output
+    assert session.scalar(select(func.count()).select_from(Apprentice)) == 0

@@ -1,11 +1,12 @@
 """Pair eligibility: the hard constraints of matching.md on a (craftsman, apprentice) pair.
 
 A pair is eligible when the two are of different units, its fit reaches ``min_fit`` and it is not
-excluded (rejected before, or excluded by the run's parameters). Every caller asks here: the
-solver over its candidate pairs (1-D), the pruned solver over dense blocks (2-D, broadcast), and
-one pair at a time (``pair_verdict``: pair-score and swap) through :func:`broken_constraints`,
-which the tests hold equal to :func:`eligible_mask`. Pinned pairs skip ``min_fit`` and exclusion
-but must still be of :func:`other_unit`.
+excluded (rejected before, or excluded by the run's parameters) nor avoided (on the apprentice's
+avoid list: hard constraint 6; the masks take both as ``excluded``, ``MatchProblem.forbidden``).
+Every caller asks here: the solver over its candidate pairs (1-D), the pruned solver over dense
+blocks (2-D, broadcast), and one pair at a time (``pair_verdict``: pair-score and swap) through
+:func:`broken_constraints`, which the tests hold equal to :func:`eligible_mask`. Pinned pairs skip
+``min_fit`` and exclusion but must still be of :func:`other_unit` and not avoided.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 FIT_TOLERANCE = 1e-9  # float sums must not flip a fit of exactly min_fit to ineligible
-CONSTRAINTS = ("same_unit", "below_min_fit", "excluded")  # in the order a verdict names them
+CONSTRAINTS = (
+    "same_unit",
+    "below_min_fit",
+    "excluded",
+    "avoided",
+)  # in the order a verdict names them
 
 # Excluded pairs as a boolean mask of the pairs' shape, or as index arrays into it.
 Excluded = NDArray[np.bool_] | tuple[NDArray[np.int64], ...]
@@ -86,11 +92,14 @@ def broken_constraints(
     fit: ArrayLike,
     min_fit: float,
     excluded: ArrayLike,
+    avoided: ArrayLike,
 ) -> dict[str, NDArray[np.bool_]]:
-    """Per constraint of :data:`CONSTRAINTS`, which pairs break it (``excluded`` as a mask).
-    A pair is eligible exactly when it breaks none: the same rule as :func:`eligible_mask`."""
+    """Per constraint of :data:`CONSTRAINTS`, which pairs break it (``excluded`` and
+    ``avoided`` as masks). A pair is eligible exactly when it breaks none: the same rule as
+    :func:`eligible_mask` given the excluded and avoided pairs together."""
     return {
         "same_unit": ~other_unit(craftsman_unit, apprentice_unit),
         "below_min_fit": ~reaches_min_fit(fit, min_fit),
         "excluded": np.asarray(excluded, dtype=bool),
+        "avoided": np.asarray(avoided, dtype=bool),
     }

@@ -39,6 +39,9 @@ class MatchParams:
     region_bonus: float = 0.05
     # Favour those who waited longest: + waiting_bonus · min(1, days waited / 180) (matching.md).
     waiting_bonus: float = 0.0
+    # + preference_bonus · (4 - r) / 3 where the craftsman is at rank r (1-3) of the
+    # apprentice's ranked craftsmen (matching.md, "Preferences and availability").
+    preference_bonus: float = 0.1
     include_mentored: bool = False  # apprentices with an active mentorship take part too
     unit_ids: tuple[int, ...] | None = None  # None: every unit of the alliance
     pinned: tuple[IdPair, ...] = ()  # pairs that must be proposed
@@ -81,6 +84,7 @@ class MatchParams:
             "related_credit": self.related_credit,
             "region_bonus": self.region_bonus,
             "waiting_bonus": self.waiting_bonus,
+            "preference_bonus": self.preference_bonus,
             "include_mentored": self.include_mentored,
             "unit_ids": list(self.unit_ids) if self.unit_ids is not None else None,
             "pinned": [list(pair) for pair in self.pinned],

@@ -41,6 +41,20 @@ class MatchProblem:
     apprentice_waited_days: NDArray[np.float64] = field(
         default_factory=lambda: np.zeros(0, dtype=np.float64)
     )
+    # (A, M) sparse: the rank (1-3) at which each apprentice put a craftsman among its ranked
+    # ones, for ``params.preference_bonus``; no entry: not ranked. None: nobody ranked anyone.
+    # Sparse because it is (at most 3 entries a row; dense it would be 50,000 x 10,000).
+    preference_rank: sp.csr_array | None = None
+    # (V, 2) [craftsman, apprentice]: pairs on the apprentice's avoid list (hard constraint 6).
+    avoided: NDArray[np.int64] = field(default_factory=_no_pairs)
+
+    @property
+    def forbidden(self) -> NDArray[np.int64]:
+        """(K + V, 2) every pair hard constraints 4 and 6 forbid (excluded or avoided); both
+        report ``excluded`` for an apprentice left without a pair by them."""
+        if not self.avoided.size:
+            return self.excluded
+        return np.concatenate([self.excluded.reshape(-1, 2), self.avoided.reshape(-1, 2)])
 
     @property
     def n_craftsmen(self) -> int:

@@ -44,7 +44,13 @@ from matcher.algorithms.assignment import Edges, solve_components
 from matcher.algorithms.eligibility import eligible_mask
 from matcher.algorithms.params import MatchParams
 from matcher.algorithms.problem import MatchProblem
-from matcher.algorithms.scoring import LEVELS, credit_tables, same_region, waiting_bonus
+from matcher.algorithms.scoring import (
+    LEVELS,
+    credit_tables,
+    rank_bonus,
+    same_region,
+    waiting_bonus,
+)
 
 KEEP_PER_APPRENTICE = 40
 KEEP_PER_CRAFTSMAN_EXTRA = 8
@@ -119,7 +125,7 @@ class BlockScorer:
         for index, level in enumerate(LEVELS):
             rows_of_level = slice(index * n_skills, (index + 1) * n_skills)
             self.stacked_tables[rows_of_level] = tables[level].T.toarray()
-        excluded = problem.excluded
+        excluded = problem.forbidden  # excluded or avoided: both forbid the pair
         self.excluded = excluded[np.argsort(excluded[:, 1], kind="stable")]
         m = problem.n_craftsmen
         self.block_size = max(1, min(problem.n_apprentices, block_cells // max(m, 1)))
@@ -170,6 +176,9 @@ class BlockScorer:
             np.add(gain, params.region_bonus, out=gain, where=same)
         if params.waiting_bonus:  # one bonus per apprentice: a column, added across the row
             gain += waiting_bonus(problem, params, np.arange(rows.start, rows.stop))[:, None]
+        if params.preference_bonus and problem.preference_rank is not None:
+            ranked = sp.coo_array(problem.preference_rank[rows])  # a few cells a row
+            gain[ranked.row, ranked.col] += rank_bonus(params, ranked.data)
         if self.bonus:
             gain += self.bonus
         # Not eligible: distinct, very negative values (ties make numpy's argpartition crawl).

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from matcher.algorithms.eligibility import pair_keys
 from matcher.algorithms.params import MatchParams
 from matcher.algorithms.problem import MatchProblem
 
@@ -140,11 +141,60 @@ def pair_bonus(
     craftsman: NDArray[np.int64],
     apprentice: NDArray[np.int64],
 ) -> NDArray[np.float64]:
-    """What a pair's score adds to its fit (``min_fit`` never sees it): the region bonus and
-    the waiting bonus. ``craftsman`` and ``apprentice`` broadcast against each other."""
-    return region_bonus(problem, params, craftsman, apprentice) + waiting_bonus(
-        problem, params, apprentice
+    """What a pair's score adds to its fit (``min_fit`` never sees it): the region bonus, the
+    waiting bonus and the preference bonus. ``craftsman`` and ``apprentice`` broadcast against
+    each other."""
+    return (
+        region_bonus(problem, params, craftsman, apprentice)
+        + waiting_bonus(problem, params, apprentice)
+        + preference_bonus(problem, params, craftsman, apprentice)
     )
+
+
+PREFERENCE_RANKS = 3  # an apprentice ranks at most this many craftsmen (programme.md)
+
+
+def rank_bonus(params: MatchParams, rank: NDArray[np.int64]) -> NDArray[np.float64]:
+    """The preference bonus of ranks 1..3: ``preference_bonus · (4 - r) / 3``; 0 for rank 0
+    (not ranked)."""
+    rank = np.asarray(rank, dtype=np.int64)
+    bonus: NDArray[np.float64] = np.where(
+        rank > 0, params.preference_bonus * (PREFERENCE_RANKS + 1 - rank) / PREFERENCE_RANKS, 0.0
+    )
+    return bonus
+
+
+def preference_ranks(
+    problem: MatchProblem, craftsman: NDArray[np.int64], apprentice: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """The rank (1-3) at which each pair's apprentice put its craftsman; 0 where it did not
+    (looked up in the sparse ranks by sorted pair keys, never a dense (A, M) array)."""
+    craftsman, apprentice = np.broadcast_arrays(
+        np.asarray(craftsman, dtype=np.int64), np.asarray(apprentice, dtype=np.int64)
+    )
+    ranks = problem.preference_rank
+    if ranks is None or ranks.nnz == 0 or craftsman.size == 0:
+        return np.zeros(craftsman.shape, dtype=np.int64)
+    coo = sp.coo_array(ranks)
+    keys = pair_keys(coo.col.astype(np.int64), coo.row.astype(np.int64), problem.n_apprentices)
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], coo.data[order].astype(np.int64)
+    wanted = pair_keys(craftsman, apprentice, problem.n_apprentices)
+    where = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+    found: NDArray[np.int64] = np.where(keys[where] == wanted, values[where], 0)
+    return found
+
+
+def preference_bonus(
+    problem: MatchProblem,
+    params: MatchParams,
+    craftsman: NDArray[np.int64],
+    apprentice: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """The preference bonus of each pair (:func:`rank_bonus` of its rank)."""
+    if not params.preference_bonus or problem.preference_rank is None:
+        return np.zeros(np.broadcast(craftsman, apprentice).shape)
+    return rank_bonus(params, preference_ranks(problem, craftsman, apprentice))
 
 
 def waiting_bonus(
@@ -159,8 +209,9 @@ def waiting_bonus(
 
 
 def max_pair_bonus(params: MatchParams) -> float:
-    """The most :func:`pair_bonus` can add to one pair."""
-    return params.region_bonus + params.waiting_bonus
+    """The most :func:`pair_bonus` can add to one pair (a rank-1 preference earns the whole
+    preference bonus)."""
+    return params.region_bonus + params.waiting_bonus + params.preference_bonus
 
 
 def region_bonus(
@@ -195,6 +246,7 @@ class Explanation:
     credit: NDArray[np.float64]
     fit: NDArray[np.float64]  # (pairs,)
     score: NDArray[np.float64]  # (pairs,)
+    preference_rank: NDArray[np.int64]  # (pairs,) 1-3, 0 = the craftsman is not ranked
 
     def rows(self, index: int) -> list[tuple[int, int, float, int, int, float]]:
         """The rows of pair ``index``: (skill, wanted level, weight, given skill, level, credit)."""
@@ -272,6 +324,7 @@ def explain_pairs(
         credit=credit,
         fit=fit,
         score=fit + pair_bonus(problem, params, craftsman, apprentice),
+        preference_rank=preference_ranks(problem, craftsman, apprentice),
     )
 
 

@@ -77,10 +77,10 @@ class Eligible:
 
 
 def eligible_pairs(problem: MatchProblem, params: MatchParams) -> Eligible:
-    """Pairs of different units with fit >= min_fit that are not excluded."""
+    """Pairs of different units with fit >= min_fit that are not excluded nor avoided."""
     pairs = candidate_pairs(problem, params)
     excluded = excluded_mask(
-        problem.excluded, pairs.craftsman, pairs.apprentice, problem.n_apprentices
+        problem.forbidden, pairs.craftsman, pairs.apprentice, problem.n_apprentices
     )
     checked = eligible_mask(
         craftsman_unit=problem.craftsman_unit[pairs.craftsman],
@@ -105,13 +105,17 @@ def eligible_pairs(problem: MatchProblem, params: MatchParams) -> Eligible:
 
 
 def _check_pins(problem: MatchProblem) -> None:
-    """Raise ``PinnedPairError`` for the first pin that breaks hard constraint 1 or 2."""
+    """Raise ``PinnedPairError`` for the first pin that breaks hard constraint 1, 2 or 6."""
+    pinned = problem.pinned
+    avoided = excluded_mask(problem.avoided, pinned[:, 0], pinned[:, 1], problem.n_apprentices)
     seen_apprentices: set[int] = set()
     pins_left = problem.craftsman_free.astype(np.int64).copy()
-    for craftsman, apprentice in problem.pinned.tolist():
+    for index, (craftsman, apprentice) in enumerate(pinned.tolist()):
         reason = None
         if not other_unit(problem.craftsman_unit[craftsman], problem.apprentice_unit[apprentice]):
             reason = "craftsman and apprentice are of the same unit."
+        elif avoided[index]:
+            reason = "the apprentice asked to avoid this craftsman."
         elif apprentice in seen_apprentices:
             reason = "the apprentice is pinned more than once."
         elif pins_left[craftsman] < 1:
@@ -537,7 +541,8 @@ class PairVerdict:
 
     @property
     def forbidden_by(self) -> str | None:
-        """The first constraint the pair breaks (same_unit, below_min_fit, excluded), or None."""
+        """The first constraint the pair breaks (same_unit, below_min_fit, excluded, avoided),
+        or None."""
         return self.broken[0] if self.broken else None
 
 
@@ -553,6 +558,7 @@ def pair_verdict(
         fit=explained.fit,
         min_fit=params.min_fit,
         excluded=excluded_mask(problem.excluded, *one, problem.n_apprentices),
+        avoided=excluded_mask(problem.avoided, *one, problem.n_apprentices),
     )
     return PairVerdict(
         fit=float(explained.fit[0]),

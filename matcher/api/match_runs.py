@@ -100,6 +100,10 @@ class ProposalSchema(ma.Schema):
     score = ma.fields.Float()
     fit = ma.fields.Float()
     explanation = ma.fields.List(ma.fields.Nested(ExplanationSchema))
+    preference_rank = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "Where the apprentice ranked the craftsman (1-3); null: not"},
+    )
     status = ma.fields.String(metadata={"enum": list(PROPOSAL_STATUSES)})
     comment = ma.fields.String(allow_none=True)
 
@@ -142,6 +146,10 @@ class PairScoreSchema(ma.Schema):
     score = ma.fields.Float()
     fit = ma.fields.Float()
     explanation = ma.fields.List(ma.fields.Nested(ExplanationSchema))
+    preference_rank = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "Where the apprentice ranked the craftsman (1-3); null: not"},
+    )
 
 
 @blp.route("/alliances/<id:alliance_id>/match-runs")

@@ -82,6 +82,7 @@ class MatchParamsSchema(BaseSchema):
     related_credit = StrictFloat(validate=SHARE)
     region_bonus = StrictFloat(validate=SHARE)
     waiting_bonus = StrictFloat(validate=SHARE)
+    preference_bonus = StrictFloat(validate=SHARE)
     include_mentored = StrictBoolean()
     unit_ids = ma.fields.List(PERSON_ID, validate=ma.validate.Length(min=1, max=1000))
     pinned = ma.fields.List(PAIR, validate=ma.validate.Length(max=10_000))

@@ -68,7 +68,14 @@ from matcher.models.offers import (
     OFFER_STATUSES,
     Offer,
 )
-from matcher.models.people import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, PersonMixin
+from matcher.models.people import (
+    Apprentice,
+    ApprenticePreference,
+    ApprenticeWant,
+    Craftsman,
+    CraftsmanSkill,
+    PersonMixin,
+)
 from matcher.models.programme import (
     ASSESSMENT_FAIL,
     ASSESSMENT_PASS,
@@ -172,6 +179,7 @@ __all__ = [
     "Alliance",
     "ApiKey",
     "Apprentice",
+    "ApprenticePreference",
     "ApprenticeWant",
     "AuditEvent",
     "Base",

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -82,6 +83,9 @@ class Proposal(TimestampMixin, Base):
     score: Mapped[float] = mapped_column(Float)
     fit: Mapped[float] = mapped_column(Float)
     explanation: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The rank (1-3) at which the apprentice put this craftsman when the run was solved; None:
+    # not ranked (the explanation's ``preference_rank``, matching.md).
+    preference_rank: Mapped[int | None] = mapped_column(SmallInteger)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     comment: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)  # the ETag; bumped on every change

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -14,8 +17,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import true
 
-from matcher.db import Base
+from matcher.db import Base, UTCDateTime
 from matcher.models.alliances import Skill, Unit
 from matcher.models.base import TimestampMixin
 
@@ -46,6 +50,12 @@ class Craftsman(PersonMixin, Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     honours: Mapped[list[str]] = mapped_column(JSON, default=list)
     capacity: Mapped[int] = mapped_column(SmallInteger, default=2)
+    # Availability (programme.md, "Two-way choice"): a craftsman not accepting, or paused until
+    # a date on or after a run's date, takes no part in it. Set by its unit's HR or a
+    # coordinator; None: never set.
+    accepting: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    paused_until: Mapped[date | None] = mapped_column(Date)
+    availability_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     unit: Mapped[Unit] = relationship()
     skills: Mapped[list[CraftsmanSkill]] = relationship(
@@ -85,6 +95,7 @@ class Apprentice(PersonMixin, Base):
     )
 
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    preferences_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: never
 
     unit: Mapped[Unit] = relationship()
     wants: Mapped[list[ApprenticeWant]] = relationship(
@@ -115,3 +126,24 @@ class ApprenticeWant(Base):
     def name(self) -> str:
         """The canonical name of the skill tag."""
         return self.skill.name
+
+
+class ApprenticePreference(Base):
+    """A craftsman an apprentice ranked (``rank`` 1-3) or asked to avoid (``rank`` NULL).
+
+    At most 3 ranked and 20 avoided per apprentice (the service checks the counts); a craftsman
+    is ranked or avoided, not both (the primary key)."""
+
+    __tablename__ = "apprentice_preferences"
+    __table_args__ = (
+        CheckConstraint("rank IS NULL OR rank BETWEEN 1 AND 3", name="rank"),
+        UniqueConstraint("apprentice_id", "rank"),
+    )
+
+    apprentice_id: Mapped[int] = mapped_column(
+        ForeignKey("apprentices.id", ondelete="CASCADE"), primary_key=True
+    )
+    craftsman_id: Mapped[int] = mapped_column(
+        ForeignKey("craftsmen.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    rank: Mapped[int | None] = mapped_column(SmallInteger)

@@ -58,6 +58,7 @@ Action = Literal[
     "webhooks.manage",
     "channels.manage",
     "programme.manage",
+    "choice.write",
 ]
 # The roles that may do each action on what lies in their scope; an admin may do everything.
 # Actions every role may do in its scope (read units, people, skills, mentorships; end a
@@ -77,6 +78,9 @@ MAY: Mapping[Action, frozenset[str]] = {
     "channels.manage": frozenset({COORDINATOR, HR}),  # chat groups: an alliance's, a unit's
     # goals, renewal, flags, the completion assessment, the activity assessment
     "programme.manage": frozenset({COORDINATOR}),
+    # an apprentice's preferences, a craftsman's availability (programme.md, "Two-way choice"):
+    # the person's own unit's HR system, or the alliance's coordinator
+    "choice.write": frozenset({COORDINATOR, HR}),
 }
 
 
@@ -236,6 +240,14 @@ def require_people_writer(principal: Principal, unit: Unit) -> None:
     if not can_see_unit(principal, unit):
         raise not_found("unit", unit.id)
     require(principal, "people.write")
+
+
+def require_choice_writer(principal: Principal, unit: Unit) -> None:
+    """A person's preferences or availability are set by their own unit's HR or the
+    alliance's coordinator (404 beyond the scope, as for any person)."""
+    if not can_see_unit(principal, unit):
+        raise not_found("unit", unit.id)
+    require(principal, "choice.write")
 
 
 def match_run_in_scope(session: Session, principal: Principal, run_id: int) -> MatchRun:

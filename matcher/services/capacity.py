@@ -3,12 +3,15 @@
 free = capacity − active mentorships − open offers (− the run's open proposals, when a run is under
 review). An offer waiting for the craftsman's answer holds its slot (programme.md).
 The match run's loading, its size estimate, swap, the swap shortlist and the commit check all
-select this expression, so every place counts the same slots.
+select this expression, so every place counts the same slots. A craftsman who is not accepting
+apprentices, or is paused on the run's date, takes no part at all (:func:`available_on`).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, func, select
+from datetime import date
+
+from sqlalchemy import ColumnElement, func, or_, select
 
 from matcher.models import (
     MENTORSHIP_ACTIVE,
@@ -58,3 +61,18 @@ def free_slots(
         )
         free = free - proposed
     return free
+
+
+def available_on(today: date) -> ColumnElement[bool]:
+    """SQL: the ``Craftsman`` row takes part in a run of ``today``: accepting apprentices and
+    not paused on or after it (matching.md, "Preferences and availability")."""
+    return Craftsman.accepting.is_(True) & or_(
+        Craftsman.paused_until.is_(None), Craftsman.paused_until < today
+    )
+
+
+def is_available(craftsman: Craftsman, today: date) -> bool:
+    """:func:`available_on` for one loaded craftsman."""
+    return craftsman.accepting and (
+        craftsman.paused_until is None or craftsman.paused_until < today
+    )

@@ -3,7 +3,11 @@
 Columns (header row, any order): ``external_id``, ``name``, ``email``, ``locale``, ``region``,
 ``active``; craftsmen add ``honours`` (``全国劳动模范；大国工匠``), ``skills``
 (``数控车削:5；焊接:4``) and ``capacity``; apprentices add ``wants``
-(``数控车削:3；焊接:2:0.5``, that is name:level[:weight]).
+(``数控车削:3；焊接:2:0.5``, that is name:level[:weight]) and, optionally, their choice of
+craftsmen of other units (programme.md, "Two-way choice"): ``preferred_1`` .. ``preferred_3``
+and ``avoid`` (``C-017；C-102``), as the craftsmen's external ids (``UNIT_CODE:external_id``
+where two units use the same one). A file with these columns sets every row's choice (blank:
+none); without them, choices stay as they are.
 
 CSV in UTF-8 (with or without BOM), GB18030/GBK, or UTF-16 with its BOM; XLSX bounded before it
 is read (MAX_* below) and read as it is, whatever its ``<dimension>`` claims. Trailing empty
@@ -27,7 +31,7 @@ from typing import Any
 from matcher.errors import ValidationFailed
 
 _LIST = re.compile(r"[;；、\n]+")
-_PAIR = re.compile(r"[:：]")
+PAIR = re.compile(r"[:：]")
 _TRUE = {"true", "1", "yes", "y", "是", "在职"}
 _FALSE = {"false", "0", "no", "n", "否", "离职"}
 CRAFTSMAN_COLUMNS = {
@@ -41,7 +45,18 @@ CRAFTSMAN_COLUMNS = {
     "skills",
     "capacity",
 }
-APPRENTICE_COLUMNS = {"external_id", "name", "email", "locale", "region", "active", "wants"}
+RANKED_COLUMNS = ("preferred_1", "preferred_2", "preferred_3")
+CHOICE_COLUMNS = {*RANKED_COLUMNS, "avoid"}
+APPRENTICE_COLUMNS = {
+    "external_id",
+    "name",
+    "email",
+    "locale",
+    "region",
+    "active",
+    "wants",
+    *CHOICE_COLUMNS,
+}
 
 
 MAX_ROWS = 20_000  # people, not counting the header and blank lines
@@ -246,7 +261,7 @@ def to_record(row: dict[str, str], kind: str) -> dict[str, Any]:
     """One row as the JSON record the API's bulk upsert would receive (validation happens there)."""
     record: dict[str, Any] = {}
     for column, value in row.items():
-        if value == "":
+        if value == "" or column in CHOICE_COLUMNS:  # the choice is set after the upsert
             continue
         if column == "honours":
             record[column] = [h.strip() for h in _LIST.split(value) if h.strip()]
@@ -265,6 +280,16 @@ def to_record(row: dict[str, str], kind: str) -> dict[str, Any]:
     return record
 
 
+def to_choice(row: dict[str, str]) -> tuple[list[str], list[str]] | None:
+    """An apprentice row's ranked craftsmen (best first) and avoided ones, as the file names
+    them; None when the file has no choice columns (the choice is then left as it is)."""
+    if not CHOICE_COLUMNS & row.keys():
+        return None
+    ranked = [row[c].strip() for c in RANKED_COLUMNS if row.get(c, "").strip()]
+    avoid = [a.strip() for a in _LIST.split(row.get("avoid", "")) if a.strip()]
+    return ranked, avoid
+
+
 def _number(value: str) -> Any:
     try:
         number = float(value)
@@ -274,7 +299,7 @@ def _number(value: str) -> Any:
 
 
 def _skill(part: str, column: str) -> dict[str, Any]:
-    pieces = [p.strip() for p in _PAIR.split(part.strip())]
+    pieces = [p.strip() for p in PAIR.split(part.strip())]
     skill: dict[str, Any] = {"name": pieces[0]}
     if len(pieces) > 1:
         skill["level"] = _number(pieces[1])

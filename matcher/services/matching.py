@@ -48,6 +48,7 @@ from matcher.models import (
     RUN_RUNNING,
     Alliance,
     Apprentice,
+    ApprenticePreference,
     ApprenticeWant,
     Craftsman,
     CraftsmanSkill,
@@ -60,7 +61,7 @@ from matcher.models import (
     Unit,
     UnmatchedApprentice,
 )
-from matcher.services.capacity import free_slots
+from matcher.services.capacity import available_on, free_slots, is_available
 from matcher.services.mentorships import local_today
 from matcher.services.webhooks import Change, emit_for
 
@@ -134,12 +135,18 @@ def _unit_filter(alliance: Alliance, params: MatchParams) -> ColumnElement[bool]
 
 
 def _craftsmen_query(alliance: Alliance, params: MatchParams) -> Select[int, int, str | None, int]:
-    """The craftsmen taking part (active, with a free slot) as (id, unit_id, region, free)."""
+    """The craftsmen taking part (active, accepting apprentices and not paused on the run's
+    date, with a free slot) as (id, unit_id, region, free)."""
     free = free_slots()
     return (
         select(Craftsman.id, Craftsman.unit_id, Craftsman.region, free)
         .join(Unit, Craftsman.unit_id == Unit.id)
-        .where(_unit_filter(alliance, params), Craftsman.active.is_(True), free > 0)
+        .where(
+            _unit_filter(alliance, params),
+            Craftsman.active.is_(True),
+            available_on(local_today(alliance.timezone)),
+            free > 0,
+        )
         # The HR systems' identity, not the id: the same data gives the same pairs whatever
         # order it was inserted in.
         .order_by(Craftsman.unit_id, Craftsman.external_id)
@@ -329,9 +336,50 @@ class Constraints:
 
     excluded: NDArray[np.int64]  # standing rejections and the run's excluded pairs
     pinned: NDArray[np.int64]
+    avoided: NDArray[np.int64]  # on the apprentice's avoid list
+    preference_rank: sp.csr_array | None  # (A, M) rank 1-3 of ranked craftsmen; None: none
 
 
-def _load_constraints(session: Session, *, params: MatchParams, people: People) -> Constraints:
+def _load_preferences(
+    session: Session, *, unit_filter: ColumnElement[bool], people: People
+) -> tuple[NDArray[np.int64], sp.csr_array | None]:
+    """The avoided pairs (positions) and the (A, M) sparse ranks of the people taking part."""
+    rows = np.array(
+        session.execute(
+            select(
+                ApprenticePreference.craftsman_id,
+                ApprenticePreference.apprentice_id,
+                func.coalesce(ApprenticePreference.rank, 0),
+            ).where(
+                ApprenticePreference.apprentice_id.in_(
+                    select(Apprentice.id).join(Unit).where(unit_filter)
+                )
+            )
+        ).all(),
+        dtype=np.int64,
+    ).reshape(-1, 3)
+    rows = rows[_taking_part(rows[:, :2], people.craftsman_ids, people.apprentice_ids)]
+    avoided = _pairs_in(rows[rows[:, 2] == 0, :2], people.craftsman_ids, people.apprentice_ids)
+    ranked = rows[rows[:, 2] > 0]
+    if ranked.shape[0] == 0:
+        return avoided, None
+    ranks = sp.csr_array(
+        (
+            ranked[:, 2],
+            (
+                _positions(people.apprentice_ids, ranked[:, 1]),
+                _positions(people.craftsman_ids, ranked[:, 0]),
+            ),
+        ),
+        shape=(people.apprentice_ids.size, people.craftsman_ids.size),
+        dtype=np.int64,
+    )
+    return avoided, ranks
+
+
+def _load_constraints(
+    session: Session, *, params: MatchParams, people: People, unit_filter: ColumnElement[bool]
+) -> Constraints:
     """The run's excluded and pinned pairs and the standing rejections, among who takes part;
     a pinned pair whose people do not take part fails the run (``PinnedPairFailure``)."""
     craftsman_ids, apprentice_ids = people.craftsman_ids, people.apprentice_ids
@@ -346,13 +394,28 @@ def _load_constraints(session: Session, *, params: MatchParams, people: People) 
         if craftsman_id not in craftsman_ids or apprentice_id not in apprentice_ids:
             raise PinnedPairFailure(
                 f"Pinned pair [{craftsman_id}, {apprentice_id}] cannot take part: the craftsman "
-                "must be active with free capacity and the apprentice active, with wanted skills "
-                "and no active mentorship, both in the considered units."
+                "must be active, accepting apprentices and not paused, with free capacity, and "
+                "the apprentice active, with wanted skills and no active mentorship, both in the "
+                "considered units."
             )
+    avoided, ranks = _load_preferences(session, unit_filter=unit_filter, people=people)
     return Constraints(
         excluded=_pairs_in(excluded, craftsman_ids, apprentice_ids),
         pinned=_pairs_in(pinned, craftsman_ids, apprentice_ids),
+        avoided=avoided,
+        preference_rank=ranks,
     )
+
+
+def _taking_part(
+    pairs: NDArray[np.int64], craftsman_ids: NDArray[np.int64], apprentice_ids: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """(K,) which id pairs [craftsman, apprentice] have both people taking part."""
+    pairs = pairs.reshape(-1, 2)
+    known: NDArray[np.bool_] = np.isin(pairs[:, 0], craftsman_ids) & np.isin(
+        pairs[:, 1], apprentice_ids
+    )
+    return known
 
 
 def _pairs_in(
@@ -360,8 +423,7 @@ def _pairs_in(
 ) -> NDArray[np.int64]:
     """Id pairs turned into position pairs, keeping those whose two people take part."""
     pairs = pairs.reshape(-1, 2)
-    known = np.isin(pairs[:, 0], craftsman_ids) & np.isin(pairs[:, 1], apprentice_ids)
-    pairs = pairs[known]
+    pairs = pairs[_taking_part(pairs, craftsman_ids, apprentice_ids)]
     return np.column_stack(
         [_positions(craftsman_ids, pairs[:, 0]), _positions(apprentice_ids, pairs[:, 1])]
     ).astype(np.int64)
@@ -380,7 +442,9 @@ def load_problem(session: Session, *, alliance: Alliance, params: MatchParams) -
     started = time.perf_counter()
     taxonomy = load_taxonomy(session, [alliance.id])
     people = _load_people(session, alliance=alliance, params=params, taxonomy=taxonomy)
-    constraints = _load_constraints(session, params=params, people=people)
+    constraints = _load_constraints(
+        session, params=params, people=people, unit_filter=_unit_filter(alliance, params)
+    )
     problem = MatchProblem(
         craftsman_unit=people.craftsman_unit,
         craftsman_region=people.craftsman_region,
@@ -395,6 +459,8 @@ def load_problem(session: Session, *, alliance: Alliance, params: MatchParams) -
         pinned=constraints.pinned,
         units=_considered_units(session, alliance=alliance, params=params),
         apprentice_waited_days=people.apprentice_waited_days,
+        preference_rank=constraints.preference_rank,
+        avoided=constraints.avoided,
     )
     return LoadedProblem(
         problem=problem,
@@ -445,12 +511,35 @@ def validate_params(
         }
         if bad:
             errors[name] = bad
+    avoided_pins = _pins_avoided(session, params=params)
+    if avoided_pins:
+        errors.setdefault("pinned", {}).update(avoided_pins)
     errors.update(_pins_over_caps(session, params=params))
     if errors:
         raise ValidationFailed(
             "Some match parameters do not fit this alliance.", errors={field: errors}
         )
     return params
+
+
+def _pins_avoided(session: Session, *, params: MatchParams) -> dict[str, list[str]]:
+    """Per pinned pair on its apprentice's avoid list (hard constraint 6), a message naming it."""
+    if not params.pinned:
+        return {}
+    avoided = {
+        (int(c), int(a))
+        for c, a in session.execute(
+            select(ApprenticePreference.craftsman_id, ApprenticePreference.apprentice_id).where(
+                ApprenticePreference.apprentice_id.in_({a for _, a in params.pinned}),
+                ApprenticePreference.rank.is_(None),
+            )
+        )
+    }
+    return {
+        str(i): [f"Apprentice {a} asked to avoid craftsman {c}: pair [{c}, {a}] cannot be pinned."]
+        for i, (c, a) in enumerate(params.pinned)
+        if (c, a) in avoided
+    }
 
 
 def _units_of(
@@ -750,6 +839,7 @@ def _store_proposals(
             "score": float(result.score[i]),
             "fit": float(result.fit[i]),
             "explanation": _explanation_rows(loaded.skill_names, explanation, i),
+            "preference_rank": _rank_or_none(explanation.preference_rank[i]),
             "status": PROPOSAL_PENDING,
             "version": 1,
             "created_at": now,
@@ -761,11 +851,17 @@ def _store_proposals(
         session.execute(insert(Proposal), proposals)
 
 
+def _rank_or_none(rank: np.int64 | int) -> int | None:
+    """A preference rank as the API shows it: 1-3, or None for a craftsman not ranked."""
+    return int(rank) or None
+
+
 UNMATCHED_MESSAGES = {
     "no_eligible_craftsman": "No craftsman of another unit reaches min_fit {min_fit} "
     "for the wanted skills.",
     "capacity_exhausted": "Eligible craftsmen exist, but their slots went to better overall pairs.",
-    "excluded": "Every eligible pair was rejected before or excluded by the run's parameters.",
+    "excluded": "Every eligible pair was rejected before, excluded by the run's parameters, or "
+    "is on the apprentice's avoid list.",
     "unit_cap": "Eligible craftsmen still have free slots, but a fair-share cap between units "
     "is full.",
 }
@@ -831,6 +927,7 @@ class PairJudgement:
 
     verdict: PairVerdict
     explanation: list[dict[str, Any]]
+    preference_rank: int | None  # where the apprentice ranked the craftsman (1-3), or None
 
 
 def judge_pair(
@@ -854,6 +951,13 @@ def judge_pair(
     excluded = (craftsman.id, apprentice.id) in params.excluded or rejected_before(
         session, craftsman_id=craftsman.id, apprentice_id=apprentice.id
     )
+    chosen = session.execute(
+        select(ApprenticePreference.rank).where(
+            ApprenticePreference.apprentice_id == apprentice.id,
+            ApprenticePreference.craftsman_id == craftsman.id,
+        )
+    ).first()
+    rank = chosen[0] if chosen is not None else None
     # Regions as codes: 0 for the craftsman's, 1 for any other, -1 for none.
     problem = MatchProblem(
         craftsman_unit=np.array([craftsman.unit_id], dtype=np.int64),
@@ -875,11 +979,18 @@ def judge_pair(
         excluded=np.array([[0, 0]] if excluded else [], dtype=np.int64).reshape(-1, 2),
         pinned=np.zeros((0, 2), dtype=np.int64),
         apprentice_waited_days=_waited_days_of(session, apprentice),
+        preference_rank=(
+            sp.csr_array(np.array([[rank]], dtype=np.int64)) if rank is not None else None
+        ),
+        avoided=np.array(
+            [[0, 0]] if chosen is not None and rank is None else [], dtype=np.int64
+        ).reshape(-1, 2),
     )
     verdict = pair_verdict(problem, params, 0, 0)
     return PairJudgement(
         verdict=verdict,
         explanation=_explanation_rows(taxonomy.skill_names, verdict.explanation, 0),
+        preference_rank=_rank_or_none(verdict.explanation.preference_rank[0]),
     )
 
 
@@ -911,12 +1022,19 @@ def pair_score(
         "same_unit": "Craftsman and apprentice belong to the same unit.",
         "below_min_fit": f"The fit is below min_fit {params.min_fit}.",
         "excluded": "A coordinator rejected this pair before (clear the rejection to allow it).",
+        "avoided": "The apprentice asked to avoid this craftsman.",
         None: None,
     }[forbidden]
     if forbidden is None and not craftsman.active:
         forbidden, detail = "craftsman_inactive", "The craftsman is inactive."
     if forbidden is None and not apprentice.active:
         forbidden, detail = "apprentice_inactive", "The apprentice is inactive."
+    today = local_today(craftsman.unit.alliance.timezone)
+    if forbidden is None and not is_available(craftsman, today):
+        forbidden, detail = (
+            "craftsman_unavailable",
+            "The craftsman is not accepting apprentices, or is paused, today.",
+        )
     return {
         "craftsman": craftsman,
         "apprentice": apprentice,
@@ -926,4 +1044,5 @@ def pair_score(
         "score": float(verdict.score),
         "fit": float(verdict.fit),
         "explanation": judged.explanation,
+        "preference_rank": judged.preference_rank,
     }

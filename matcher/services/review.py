@@ -33,9 +33,9 @@ from matcher.models import (
     RejectedPair,
     Unit,
 )
-from matcher.services.capacity import free_slots
+from matcher.services.capacity import free_slots, is_available
 from matcher.services.matching import judge_pair
-from matcher.services.mentorships import create_mentorship
+from matcher.services.mentorships import create_mentorship, local_today
 from matcher.services.webhooks import Change, emit_for
 
 
@@ -209,7 +209,8 @@ def swap(
     params = MatchParams.from_json(run.params)
     judged = judge_pair(session, craftsman=craftsman, apprentice=apprentice, params=params)
     # Every constraint the pair breaks, not only the first: a coordinator may swap to a pair
-    # below min_fit, but never to one of the same unit or one rejected or excluded.
+    # below min_fit, but never to one of the same unit, one rejected or excluded, or one on the
+    # apprentice's avoid list.
     broken = judged.verdict.broken
     free = session.scalar(
         select(free_slots(run_id=run.id, ignore_proposal=proposal.id)).where(
@@ -219,10 +220,14 @@ def swap(
     problem: Message | None = None
     if not craftsman.active:
         problem = Message("review.craftsman_inactive")
+    elif not is_available(craftsman, local_today(craftsman.unit.alliance.timezone)):
+        problem = Message("review.craftsman_unavailable")
     elif "same_unit" in broken:
         problem = Message("review.same_unit")
     elif "excluded" in broken:
         problem = Message("review.rejected_before")
+    elif "avoided" in broken:
+        problem = Message("review.avoided")
     elif (free or 0) < 1:
         problem = Message("review.no_free_slot")
     if problem:
@@ -236,6 +241,7 @@ def swap(
         score=judged.verdict.score,
         fit=judged.verdict.fit,
         explanation=judged.explanation,
+        preference_rank=judged.preference_rank,
         status=PROPOSAL_PENDING,
     )
     audit(

@@ -20,7 +20,9 @@ from matcher.algorithms.eligibility import other_unit
 from matcher.algorithms.scoring import wants_covered
 from matcher.models import (
     PROPOSAL_STATUSES,
+    Alliance,
     Apprentice,
+    ApprenticePreference,
     Craftsman,
     CraftsmanSkill,
     MatchRun,
@@ -29,8 +31,9 @@ from matcher.models import (
     UnmatchedApprentice,
 )
 from matcher.pagination import page_count, page_offset
-from matcher.services.capacity import free_slots
+from matcher.services.capacity import available_on, free_slots
 from matcher.services.matching import Taxonomy, load_taxonomy
+from matcher.services.mentorships import local_today
 from matcher.services.people import LEARNER, MENTOR, PAIR_COLUMNS, pair_refs, person_ref
 
 SORTS = ("score", "unit")
@@ -110,6 +113,7 @@ _LISTED_COLUMNS = (
     "apprentice_id",
     "score",
     "fit",
+    "preference_rank",
     "status",
     "comment",
 )
@@ -158,6 +162,7 @@ def proposal_items(rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
             "score": row.score,
             "fit": row.fit,
             "explanation": orjson.Fragment(row.explanation_json),
+            "preference_rank": row.preference_rank,
             "status": row.status,
             "comment": row.comment,
         }
@@ -222,8 +227,9 @@ class Candidate:
 def swap_candidates(
     session: Session, *, run: MatchRun, proposals: list[Proposal]
 ) -> dict[int, list[Candidate]]:
-    """proposal id -> craftsmen worth offering: of another unit, with a free slot in this run,
-    knowing a wanted skill or a related one, most wanted skills covered first.
+    """proposal id -> craftsmen worth offering: of another unit, available today, with a free
+    slot in this run, not on the apprentice's avoid list, knowing a wanted skill or a related
+    one, most wanted skills covered first.
 
     Only a shortlist: ``review.swap`` re-checks every hard constraint of the choice.
     """
@@ -231,9 +237,22 @@ def swap_candidates(
     rows = session.execute(
         select(Craftsman.id, Craftsman.name, Craftsman.unit_id, Unit.name, free)
         .join(Unit, Craftsman.unit_id == Unit.id)
-        .where(Unit.alliance_id == run.alliance_id, Craftsman.active.is_(True), free > 0)
+        .where(
+            Unit.alliance_id == run.alliance_id,
+            Craftsman.active.is_(True),
+            available_on(local_today(session.get_one(Alliance, run.alliance_id).timezone)),
+            free > 0,
+        )
         .order_by(Unit.code, Craftsman.external_id)
     ).all()
+    avoided: dict[int, set[int]] = {}  # apprentice id -> craftsmen it avoids
+    for apprentice_id, craftsman_id in session.execute(
+        select(ApprenticePreference.apprentice_id, ApprenticePreference.craftsman_id).where(
+            ApprenticePreference.apprentice_id.in_({p.apprentice_id for p in proposals}),
+            ApprenticePreference.rank.is_(None),
+        )
+    ):
+        avoided.setdefault(apprentice_id, set()).add(craftsman_id)
     skills: dict[int, set[int]] = {}
     for craftsman_id, skill_id in session.execute(
         select(CraftsmanSkill.craftsman_id, CraftsmanSkill.skill_id).where(
@@ -257,6 +276,8 @@ def swap_candidates(
     shortlists: dict[int, list[Candidate]] = {}
     for i, proposal in enumerate(proposals):
         offered = other_unit(unit, proposal.apprentice.unit_id) & (ids != proposal.craftsman_id)
+        if proposal.apprentice_id in avoided:
+            offered &= ~np.isin(ids, list(avoided[proposal.apprentice_id]))
         count = np.where(offered, covered[i], 0)
         ranked = np.argsort(-count, kind="stable")[: int(np.count_nonzero(count))]
         shortlists[proposal.id] = [candidates[j] for j in ranked[:MAX_CANDIDATES]]

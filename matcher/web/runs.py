@@ -50,7 +50,13 @@ page_errors(blp)
 
 PAGE_SIZE = 100
 UNMATCHED_SHOWN = 200  # the rest are in the API's list; a page of thousands helps nobody
-NUMBER_PARAMS = ("min_fit", "related_credit", "region_bonus", "waiting_bonus")
+NUMBER_PARAMS = (
+    "min_fit",
+    "related_credit",
+    "region_bonus",
+    "waiting_bonus",
+    "preference_bonus",
+)
 # Whole numbers; blank: the rule is off (the form starts from the alliance's match defaults).
 RULE_PARAMS = (
     "max_pairs_per_craftsman_unit",

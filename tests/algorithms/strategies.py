@@ -54,6 +54,26 @@ def problems(
     excluded = draw(
         st.lists(st.tuples(st.integers(0, m - 1), st.integers(0, a - 1)), max_size=4, unique=True)
     )
+    # Each apprentice ranks up to 3 distinct craftsmen (any unit: the solver must not care) and
+    # avoids a few others; or nobody ranks anyone (None).
+    rank_rows, rank_cols, rank_values, avoided = [], [], [], []
+    with_preferences = draw(st.booleans())
+    for apprentice in range(a):
+        if not with_preferences:
+            break
+        chosen = draw(st.permutations(range(m)))
+        ranked = chosen[: draw(st.integers(0, min(3, m)))]
+        for rank, craftsman in enumerate(ranked, start=1):
+            rank_rows.append(apprentice)
+            rank_cols.append(craftsman)
+            rank_values.append(rank)
+        rest = chosen[len(ranked) :]
+        avoided += [(c, apprentice) for c in rest[: draw(st.integers(0, min(2, len(rest))))]]
+    preference_rank = (
+        sp.csr_array((rank_values, (rank_rows, rank_cols)), shape=(a, m), dtype=np.int64)
+        if with_preferences
+        else None
+    )
     return MatchProblem(
         craftsman_unit=np.array(
             draw(st.lists(st.integers(0, units - 1), min_size=m, max_size=m)), dtype=np.int64
@@ -85,6 +105,8 @@ def problems(
             ),
             dtype=np.float64,
         ),
+        preference_rank=preference_rank,
+        avoided=np.array(avoided, dtype=np.int64).reshape(-1, 2),
     )
 
 
@@ -95,6 +117,7 @@ params_strategy = st.builds(
     related_credit=st.sampled_from([0.0, 0.3, 0.5, 1.0]),
     region_bonus=st.sampled_from([0.0, 0.05, 0.2]),
     waiting_bonus=st.sampled_from([0.0, 0.1, 0.3]),
+    preference_bonus=st.sampled_from([0.0, 0.1, 0.4]),
 )
 
 
@@ -107,6 +130,9 @@ class Reference:
         self.wants = sp.csr_array(problem.apprentice_wants).toarray()
         self.weights = sp.csr_array(problem.apprentice_weights).toarray()
         self.excluded = {(int(c), int(p)) for c, p in problem.excluded}
+        self.avoided = {(int(c), int(p)) for c, p in problem.avoided}
+        ranks = problem.preference_rank
+        self.rank = sp.csr_array(ranks).toarray() if ranks is not None else None
 
     def similarity(self, t: int, s: int) -> float:
         parent = self.problem.skill_parent
@@ -131,21 +157,25 @@ class Reference:
         return earned / total if total else 0.0
 
     def score(self, m: int, a: int) -> float:
-        """Fit plus the region bonus plus the waiting bonus (full at 180 days waited)."""
+        """Fit plus the region bonus plus the waiting bonus (full at 180 days waited) plus the
+        preference bonus of the craftsman's rank r: preference_bonus · (4 - r) / 3."""
         region = self.problem.craftsman_region
         same = region[m] >= 0 and region[m] == self.problem.apprentice_region[a]
         waited = self.problem.apprentice_waited_days
         days = float(waited[a]) if waited.size else 0.0
         waiting = self.params.waiting_bonus * min(1.0, days / 180)
-        return self.fit(m, a) + (self.params.region_bonus if same else 0.0) + waiting
+        rank = int(self.rank[a, m]) if self.rank is not None else 0
+        preference = self.params.preference_bonus * (4 - rank) / 3 if rank else 0.0
+        return self.fit(m, a) + (self.params.region_bonus if same else 0.0) + waiting + preference
 
     def eligible(self, m: int, a: int) -> bool:
-        """The hard constraints 1, 3 and 4 for one pair."""
+        """The hard constraints 1, 3, 4 and 6 for one pair."""
         return bool(
             (self.wants[a] > 0).any()
             and self.problem.craftsman_unit[m] != self.problem.apprentice_unit[a]
             and self.fit(m, a) >= self.params.min_fit - 1e-9
             and (m, a) not in self.excluded
+            and (m, a) not in self.avoided
         )
 
     def brute_force(self) -> tuple[int, float]:

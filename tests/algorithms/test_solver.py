@@ -60,11 +60,14 @@ def test_the_optimum_matches_brute_force(problem: MatchProblem, params: MatchPar
 def test_pinned_pairs_are_kept_and_the_rest_optimised(
     problem: MatchProblem, data: st.DataObject
 ) -> None:
+    avoided = {(int(c), int(a)) for c, a in problem.avoided}
     candidates = [
         (c, a)
         for c in range(problem.n_craftsmen)
         for a in range(problem.n_apprentices)
-        if problem.craftsman_unit[c] != problem.apprentice_unit[a] and problem.craftsman_free[c] > 0
+        if problem.craftsman_unit[c] != problem.apprentice_unit[a]
+        and problem.craftsman_free[c] > 0
+        and (c, a) not in avoided
     ]
     if not candidates:
         return

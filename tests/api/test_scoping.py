@@ -265,6 +265,28 @@ for plural, body in (("craftsmen", CRAFTSMAN_BODY), ("apprentices", APPRENTICE_B
         ),
     ]
 
+# Two-way choice (programme.md): a person's preferences or availability are read by whoever sees
+# the person, and set by the person's own unit's hr key or the alliance's coordinator.
+CHOICE = {
+    "admin": 200,
+    "coordinator": 200,
+    "foreign_coordinator": 404,
+    "hr": 200,
+    "sibling_hr": 404,
+    "foreign_hr": 404,
+}
+RULES += [
+    ("GET", "/apprentices/{apprentices}/preferences", None, CHOICE),
+    ("PUT", "/apprentices/{apprentices}/preferences", {"ranked": [], "avoid": []}, CHOICE),
+    ("GET", "/craftsmen/{craftsmen}/availability", None, CHOICE),
+    (
+        "PUT",
+        "/craftsmen/{craftsmen}/availability",
+        {"accepting": False, "paused_until": None},
+        CHOICE,
+    ),
+]
+
 COORDINATION = {
     "admin": 200,
     "coordinator": 200,

@@ -81,6 +81,9 @@ def test_the_table_says_what_the_contract_says() -> None:
         "webhooks.manage": {COORDINATOR, HR},
         "channels.manage": {COORDINATOR, HR},
         "programme.manage": {COORDINATOR},
+        # programme.md, two-way choice: preferences and availability, by the person's unit's
+        # HR or the coordinator.
+        "choice.write": {COORDINATOR, HR},
     }
 
 

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from matcher.algorithms import MatchParams
 from matcher.extensions import state
 from matcher.models import (
     AuditEvent,
@@ -22,8 +23,10 @@ from matcher.models import (
     RejectedPair,
     Unit,
 )
+from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.mentorships import create_mentorship, local_today, overdue_periods
 from matcher.services.people import CRAFTSMAN, deactivate_person
+from matcher.services.preferences import set_availability, set_preferences
 from tests.web.conftest import PASSWORD, Review, csrf, sign_in
 
 
@@ -574,3 +577,72 @@ def test_the_run_form_takes_the_fair_share_rules_over_the_alliances_defaults(
     assert any(s["floor_shortfall"] for s in run.stats["units"])  # 3 each is more than 3 units get
     chart = page[page.index("各单位的建议结对") :]
     assert chart.count('<g class="rule">') == 2  # the cap and the floor across the bars
+
+
+def test_the_run_page_shows_where_an_apprentice_ranked_its_craftsman(
+    client: FlaskClient, session: Session, review: Review
+) -> None:
+    """A run after an apprentice ranked its proposed craftsman second shows that rank on the
+    pair's row, and no rank on the others."""
+    chosen = _proposals(session, review)[0]
+    another = session.scalars(
+        select(Craftsman.id)
+        .join(Unit, Craftsman.unit_id == Unit.id)
+        .where(
+            Unit.alliance_id == review.world.alliance.id,
+            Craftsman.unit_id != chosen.apprentice.unit_id,
+            Craftsman.id != chosen.craftsman_id,
+        )
+        .order_by(Craftsman.id)
+        .limit(1)
+    ).one()
+    set_preferences(
+        session,
+        apprentice=chosen.apprentice,
+        ranked=[another, chosen.craftsman_id],
+        avoid=[],
+        actor="test",
+    )
+    run = create_match_run(
+        session, alliance=review.world.alliance, params=MatchParams(), created_by="test"
+    )
+    execute_match_run(session, run=run)
+    session.commit()
+    sign_in(client, review.email)
+    html = client.get(f"/runs/{run.id}").get_data(as_text=True)
+    rows = session.scalars(select(Proposal).where(Proposal.match_run_id == run.id)).all()
+    ranked = [p for p in rows if p.preference_rank is not None]
+    assert ranked, "the ranked apprentice got one of its two ranked craftsmen"
+    for proposal in rows:
+        row = _row(html, proposal.id)
+        if proposal.preference_rank is None:
+            assert "data-preference-rank" not in row
+        else:
+            assert f'data-preference-rank="{proposal.preference_rank}"' in row
+            assert f"第 {proposal.preference_rank} 意向" in row
+
+
+def test_the_swap_shortlist_leaves_out_avoided_and_unavailable_craftsmen(
+    client: FlaskClient, session: Session, review: Review
+) -> None:
+    sign_in(client, review.email)
+    page = client.get(f"/runs/{review.run.id}").get_data(as_text=True)
+    target, offered = next(
+        (p, [int(c) for c in re.findall(r'<option value="(\d+)">', _row(page, p.id))])
+        for p in _proposals(session, review)
+        if len(re.findall(r'<option value="\d+">', _row(page, p.id))) >= 2
+    )
+    avoided, paused = offered[:2]
+    set_preferences(session, apprentice=target.apprentice, ranked=[], avoid=[avoided], actor="t")
+    set_availability(
+        session,
+        craftsman=session.get_one(Craftsman, paused),
+        accepting=True,
+        paused_until=local_today(review.world.alliance.timezone),
+        actor="t",
+    )
+    session.commit()
+    page = client.get(f"/runs/{review.run.id}").get_data(as_text=True)
+    now = [int(c) for c in re.findall(r'<option value="(\d+)">', _row(page, target.id))]
+    assert avoided not in now and paused not in now
+    assert set(offered) - {avoided, paused} <= set(now)

@@ -1,7 +1,7 @@
 """offers: the craftsman's consent before a pair starts
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-01 20:10:00.000000
 
 Alliances gain ``craftsman_consent`` (existing alliances: ``not_required``, as before) and
@@ -17,7 +17,7 @@ from alembic import op
 import matcher.db
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
