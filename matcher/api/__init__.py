@@ -51,6 +51,7 @@ def register_api(app: Flask) -> Api:
         mentorships,
         notification_channels,
         people,
+        privacy,
         programme,
         proposals,
         reminders,
@@ -98,6 +99,7 @@ def register_api(app: Flask) -> Api:
         reminders,
         webhooks,
         notification_channels,
+        privacy,
     ):
         for blueprint in module.BLUEPRINTS:
             api.register_blueprint(blueprint, url_prefix=API_PREFIX)

@@ -16,7 +16,7 @@ from matcher.services.alliances import create_alliance, update_alliance
 
 blp = Blueprint("alliances", __name__, description="Craftsman alliances")
 BLUEPRINTS = [blp]
-SETTINGS = {"match_defaults"}  # what an alliance's own coordinator may change
+SETTINGS = {"match_defaults", "retention_months"}  # what its own coordinator may change
 
 
 @blp.route("/alliances")

@@ -123,6 +123,14 @@ class AllianceSchema(BaseSchema):
         validate=ma.validate.Range(min=1, max=120),
         metadata={"description": "Months without an active pair or a summary that make idle"},
     )
+    retention_months = StrictInteger(
+        load_default=36,
+        validate=ma.validate.Range(min=1, max=120),
+        metadata={
+            "description": "Months after which inactive people in no mentorship are erased, "
+            "and sent emails' bodies deleted (privacy.md)"
+        },
+    )
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
 

@@ -57,6 +57,13 @@ from matcher.models.mentorships import (
     TrainingSummary,
 )
 from matcher.models.people import Apprentice, ApprenticeWant, Craftsman, CraftsmanSkill, PersonMixin
+from matcher.models.privacy import (
+    ACCESS_ACTIONS,
+    ACCESS_EXPORT,
+    ACCESS_READ,
+    PERSON_KINDS,
+    AccessLogEntry,
+)
 from matcher.models.programme import (
     ASSESSMENT_FAIL,
     ASSESSMENT_PASS,
@@ -90,6 +97,11 @@ from matcher.models.webhooks import (
 )
 
 __all__ = [
+    "ACCESS_ACTIONS",
+    "ACCESS_EXPORT",
+    "ACCESS_READ",
+    "PERSON_KINDS",
+    "AccessLogEntry",
     "ALL_EVENTS",
     "CHANNEL_EVENTS",
     "CHANNEL_FAILED",

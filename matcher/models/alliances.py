@@ -19,6 +19,7 @@ class Alliance(TimestampMixin, Base):
         CheckConstraint("summary_every_days BETWEEN 1 AND 366", name="cadence"),
         CheckConstraint("agreement_months BETWEEN 1 AND 36", name="agreement_months"),
         CheckConstraint("idle_months BETWEEN 1 AND 120", name="idle_months"),
+        CheckConstraint("retention_months BETWEEN 1 AND 120", name="retention_months"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -33,6 +34,9 @@ class Alliance(TimestampMixin, Base):
     # makes a craftsman or unit idle in the activity assessment.
     agreement_months: Mapped[int] = mapped_column(Integer, default=12, server_default="12")
     idle_months: Mapped[int] = mapped_column(Integer, default=6, server_default="6")
+    # privacy.md: people inactive (and in no mentorship) this long are erased, and sent emails'
+    # bodies older than this deleted, by the ``retention`` job.
+    retention_months: Mapped[int] = mapped_column(Integer, default=36, server_default="36")
 
     units: Mapped[list[Unit]] = relationship(back_populates="alliance")
 

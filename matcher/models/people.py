@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -15,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from matcher.db import Base
+from matcher.db import Base, UTCDateTime
 from matcher.models.alliances import Skill, Unit
 from matcher.models.base import TimestampMixin
 
@@ -30,6 +32,8 @@ class PersonMixin(TimestampMixin):
     locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
     region: Mapped[str | None] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # When the person was erased (privacy.md): their personal fields hold a pseudonym since.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Craftsman(PersonMixin, Base):

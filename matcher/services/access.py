@@ -57,6 +57,7 @@ Action = Literal[
     "webhooks.manage",
     "channels.manage",
     "programme.manage",
+    "privacy.access_log",
 ]
 # The roles that may do each action on what lies in their scope; an admin may do everything.
 # Actions every role may do in its scope (read units, people, skills, mentorships; end a
@@ -76,6 +77,8 @@ MAY: Mapping[Action, frozenset[str]] = {
     "channels.manage": frozenset({COORDINATOR, HR}),  # chat groups: an alliance's, a unit's
     # goals, renewal, flags, the completion assessment, the activity assessment
     "programme.manage": frozenset({COORDINATOR}),
+    # who read a person's record: the person's own unit's hr (privacy.md), and admins
+    "privacy.access_log": frozenset({HR}),
 }
 
 
