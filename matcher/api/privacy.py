@@ -61,7 +61,7 @@ class AccessLogArgsSchema(PageArgsSchema):
         unknown = ma.RAISE
 
     kind = ma.fields.String(required=True, validate=ma.validate.OneOf(PERSON_KINDS))
-    person = Id(required=True, metadata={"description": "The person's id"})
+    person = Id(strict=False, required=True, metadata={"description": "The person's id"})
 
 
 class AccessLogEntrySchema(ma.Schema):
