@@ -55,6 +55,7 @@ def test_the_package_registers_every_table() -> None:
         "matching",
         "mentorships",
         "people",
+        "privacy",
         "programme",
         "scheduler",
         "webhooks",

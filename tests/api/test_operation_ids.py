@@ -26,6 +26,7 @@ VERBS = {
         "rotate",
         "retry",
         "renew",
+        "erase",
     },
     "put": {"upsert", "correct"},
     "patch": {"update", "review"},
