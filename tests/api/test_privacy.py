@@ -614,6 +614,7 @@ def test_the_retention_job_erases_people_past_the_period_and_old_email_bodies(
     # Run again (a second scheduler, the next day): nothing more to do.
     again = _jobs_run(app, "retention", now + timedelta(days=1))
     assert again["apprentices_erased"] == 0 and again["email_bodies_deleted"] == 0
+    files["recent"].unlink()  # the instance folder is shared by every test
 
 
 # --- the access log --------------------------------------------------------------------------
