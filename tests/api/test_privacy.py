@@ -5,6 +5,7 @@ and the access log of single-person reads. On both databases."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from matcher.algorithms import MatchParams
 from matcher.db import Base
+from matcher.errors import Conflict
 from matcher.extensions import state
 from matcher.models import (
     Apprentice,
@@ -506,8 +508,6 @@ def test_two_erasures_of_one_person_erase_once(session: Session, world: World) -
     person = session.get_one(Apprentice, world.apprentice_ids[world.unit.code])
     first = erase_person(session, kind=APPRENTICE, person=person, actor="a")
     session.commit()
-    from matcher.errors import Conflict
-
     with pytest.raises(Conflict):
         erase_person(session, kind=APPRENTICE, person=person, actor="b")
     session.rollback()
@@ -518,6 +518,42 @@ def test_two_erasures_of_one_person_erase_once(session: Session, world: World) -
         )
         == 1
     )
+
+
+def test_two_erasures_at_once_erase_once(app: Flask, world: World) -> None:
+    """Two sessions (two schedulers, or a job and a request) erase one person together: the
+    compare-and-set lets one through; the other gets 409 and writes nothing."""
+    person_id = world.apprentice_ids[world.unit.code]
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def erase(actor: str) -> None:
+        with state(app).session_factory() as own:
+            person = own.get_one(Apprentice, person_id)
+            start.wait()
+            try:
+                erase_person(own, kind=APPRENTICE, person=person, actor=actor)
+                own.commit()
+                outcomes.append("erased")
+            except Conflict:
+                own.rollback()
+                outcomes.append("conflict")
+
+    threads = [threading.Thread(target=erase, args=(name,)) for name in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict", "erased"]
+    with state(app).session_factory() as check:
+        assert (
+            check.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action == "person.erased")
+            )
+            == 1
+        )
 
 
 # --- retention -------------------------------------------------------------------------------
