@@ -49,7 +49,7 @@ class Job:
 
 def registry() -> dict[str, Job]:
     """Every job by its stable name."""
-    from jobs import heartbeat, match_runs, offers, reminders, webhooks
+    from jobs import heartbeat, match_runs, offers, reminders, retention, webhooks
     from matcher.services.heartbeat import BEAT_EVERY_SECONDS
 
     declared = [
@@ -107,6 +107,13 @@ def registry() -> dict[str, Job]:
             {"seconds": 5},
             "Send signed webhook deliveries; retry failures with back-off and jitter for 3 days.",
             start_after=0,
+        ),
+        Job(
+            "retention",
+            retention.retention,
+            "cron",
+            {"hour": 3, "minute": 30},
+            "Erase people past their alliance's retention_months; delete old sent emails' bodies.",
         ),
     ]
     return {job.name: job for job in declared}

@@ -56,6 +56,7 @@ def test_the_package_registers_every_table() -> None:
         "mentorships",
         "offers",
         "people",
+        "privacy",
         "programme",
         "scheduler",
         "webhooks",

@@ -54,6 +54,7 @@ def register_api(app: Flask) -> Api:
         offers,
         people,
         preferences,
+        privacy,
         programme,
         proposals,
         reminders,
@@ -104,6 +105,7 @@ def register_api(app: Flask) -> Api:
         reminders,
         webhooks,
         notification_channels,
+        privacy,
     ):
         for blueprint in module.BLUEPRINTS:
             api.register_blueprint(blueprint, url_prefix=API_PREFIX)

@@ -17,7 +17,7 @@ from matcher.services.alliances import create_alliance, update_alliance
 blp = Blueprint("alliances", __name__, description="Craftsman alliances")
 BLUEPRINTS = [blp]
 # What an alliance's own coordinator may change.
-SETTINGS = {"match_defaults", "craftsman_consent", "offer_expires_days"}
+SETTINGS = {"match_defaults", "craftsman_consent", "offer_expires_days", "retention_months"}
 
 
 @blp.route("/alliances")

@@ -41,6 +41,7 @@ from matcher.services.people import (
     upsert_person,
     with_children,
 )
+from matcher.services.privacy import log_access
 
 MAX_BATCH = 20_000
 
@@ -151,11 +152,15 @@ def people_blueprint(
         @blp.response(200, schema)
         @blp.doc(operationId=f"get{one}")
         def get(self, person_id: int) -> Any:
-            """Read one person."""
+            """Read one person; a read by anyone but the person's own unit's HR system is
+            written to the access log (privacy.md)."""
             # Written by the lists' row builder, not dumped by the schema (which documents it).
-            return json_item(
-                person_item(db(), kind=kind, person_id=person_id, principal=principal())
-            )
+            item = person_item(db(), kind=kind, person_id=person_id, principal=principal())
+            if log_access(
+                db(), principal(), kind=kind, person_id=person_id, unit_id=item["unit_id"]
+            ):
+                db().commit()
+            return json_item(item)
 
         @blp.arguments(patch_schema(partial=top_level(patch_schema)))
         @blp.response(200, schema)

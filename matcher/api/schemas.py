@@ -134,6 +134,14 @@ class AllianceSchema(BaseSchema):
         validate=ma.validate.Range(min=1, max=30),
         metadata={"description": "Days an offer waits for the craftsman's answer"},
     )
+    retention_months = StrictInteger(
+        load_default=36,
+        validate=ma.validate.Range(min=1, max=120),
+        metadata={
+            "description": "Months after which inactive people in no mentorship are erased, "
+            "and sent emails' bodies deleted (privacy.md)"
+        },
+    )
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
 

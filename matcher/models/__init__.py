@@ -76,6 +76,13 @@ from matcher.models.people import (
     CraftsmanSkill,
     PersonMixin,
 )
+from matcher.models.privacy import (
+    ACCESS_ACTIONS,
+    ACCESS_EXPORT,
+    ACCESS_READ,
+    PERSON_KINDS,
+    AccessLogEntry,
+)
 from matcher.models.programme import (
     ASSESSMENT_FAIL,
     ASSESSMENT_PASS,
@@ -118,6 +125,11 @@ __all__ = [
     "OFFER_OFFERED",
     "OFFER_STATUSES",
     "Offer",
+    "ACCESS_ACTIONS",
+    "ACCESS_EXPORT",
+    "ACCESS_READ",
+    "PERSON_KINDS",
+    "AccessLogEntry",
     "ALL_EVENTS",
     "CHANNEL_EVENTS",
     "CHANNEL_FAILED",

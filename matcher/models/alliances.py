@@ -23,6 +23,7 @@ class Alliance(TimestampMixin, Base):
             "craftsman_consent IN ('not_required', 'required')", name="craftsman_consent"
         ),
         CheckConstraint("offer_expires_days BETWEEN 1 AND 30", name="offer_expires_days"),
+        CheckConstraint("retention_months BETWEEN 1 AND 120", name="retention_months"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,6 +44,9 @@ class Alliance(TimestampMixin, Base):
         String(16), default="not_required", server_default="not_required"
     )
     offer_expires_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
+    # privacy.md: people inactive (and in no mentorship) this long are erased, and sent emails'
+    # bodies older than this deleted, by the ``retention`` job.
+    retention_months: Mapped[int] = mapped_column(Integer, default=36, server_default="36")
 
     units: Mapped[list[Unit]] = relationship(back_populates="alliance")
 

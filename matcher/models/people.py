@@ -34,6 +34,8 @@ class PersonMixin(TimestampMixin):
     locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
     region: Mapped[str | None] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # When the person was erased (privacy.md): their personal fields hold a pseudonym since.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Craftsman(PersonMixin, Base):

@@ -59,6 +59,7 @@ Action = Literal[
     "channels.manage",
     "programme.manage",
     "choice.write",
+    "privacy.access_log",
 ]
 # The roles that may do each action on what lies in their scope; an admin may do everything.
 # Actions every role may do in its scope (read units, people, skills, mentorships; end a
@@ -81,6 +82,8 @@ MAY: Mapping[Action, frozenset[str]] = {
     # an apprentice's preferences, a craftsman's availability (programme.md, "Two-way choice"):
     # the person's own unit's HR system, or the alliance's coordinator
     "choice.write": frozenset({COORDINATOR, HR}),
+    # who read a person's record: the person's own unit's hr (privacy.md), and admins
+    "privacy.access_log": frozenset({HR}),
 }
 
 

@@ -28,6 +28,7 @@ VERBS = {
         "renew",
         "accept",  # an offer, for its craftsman
         "decline",
+        "erase",
     },
     "put": {"upsert", "correct"},
     "patch": {"update", "review"},

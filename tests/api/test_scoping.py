@@ -237,6 +237,46 @@ for plural, body in (("craftsmen", CRAFTSMAN_BODY), ("apprentices", APPRENTICE_B
                 "foreign_coordinator": 404,
             },
         ),
+        (  # privacy.md: the copy of everything held about the person
+            "GET",
+            f"/{plural}/{{{plural}}}/export",
+            None,
+            {
+                "admin": 200,
+                "hr": 200,
+                "sibling_hr": 404,
+                "foreign_hr": 404,
+                "coordinator": 200,
+                "foreign_coordinator": 404,
+            },
+        ),
+        (  # erasure: the person's own unit's hr only
+            "POST",
+            f"/{plural}/{{{plural}}}/erase",
+            None,
+            {
+                "admin": 200,
+                "hr": 200,
+                "sibling_hr": 404,
+                "foreign_hr": 404,
+                "coordinator": 403,
+                "foreign_coordinator": 404,
+            },
+        ),
+        (  # who read the person's record: admin and the person's own unit's hr
+            "GET",
+            f"/access-log?kind={plural[:-1] if plural == 'apprentices' else 'craftsman'}"
+            f"&person={{{plural}}}",
+            None,
+            {
+                "admin": 200,
+                "hr": 200,
+                "sibling_hr": 404,
+                "foreign_hr": 404,
+                "coordinator": 403,
+                "foreign_coordinator": 403,
+            },
+        ),
         (
             "PATCH",
             f"/{plural}/{{{plural}}}",
