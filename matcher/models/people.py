@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -15,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from matcher.db import Base
+from matcher.db import Base, UTCDateTime
 from matcher.models.alliances import Skill, Unit
 from matcher.models.base import TimestampMixin
 
@@ -30,6 +32,10 @@ class PersonMixin(TimestampMixin):
     locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
     region: Mapped[str | None] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Separate consent to be shown to other member units (privacy.md, PIPL art. 23): when it
+    # was given and which notice version it answered; both NULL: none (or withdrawn).
+    cross_unit_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cross_unit_consent_version: Mapped[str | None] = mapped_column(String(32))
 
 
 class Craftsman(PersonMixin, Base):

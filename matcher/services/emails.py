@@ -24,13 +24,15 @@ from matcher.models import (
     PROPOSAL_PENDING,
     RUN_PROPOSED,
     Alliance,
+    Apprentice,
+    Craftsman,
     MatchRun,
     Mentorship,
     Proposal,
     Reminder,
     TrainingSummary,
-    Unit,
 )
+from matcher.services import access
 from matcher.services.mentorships import local_today, overdue_periods
 from matcher.services.reminders import ESCALATE_AFTER_DAYS
 from matcher.services.summary_links import (
@@ -122,13 +124,13 @@ def _pair_context(
     now: datetime | None,
 ) -> dict[str, Any]:
     mentorship = session.get_one(Mentorship, reminder.mentorship_id)
-    craftsman, apprentice = mentorship.craftsman, mentorship.apprentice
-    units = {
-        u.id: u
-        for u in session.scalars(
-            select(Unit).where(Unit.id.in_([craftsman.unit_id, apprentice.unit_id]))
-        )
-    }
+    viewer = _recipient_unit(reminder, mentorship)
+    locale = reminder.locale if reminder.locale in LOCALES else DEFAULT_LOCALE
+    # The pair as the recipient may see them (privacy.md): another unit's person through the
+    # cross-unit allowlist, and withheld where they have not consented.
+    craftsman, apprentice = (
+        _shown(person, viewer, locale) for person in (mentorship.craftsman, mentorship.apprentice)
+    )
     link = None
     if reminder.recipient_role in ("craftsman", "apprentice"):
         token = make_token(
@@ -138,11 +140,11 @@ def _pair_context(
         link = f"{settings.base_url.rstrip('/')}/summary/{token}"
     due = reminder.due_on.isoformat() if reminder.due_on else ""
     return {
-        "subject": {"due": due, "craftsman": craftsman.name, "apprentice": apprentice.name},
+        "subject": {"due": due, "craftsman": craftsman["name"], "apprentice": apprentice["name"]},
         "craftsman": craftsman,
         "apprentice": apprentice,
-        "craftsman_unit": units[craftsman.unit_id],
-        "apprentice_unit": units[apprentice.unit_id],
+        "craftsman_unit": craftsman["unit"],
+        "apprentice_unit": apprentice["unit"],
         "period": reminder.period_index,
         "due": due,
         "timezone": alliance.timezone,
@@ -151,6 +153,39 @@ def _pair_context(
         "overview": f"{settings.base_url.rstrip('/')}/",
         "overdue_periods": overdue_periods(mentorship, local_today(alliance.timezone, now)),
     }
+
+
+_NOT_A_UNIT = -1  # a recipient of no unit of the pair: both people are of "another unit"
+
+
+def _recipient_unit(reminder: Reminder, mentorship: Mentorship) -> int | None:
+    """The unit an email's recipient speaks for: one of the pair's (their own unit), a unit's
+    HR contact (the unit whose contact address it is), or none for a coordinator (who sees
+    what the work needs)."""
+    if reminder.recipient_role == "coordinator":
+        return None
+    if reminder.recipient_role == "craftsman":
+        return mentorship.craftsman.unit_id
+    if reminder.recipient_role == "apprentice":
+        return mentorship.apprentice.unit_id
+    units = {
+        person.unit_id
+        for person in (mentorship.craftsman, mentorship.apprentice)
+        if person.unit.contact_email == reminder.recipient
+    }
+    return units.pop() if len(units) == 1 else _NOT_A_UNIT
+
+
+def _shown(person: Craftsman | Apprentice, viewer: int | None, locale: str) -> dict[str, Any]:
+    """A person of the pair as the recipient of ``viewer``'s unit may see them (name, unit;
+    ``access.shown_to_unit``), or their name withheld and their unit only."""
+    shown = access.shown_to_unit(person, viewer)
+    if shown is None:
+        return {
+            "name": translate(locale, "person.withheld"),
+            "unit": {"id": person.unit_id, "name": person.unit.name},
+        }
+    return shown
 
 
 def _programme_link(reminder: Reminder, settings: Settings) -> str | None:

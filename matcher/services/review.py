@@ -33,6 +33,7 @@ from matcher.models import (
     Unit,
 )
 from matcher.services.capacity import free_slots
+from matcher.services.consent import person_consents
 from matcher.services.matching import judge_pair
 from matcher.services.mentorships import create_mentorship
 from matcher.services.webhooks import Change, emit_for
@@ -175,6 +176,8 @@ def decide(
 ) -> Proposal:
     """Approve or reject a proposal; a rejected pair is remembered for later runs."""
     run = _require_open_run(session, proposal.match_run_id)
+    if status == PROPOSAL_APPROVED and not pair_consents(proposal):
+        raise Conflict(Message("review.no_consent"))
     before = proposal.status
     _compare_and_set(session, proposal, expected_etag, status=status, comment=comment)
     if status == PROPOSAL_REJECTED:
@@ -191,6 +194,11 @@ def decide(
         data={"from": before, "to": status, "comment": comment},
     )
     return proposal
+
+
+def pair_consents(proposal: Proposal) -> bool:
+    """Whether both people of a proposal may take part across units (consent, where required)."""
+    return person_consents(proposal.craftsman) and person_consents(proposal.apprentice)
 
 
 def swap(
@@ -218,6 +226,8 @@ def swap(
     problem: Message | None = None
     if not craftsman.active:
         problem = Message("review.craftsman_inactive")
+    elif not person_consents(craftsman):
+        problem = Message("review.no_consent")
     elif "same_unit" in broken:
         problem = Message("review.same_unit")
     elif "excluded" in broken:
@@ -281,6 +291,8 @@ def decide_many(
     if min_score is not None:
         stmt = stmt.where(Proposal.score >= min_score)
     proposals = list(session.scalars(stmt.order_by(Proposal.id)))
+    if status == PROPOSAL_APPROVED:  # a pair without consent is left as it is, never approved
+        proposals = [proposal for proposal in proposals if pair_consents(proposal)]
     for proposal in proposals:
         decide(
             session,

@@ -1,0 +1,154 @@
+"""Cross-unit consent (privacy.md "Consent"): who takes part, the notice, and withdrawal.
+
+A person's separate consent (单独同意, PIPL art. 23) to be shown to other member units is
+recorded on their row (``cross_unit_consent_at``, ``cross_unit_consent_version``). Where their
+alliance requires it (``Alliance.consent_required``), a person without it takes no part in
+matching (:func:`consent_given`, :func:`person_consents`) and nothing of theirs is shown to
+another unit (``access.shown_across_units``). Withdrawing it (:func:`consent_withdrawn`) ends
+the open proposals involving them and asks the coordinators to end their active mentorships.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, true, update
+from sqlalchemy.orm import Session
+
+from matcher.db import utcnow
+from matcher.i18n import translate
+from matcher.models import (
+    MENTORSHIP_ACTIVE,
+    OPEN_PROPOSAL_STATUSES,
+    PROPOSAL_REJECTED,
+    RUN_PROPOSED,
+    Alliance,
+    Apprentice,
+    Craftsman,
+    MatchRun,
+    Mentorship,
+    Proposal,
+    Unit,
+)
+
+ENDED_BY_WITHDRAWAL = "Consent to be shown to other member units was withdrawn."
+
+
+def consent_given(
+    model: type[Craftsman] | type[Apprentice], alliance: Alliance
+) -> ColumnElement[bool]:
+    """SQL: the person of ``model`` may take part across units in ``alliance`` (always, where
+    the alliance does not require consent)."""
+    if not alliance.consent_required:
+        return true()
+    return model.cross_unit_consent_at.is_not(None)
+
+
+def person_consents(person: Craftsman | Apprentice) -> bool:
+    """Whether ``person`` may take part across units: consented, or not asked to."""
+    return person.cross_unit_consent_at is not None or not person.unit.alliance.consent_required
+
+
+def consent_withdrawn(
+    session: Session,
+    *,
+    kind: str,
+    person_ids: Sequence[int],
+    unit: Unit,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """What withdrawing consent does, for people of ``unit`` whose consent was just set to
+    null (``kind``: ``craftsman`` or ``apprentice``): their open proposals end (rejected,
+    audited, the pair not remembered as rejected, so that a later consent lets it be proposed
+    again), and their active mentorships are flagged for the coordinators to end
+    (``consent_withdrawn_at``); the pairs and their history stay. Returns the counts."""
+    from matcher.services.review import audit  # review imports matching, which imports this
+
+    now = now or utcnow()
+    column = Proposal.craftsman_id if kind == "craftsman" else Proposal.apprentice_id
+    open_proposals = session.execute(
+        select(Proposal.id, Proposal.status, MatchRun.alliance_id)
+        .join(MatchRun, MatchRun.id == Proposal.match_run_id)
+        .where(
+            column.in_(person_ids),
+            MatchRun.status == RUN_PROPOSED,
+            Proposal.status.in_(OPEN_PROPOSAL_STATUSES),
+        )
+        .order_by(Proposal.id)
+    ).all()
+    for proposal_id, status, alliance_id in open_proposals:
+        session.execute(
+            update(Proposal)
+            .where(Proposal.id == proposal_id)
+            .values(
+                status=PROPOSAL_REJECTED,
+                comment=ENDED_BY_WITHDRAWAL,
+                version=Proposal.version + 1,
+                updated_at=now,
+            )
+        )
+        audit(
+            session,
+            alliance_id=alliance_id,
+            actor=f"consent-withdrawn:{kind}",
+            action=f"proposal.{PROPOSAL_REJECTED}",
+            object_type="proposal",
+            object_id=proposal_id,
+            data={"from": status, "to": PROPOSAL_REJECTED, "comment": ENDED_BY_WITHDRAWAL},
+        )
+    # [offers] The lead calls services/offers.py here at merge, once per person:
+    #   for person_id in person_ids:
+    #       end_open_offers_of(session, **{f"{kind}_id": person_id}, reason="consent_withdrawn")
+    mentorship_column = Mentorship.craftsman_id if kind == "craftsman" else Mentorship.apprentice_id
+    flagged = session.scalars(
+        select(Mentorship.id)
+        .where(mentorship_column.in_(person_ids), Mentorship.status == MENTORSHIP_ACTIVE)
+        .order_by(Mentorship.id)
+    ).all()
+    if flagged:
+        session.execute(
+            update(Mentorship)
+            .where(Mentorship.id.in_(flagged))
+            .values(consent_withdrawn_at=now, updated_at=now)
+        )
+    for mentorship_id in flagged:
+        audit(
+            session,
+            alliance_id=unit.alliance_id,
+            actor=f"consent-withdrawn:{kind}",
+            action="mentorship.consent_withdrawn",
+            object_type="mentorship",
+            object_id=mentorship_id,
+            data={f"{kind}_ids": list(person_ids)},
+        )
+    return {"proposals_ended": len(open_proposals), "mentorships_flagged": len(flagged)}
+
+
+def withdrawn_pairs(session: Session, *, alliance_id: int) -> list[Mentorship]:
+    """The alliance's active pairs one of whom withdrew consent: the coordinators are asked
+    to end them (the overview lists them until they are ended)."""
+    return list(
+        session.scalars(
+            select(Mentorship)
+            .where(
+                Mentorship.alliance_id == alliance_id,
+                Mentorship.status == MENTORSHIP_ACTIVE,
+                Mentorship.consent_withdrawn_at.is_not(None),
+            )
+            .order_by(Mentorship.consent_withdrawn_at, Mentorship.id)
+        )
+    )
+
+
+def notice(alliance: Alliance, locale: str) -> dict[str, Any]:
+    """The consent notice of ``alliance`` in ``locale``: who receives what and why."""
+    return {
+        "alliance_id": alliance.id,
+        "version": alliance.consent_notice_version,
+        "locale": locale,
+        "consent_required": alliance.consent_required,
+        "title": translate(locale, "consent.notice.title", alliance=alliance.name),
+        "text": translate(locale, "consent.notice.text", alliance=alliance.name),
+    }
