@@ -181,7 +181,7 @@ def consent_notice_in_scope(session: Session, principal: Principal, alliance_id:
     key's unit's alliance too (its HR system shows the notice to the people it asks)."""
     alliance = session.get(Alliance, alliance_id)
     own_hr = principal.role == HR and principal.alliance_id == alliance_id
-    if alliance is None or not (own_hr or reaches(principal, alliance_id=alliance.id)):
+    if alliance is None or not (reaches(principal, alliance_id=alliance.id) or own_hr):
         raise not_found("alliance", alliance_id)
     return alliance
 
