@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -36,6 +37,13 @@ class PersonMixin(TimestampMixin):
     # was given and which notice version it answered; both NULL: none (or withdrawn).
     cross_unit_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cross_unit_consent_version: Mapped[str | None] = mapped_column(String(32))
+
+    @property
+    def cross_unit_consent(self) -> dict[str, Any] | None:
+        """The consent as the API shows it: ``{given_at, version}``, or None."""
+        if self.cross_unit_consent_at is None:
+            return None
+        return {"given_at": self.cross_unit_consent_at, "version": self.cross_unit_consent_version}
 
 
 class Craftsman(PersonMixin, Base):

@@ -206,10 +206,8 @@ def _consent_columns(item: Item, current: Mapping[str, Any] | None) -> dict[str,
 
 
 def consent_item(given_at: datetime | None, version: str | None) -> dict[str, Any] | None:
-    """``cross_unit_consent`` as the API shows it: ``{given_at, version}``, or null (none)."""
-    if given_at is None:
-        return None
-    return {"given_at": given_at, "version": version}
+    """``cross_unit_consent`` as the API shows it (as ``PersonMixin.cross_unit_consent``)."""
+    return None if given_at is None else {"given_at": given_at, "version": version}
 
 
 def upsert_person(session: Session, *, kind: PersonKind, unit: Unit, item: Item) -> UpsertOutcome:
