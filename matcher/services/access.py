@@ -20,7 +20,7 @@ is in).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -478,3 +478,28 @@ def pair_shown_to(mentorship: Mentorship, role: str) -> dict[str, dict[str, Any]
         "craftsman": shown_to_unit(mentorship.craftsman, own.unit_id),
         "apprentice": shown_to_unit(mentorship.apprentice, own.unit_id),
     }
+
+
+# What an event names of a person another unit may receive (no external id, no email).
+_EVENT_PERSON_FIELDS = ("id", "name", "unit_id", "unit_code")
+
+
+def event_data_for_unit(
+    data: Mapping[str, Any], unit_id: int | None, withheld: Collection[tuple[str, int]]
+) -> dict[str, Any]:
+    """An event's ``data`` as a receiver of ``unit_id`` (a unit's webhook or chat group; None:
+    the alliance's or the operator's, which receive it whole) may have it: the pair's person of
+    another unit through the cross-unit allowlist (``external_id`` dropped), their name
+    withheld (None) where ``withheld`` holds them as (role, id) (no consent where required)."""
+    shown = dict(data)
+    if unit_id is None:
+        return shown
+    for role in ("craftsman", "apprentice"):
+        person = data.get(role)
+        if not isinstance(person, Mapping) or person.get("unit_id") == unit_id:
+            continue
+        kept = {key: person[key] for key in _EVENT_PERSON_FIELDS if key in person}
+        if (role, person.get("id")) in withheld:
+            kept["name"] = None
+        shown[role] = kept
+    return shown

@@ -10,7 +10,7 @@ the open proposals involving them and asks the coordinators to end their active 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -124,6 +124,33 @@ def consent_withdrawn(
             data={f"{kind}_ids": list(person_ids)},
         )
     return {"proposals_ended": len(open_proposals), "mentorships_flagged": len(flagged)}
+
+
+def withheld_people(session: Session, datas: Sequence[Mapping[str, Any]]) -> set[tuple[str, int]]:
+    """Of the pairs' people named by events' ``data`` (``craftsman`` / ``apprentice`` with an
+    ``id``), those another unit may not be shown: (role, id) of each without consent where their
+    alliance requires it. One query per role for a whole batch."""
+    withheld: set[tuple[str, int]] = set()
+    for role, model in (("craftsman", Craftsman), ("apprentice", Apprentice)):
+        ids = {
+            int(data[role]["id"])
+            for data in datas
+            if isinstance(data.get(role), Mapping) and isinstance(data[role].get("id"), int)
+        }
+        if not ids:
+            continue
+        rows = session.scalars(
+            select(model.id)
+            .join(Unit, Unit.id == model.unit_id)
+            .join(Alliance, Alliance.id == Unit.alliance_id)
+            .where(
+                model.id.in_(sorted(ids)),
+                Alliance.consent_required.is_(True),
+                model.cross_unit_consent_at.is_(None),
+            )
+        )
+        withheld |= {(role, person_id) for person_id in rows}
+    return withheld
 
 
 def withdrawn_pairs(session: Session, *, alliance_id: int) -> list[Mentorship]:

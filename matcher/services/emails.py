@@ -92,15 +92,21 @@ class Rendered:
 
 
 def render(
-    session: Session, reminder: Reminder, settings: Settings, now: datetime | None = None
+    session: Session,
+    reminder: Reminder,
+    settings: Settings,
+    now: datetime | None = None,
+    *,
+    unit_id: int | None = None,
 ) -> Rendered:
-    """The email of one outbox row, from the data as it is at ``now`` (default: the clock's)."""
+    """The email of one outbox row, from the data as it is at ``now`` (default: the clock's);
+    ``unit_id``: read as that unit reads it (a unit's chat group), else as its recipient."""
     alliance = session.get_one(Alliance, reminder.alliance_id)
     locale = reminder.locale if reminder.locale in LOCALES else DEFAULT_LOCALE
     if reminder.kind == "digest":
         context = _digest_context(session, alliance, reminder)
     else:
-        context = _pair_context(session, alliance, reminder, settings, now)
+        context = _pair_context(session, alliance, reminder, settings, now, unit_id)
     subject = translate(
         locale, SUBJECTS[reminder.kind], alliance=alliance.name, **context["subject"]
     )
@@ -122,9 +128,10 @@ def _pair_context(
     reminder: Reminder,
     settings: Settings,
     now: datetime | None,
+    unit_id: int | None,
 ) -> dict[str, Any]:
     mentorship = session.get_one(Mentorship, reminder.mentorship_id)
-    viewer = _recipient_unit(reminder, mentorship)
+    viewer = unit_id if unit_id is not None else _recipient_unit(reminder, mentorship)
     locale = reminder.locale if reminder.locale in LOCALES else DEFAULT_LOCALE
     # The pair as the recipient may see them (privacy.md): another unit's person through the
     # cross-unit allowlist, and withheld where they have not consented.

@@ -1,12 +1,16 @@
-"""Emails to a pair name the other person and their unit only, and nobody who has not consented
-to be shown to another unit (privacy.md): real emails over the loopback SMTP server, scanned."""
+"""Emails (and a unit's webhooks) name the pair's other person through the cross-unit allowlist,
+and nobody who has not consented to be shown to another unit (privacy.md): real emails over the
+loopback SMTP server and real webhook requests, scanned."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
+import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from matcher.services.users import create_user
@@ -14,6 +18,8 @@ from tests import factories
 from tests.factories import World
 from tests.jobs.conftest import Sink
 from tests.jobs.test_reminders import STARTED, at_local, run
+from tests.jobs.test_webhooks import deliver, register, verified
+from tests.receivers import Receiver
 
 DUE = STARTED + timedelta(days=30)
 CONSENT = {"given_at": datetime(2026, 1, 5, tzinfo=UTC), "version": "1"}
@@ -101,3 +107,97 @@ def test_once_consent_is_given_the_other_unit_reads_the_name(
     to_craftsman = next(m for m in smtp_sink.messages if str(m["To"]) == pair.craftsman.email)
     email = _everything(to_craftsman)
     assert "王同意" in email and pair.apprentice.email not in email
+
+
+@pytest.mark.usefixtures("allow_private")
+def test_a_units_webhook_gets_the_other_one_through_the_allowlist(
+    app: Flask, client: FlaskClient, session: Session, world: World, receiver: Receiver
+) -> None:
+    world.alliance.consent_required = True
+    session.commit()
+    secrets = {
+        who: register(client, world, who, receiver.url(f"/{who}"))["secret"]
+        for who in ("hr", "sibling_hr", "coordinator")
+    }
+    # The craftsman (sibling unit) consented, the apprentice (home unit) did not.
+    pair = factories.mentorship(
+        session,
+        world.sibling_unit,
+        world.unit,
+        STARTED,
+        "H1",
+        craftsman={"cross_unit_consent": CONSENT},
+        apprentice={"name": "孙未同意"},
+    )
+    session.commit()
+    ended = client.post(
+        f"/api/v1/mentorships/{pair.id}/end",
+        json={"reason_code": "other", "comment": "调岗"},
+        headers=world.auth("coordinator"),
+    )
+    assert ended.status_code == 200, ended.get_data(as_text=True)
+    deliver(app)
+    bodies: dict[str, list[dict[str, Any]]] = {}
+    for request in receiver.received():
+        who = request.path.strip("/")
+        bodies.setdefault(who, []).append(verified(request, secrets[who]))
+    for who in ("hr", "sibling_hr", "coordinator"):
+        types = sorted(b["type"] for b in bodies[who])
+        assert types == ["mentorship.created", "mentorship.ended"], who
+    for sibling in (b["data"] for b in bodies["sibling_hr"]):
+        assert sibling["apprentice"] == {
+            "id": pair.apprentice_id,
+            "name": None,
+            "unit_id": world.unit.id,
+            "unit_code": "HZDJ",
+        }
+        assert sibling["craftsman"]["external_id"] == "MC-H1"  # its own unit's person, whole
+    for home in (b["data"] for b in bodies["hr"]):
+        assert "external_id" not in home["craftsman"] and home["craftsman"]["name"] == "师傅H1"
+        assert home["apprentice"]["name"] == "孙未同意"
+    for whole in (b["data"] for b in bodies["coordinator"]):
+        assert whole["apprentice"]["external_id"] == "MA-H1" and whole["apprentice"]["name"]
+
+
+@pytest.mark.usefixtures("allow_private")
+def test_a_units_chat_group_reads_no_one_without_consent(
+    app: Flask, client: FlaskClient, session: Session, world: World, receiver: Receiver
+) -> None:
+    from tests.jobs.test_channels import NOW, channel, markdown_of
+    from tests.jobs.test_channels import run as run_at
+
+    world.alliance.consent_required = True
+    channel(
+        client,
+        world,
+        "sibling_hr",
+        {
+            "kind": "wecom",
+            "url": receiver.url("/wecom"),
+            "events": ["escalation", "mentorship.ended"],
+        },
+    )
+    started = (NOW + timedelta(hours=8)).date() - timedelta(days=50)
+    pair = factories.mentorship(
+        session,
+        world.sibling_unit,
+        world.unit,
+        started,
+        "C1",
+        craftsman={"cross_unit_consent": CONSENT},
+        apprentice={"name": "周未同意"},
+    )
+    session.commit()
+    assert run_at(app, "reminders")["chat_notices"] == 1  # the escalation
+    ended = client.post(
+        f"/api/v1/mentorships/{pair.id}/end",
+        json={"reason_code": "other"},
+        headers=world.auth("coordinator"),
+    )
+    assert ended.status_code == 200
+    assert deliver(app)["chat_sent"] == 2
+    texts = [markdown_of(request)[1] for request in receiver.received()]
+    assert len(texts) == 2
+    for text in texts:
+        assert "周未同意" not in text and "未同意跨单位展示" in text, text
+        assert "师傅C1" in text and "MA-C1" not in text
