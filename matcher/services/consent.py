@@ -10,7 +10,7 @@ the open proposals involving them and asks the coordinators to end their active 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,11 @@ from matcher.models import (
 )
 
 ENDED_BY_WITHDRAWAL = "Consent to be shown to other member units was withdrawn."
+_CHUNK = 1000  # ids per IN list, well under every database's bound-parameter limit
+
+
+# ``review.audit``, handed in (imported late: review imports matching, which imports this).
+Audit = Callable[..., None]
 
 
 def consent_given(
@@ -67,6 +72,23 @@ def consent_withdrawn(
     from matcher.services.review import audit  # review imports matching, which imports this
 
     now = now or utcnow()
+    ended = flagged = 0
+    for start in range(0, len(person_ids), _CHUNK):
+        chunk = list(person_ids[start : start + _CHUNK])
+        ended += _end_open_proposals(session, kind=kind, person_ids=chunk, now=now, audit=audit)
+        # MERGE(offers): the lead calls services/offers.py here, once per person of the chunk:
+        #   for person_id in chunk:
+        #       end_open_offers_of(session, **{f"{kind}_id": person_id}, reason="consent_withdrawn")
+        flagged += _flag_active_pairs(
+            session, kind=kind, person_ids=chunk, alliance_id=unit.alliance_id, now=now, audit=audit
+        )
+    return {"proposals_ended": ended, "mentorships_flagged": flagged}
+
+
+def _end_open_proposals(
+    session: Session, *, kind: str, person_ids: list[int], now: datetime, audit: Audit
+) -> int:
+    """Reject the open proposals (of runs still under review) involving ``person_ids``."""
     column = Proposal.craftsman_id if kind == "craftsman" else Proposal.apprentice_id
     open_proposals = session.execute(
         select(Proposal.id, Proposal.status, MatchRun.alliance_id)
@@ -98,32 +120,42 @@ def consent_withdrawn(
             object_id=proposal_id,
             data={"from": status, "to": PROPOSAL_REJECTED, "comment": ENDED_BY_WITHDRAWAL},
         )
-    # [offers] The lead calls services/offers.py here at merge, once per person:
-    #   for person_id in person_ids:
-    #       end_open_offers_of(session, **{f"{kind}_id": person_id}, reason="consent_withdrawn")
-    mentorship_column = Mentorship.craftsman_id if kind == "craftsman" else Mentorship.apprentice_id
-    flagged = session.scalars(
-        select(Mentorship.id)
-        .where(mentorship_column.in_(person_ids), Mentorship.status == MENTORSHIP_ACTIVE)
+    return len(open_proposals)
+
+
+def _flag_active_pairs(
+    session: Session,
+    *,
+    kind: str,
+    person_ids: list[int],
+    alliance_id: int,
+    now: datetime,
+    audit: Audit,
+) -> int:
+    """Flag the active mentorships of ``person_ids`` for the coordinators to end (audited)."""
+    column = Mentorship.craftsman_id if kind == "craftsman" else Mentorship.apprentice_id
+    pairs = session.execute(
+        select(Mentorship.id, column)
+        .where(column.in_(person_ids), Mentorship.status == MENTORSHIP_ACTIVE)
         .order_by(Mentorship.id)
     ).all()
-    if flagged:
+    if pairs:
         session.execute(
             update(Mentorship)
-            .where(Mentorship.id.in_(flagged))
+            .where(Mentorship.id.in_([pair_id for pair_id, _ in pairs]))
             .values(consent_withdrawn_at=now, updated_at=now)
         )
-    for mentorship_id in flagged:
+    for pair_id, person_id in pairs:
         audit(
             session,
-            alliance_id=unit.alliance_id,
+            alliance_id=alliance_id,
             actor=f"consent-withdrawn:{kind}",
             action="mentorship.consent_withdrawn",
             object_type="mentorship",
-            object_id=mentorship_id,
-            data={f"{kind}_ids": list(person_ids)},
+            object_id=pair_id,
+            data={f"{kind}_id": person_id},
         )
-    return {"proposals_ended": len(open_proposals), "mentorships_flagged": len(flagged)}
+    return len(pairs)
 
 
 def withheld_people(session: Session, datas: Sequence[Mapping[str, Any]]) -> set[tuple[str, int]]:

@@ -307,6 +307,12 @@ def test_withdrawal_ends_open_proposals_audited_and_flags_the_active_pair(
     # The active pair stays, flagged for the coordinators, with its history.
     pair = session.get_one(Mentorship, mentorship.id)
     assert pair.status == "active" and pair.consent_withdrawn_at is not None
+    flagged = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "mentorship.consent_withdrawn")
+    ).all()
+    assert [(e.object_id, e.data) for e in flagged] == [
+        (pair.id, {"apprentice_id": pair.apprentice_id})
+    ]
     shown = client.get(f"{API}/mentorships/{pair.id}", headers=world.auth("coordinator")).get_json()
     assert shown["consent_withdrawn_at"] is not None and shown["status"] == "active"
     # Withdrawing again (already none) changes nothing further.
