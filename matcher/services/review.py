@@ -291,7 +291,8 @@ def decide_many(
     if min_score is not None:
         stmt = stmt.where(Proposal.score >= min_score)
     proposals = list(session.scalars(stmt.order_by(Proposal.id)))
-    if status == PROPOSAL_APPROVED:  # a pair without consent is left as it is, never approved
+    # A pair without consent (where the alliance requires it) is left as it is, never approved.
+    if status == PROPOSAL_APPROVED and session.get_one(Alliance, run.alliance_id).consent_required:
         proposals = [proposal for proposal in proposals if pair_consents(proposal)]
     for proposal in proposals:
         decide(
