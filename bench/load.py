@@ -140,6 +140,10 @@ class World:
     server_pid: int = 0
 
 
+# The demo alliance requires cross-unit consent (privacy.md): the generated people gave it.
+CONSENT = {"given_at": "2026-01-05T09:00:00+08:00", "version": "1"}
+
+
 def people(unit_code: str, n: int, skills: list[str], rng: random.Random) -> tuple[list[Any], ...]:
     regions = ["杭州", "湘潭", "哈尔滨", "西安", "上海", "重庆"]
     apprentices = [
@@ -148,6 +152,7 @@ def people(unit_code: str, n: int, skills: list[str], rng: random.Random) -> tup
             "name": f"学徒{unit_code}{i}",
             "email": f"g{i}@{unit_code.lower()}.example.cn",
             "region": rng.choice(regions),
+            "cross_unit_consent": CONSENT,
             "wants": [
                 {"name": s, "level": rng.randint(2, 5), "weight": rng.choice([0.5, 1.0, 2.0])}
                 for s in rng.sample(skills, rng.randint(1, 3))
@@ -162,6 +167,7 @@ def people(unit_code: str, n: int, skills: list[str], rng: random.Random) -> tup
             "email": f"m{i}@{unit_code.lower()}.example.cn",
             "region": rng.choice(regions),
             "honours": ["技能大师"],
+            "cross_unit_consent": CONSENT,
             "skills": [{"name": s, "level": rng.randint(3, 5)} for s in rng.sample(skills, 3)],
             "capacity": rng.randint(1, 4),
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +25,14 @@ from matcher.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from matcher.services.access import event_data_for_unit
 from matcher.services.channels import (
     claim_messages,
     message_rows_for,
     record_message_outcome,
     render_message,
 )
+from matcher.services.consent import withheld_people
 from matcher.services.reminders import new_claim_token
 from matcher.services.webhooks import (
     Outcome,
@@ -96,6 +98,10 @@ def deliver(ctx: JobContext) -> dict[str, Any]:
                 .where(WebhookDelivery.id.in_(ids))
                 .order_by(WebhookDelivery.id)
             ).all()
+            # Who of the batch's pairs another unit may not be shown (no consent, privacy.md).
+            withheld = withheld_people(
+                session, [event.payload.get("data") or {} for _, _, event in batch]
+            )
             session.commit()
             in_flight: dict[Future[Outcome], tuple[WebhookDelivery, WebhookEndpoint, Any]] = {}
             for delivery, endpoint, event in batch:
@@ -107,7 +113,7 @@ def deliver(ctx: JobContext) -> dict[str, Any]:
                     counts["failed"] += 1
                     log.info("delivery %s (%s %s) to webhook %s: %s", *what, reason)
                     continue
-                request = _request(endpoint, event, ctx)
+                request = _request(endpoint, event, ctx, withheld)
                 in_flight[senders.submit(send, request)] = (delivery, endpoint, what)
             outcomes = _Outcomes(session)
             for future in as_completed(in_flight):
@@ -224,9 +230,19 @@ class _Outcomes:
             self.open = False
 
 
-def _request(endpoint: WebhookEndpoint, event: WebhookEvent, ctx: JobContext) -> Request:
-    """The event's body, signed for the endpoint now."""
-    body = orjson.dumps(event.payload)
+def _request(
+    endpoint: WebhookEndpoint,
+    event: WebhookEvent,
+    ctx: JobContext,
+    withheld: Collection[tuple[str, int]],
+) -> Request:
+    """The event's body, signed for the endpoint now; a unit's endpoint receives the pair's
+    person of another unit through the cross-unit allowlist (``access.event_data_for_unit``)."""
+    payload = event.payload
+    if endpoint.unit_id is not None and isinstance(payload.get("data"), dict):
+        data = event_data_for_unit(payload["data"], endpoint.unit_id, withheld)
+        payload = {**payload, "data": data}
+    body = orjson.dumps(payload)
     # The signature's time is the moment of sending (receivers refuse stale ones), whatever
     # time the job runs as.
     timestamp = int(time.time())

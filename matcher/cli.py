@@ -286,12 +286,21 @@ def import_people(path: Path, unit_code: str, alliance_code: str | None) -> None
         table = read_table(path)
         kind = detect_kind(table)
         schema = CraftsmanBulkItemSchema if kind == "craftsmen" else ApprenticeBulkItemSchema
-        try:
-            items = schema(many=True).load([to_record(row.cells, kind) for row in table.rows])
-        except ma.ValidationError as exc:
-            raise _row_errors(table, exc.messages) from exc
         with session_scope(state().session_factory) as session:
             unit = unit_by_codes(session, code=unit_code, alliance_code=alliance_code)
+            records = [
+                to_record(
+                    row.cells,
+                    kind,
+                    consent_version=unit.alliance.consent_notice_version,
+                    timezone=unit.alliance.timezone,
+                )
+                for row in table.rows
+            ]
+            try:
+                items = schema(many=True).load(records)
+            except ma.ValidationError as exc:
+                raise _row_errors(table, exc.messages) from exc
             try:
                 outcome = upsert_people(session, kind=KINDS[kind], unit=unit, items=items)
                 if kind == "apprentices":  # their choice of craftsmen, once they exist

@@ -33,6 +33,9 @@ def skills(session: Session, owner: Alliance) -> None:
 
 
 def alliance(session: Session, code: str = "EMCA", **fields: Any) -> Alliance:
+    """An alliance; unlike a new one made through the API, it does not require cross-unit
+    consent unless asked (``consent_required=True``): tests that are not about consent arrange
+    people without it and expect them to take part (tests/services/test_consent.py asks)."""
     return create_alliance(
         session,
         fields={
@@ -40,6 +43,7 @@ def alliance(session: Session, code: str = "EMCA", **fields: Any) -> Alliance:
             "name": f"{code} 工匠联盟",
             "timezone": "Asia/Shanghai",
             "summary_every_days": 30,
+            "consent_required": False,
             **fields,
         },
     )

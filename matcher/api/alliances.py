@@ -8,16 +8,33 @@ from flask.views import MethodView
 from sqlalchemy import select
 
 from matcher.api.base import Blueprint, paginate
-from matcher.api.schemas import AlliancePatchSchema, AllianceSchema, ListQueryArgsSchema, top_level
+from matcher.api.schemas import (
+    AlliancePatchSchema,
+    AllianceSchema,
+    ConsentNoticeArgsSchema,
+    ConsentNoticeSchema,
+    ListQueryArgsSchema,
+    top_level,
+)
 from matcher.extensions import db, principal
 from matcher.models import Alliance
 from matcher.services import access
 from matcher.services.alliances import create_alliance, update_alliance
+from matcher.services.consent import notice
+from matcher.services.review import audit
 
 blp = Blueprint("alliances", __name__, description="Craftsman alliances")
 BLUEPRINTS = [blp]
 # What an alliance's own coordinator may change.
-SETTINGS = {"match_defaults", "craftsman_consent", "offer_expires_days", "retention_months"}
+SETTINGS = {
+    "match_defaults",
+    "craftsman_consent",
+    "offer_expires_days",
+    "retention_months",
+    "consent_required",
+    "consent_notice_version",
+}
+CONSENT_SETTINGS = ("consent_required", "consent_notice_version")
 
 
 @blp.route("/alliances")
@@ -64,6 +81,30 @@ class AllianceById(MethodView):
         alliance = access.alliance_in_scope(db(), principal(), alliance_id)
         settings_only = set(changes) <= SETTINGS
         access.require(principal(), "alliances.settings" if settings_only else "alliances.change")
+        before = {name: getattr(alliance, name) for name in CONSENT_SETTINGS}
         alliance = update_alliance(db(), alliance=alliance, changes=changes)
+        after = {name: getattr(alliance, name) for name in CONSENT_SETTINGS}
+        if after != before:  # the legal office asks who changed the consent rules, and when
+            audit(
+                db(),
+                alliance_id=alliance.id,
+                actor=principal().label,
+                action="alliance.consent_settings",
+                object_type="alliance",
+                object_id=alliance.id,
+                data={"from": before, "to": after},
+            )
         db().commit()
         return alliance
+
+
+@blp.route("/alliances/<id:alliance_id>/consent-notice")
+class ConsentNotice(MethodView):
+    @blp.query(ConsentNoticeArgsSchema)
+    @blp.response(200, ConsentNoticeSchema)
+    @blp.doc(operationId="getConsentNotice")
+    def get(self, args: dict[str, Any], alliance_id: int) -> Any:
+        """The consent notice people of the alliance read before consenting (zh-CN or en):
+        who receives what and why. Its units' HR systems show it to their people."""
+        alliance = access.consent_notice_in_scope(db(), principal(), alliance_id)
+        return notice(alliance, args["locale"])

@@ -75,7 +75,10 @@ class PersonRefSchema(ma.Schema):
     """Another person as a proposal or a mentorship shows them."""
 
     id = ma.fields.Integer()
-    name = ma.fields.String()
+    name = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "null: withheld from another unit (no cross-unit consent)"},
+    )
     unit_id = ma.fields.Integer()
 
 

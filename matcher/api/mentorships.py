@@ -65,6 +65,13 @@ class MentorshipSchema(ma.Schema):
     )
     end_reason = ma.fields.String(allow_none=True, metadata={"enum": list(END_REASONS)})
     end_comment = ma.fields.String(allow_none=True)
+    consent_withdrawn_at = ma.fields.AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "When one of the pair withdrew cross-unit consent: the coordinators "
+            "are asked to end the pair"
+        },
+    )
 
 
 class MentorshipPatchSchema(BaseSchema):
@@ -153,7 +160,7 @@ class Mentorships(MethodView):
             overdue_on=overdue_on,
         )
         rows, headers = page_rows(db(), stmt, args, params)
-        return json_list(mentorship_items(rows), headers)
+        return json_list(mentorship_items(rows, caller), headers)
 
 
 @blp.route("/mentorships/<id:mentorship_id>")

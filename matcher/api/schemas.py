@@ -142,8 +142,40 @@ class AllianceSchema(BaseSchema):
             "and sent emails' bodies deleted (privacy.md)"
         },
     )
+    consent_required = StrictBoolean(
+        load_default=True,
+        metadata={
+            "description": "People take part across units only with their separate consent "
+            "(privacy.md); alliances made before consent existed were migrated with false"
+        },
+    )
+    consent_notice_version = Text(
+        load_default="1",
+        validate=[ma.validate.Length(min=1, max=32)],
+        metadata={"description": "Version of the consent notice (GET .../consent-notice)"},
+    )
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
+
+
+class ConsentNoticeArgsSchema(ma.Schema):
+    """Which language of the consent notice to read."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    locale = Text(load_default="zh-CN", validate=ma.validate.OneOf(LOCALES))
+
+
+class ConsentNoticeSchema(ma.Schema):
+    """The notice a person reads before consenting to be shown to other member units."""
+
+    alliance_id = ma.fields.Integer()
+    version = ma.fields.String()
+    locale = ma.fields.String()
+    consent_required = ma.fields.Boolean()
+    title = ma.fields.String()
+    text = ma.fields.String()
 
 
 class AlliancePatchSchema(AllianceSchema):
@@ -221,6 +253,19 @@ class WantSchema(BaseSchema):
     )
 
 
+class ConsentSchema(BaseSchema):
+    """A person's separate consent to be shown to other member units (privacy.md)."""
+
+    given_at = UtcDateTime(
+        required=True, metadata={"description": "When the person gave it (ISO 8601 with offset)"}
+    )
+    version = Text(
+        required=True,
+        validate=ma.validate.Length(min=1, max=32),
+        metadata={"description": "The consent notice version agreed to (consent_notice_version)"},
+    )
+
+
 class PersonSchema(BaseSchema):
     """Fields shared by craftsmen and apprentices."""
 
@@ -232,6 +277,14 @@ class PersonSchema(BaseSchema):
     locale = Text(load_default="zh-CN", validate=ma.validate.OneOf(LOCALES))
     region = text(max_length=100, allow_none=True, load_default=None)
     active = StrictBoolean(load_default=True)
+    cross_unit_consent = ma.fields.Nested(
+        ConsentSchema,
+        allow_none=True,
+        metadata={
+            "description": "Separate consent to be shown to other member units; null withdraws "
+            "it. Left out, the consent recorded stays as it is (none for a new person)."
+        },
+    )
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
 

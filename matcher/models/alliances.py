@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from matcher.db import Base
@@ -47,6 +56,11 @@ class Alliance(TimestampMixin, Base):
     # privacy.md: people inactive (and in no mentorship) this long are erased, and sent emails'
     # bodies older than this deleted, by the ``retention`` job.
     retention_months: Mapped[int] = mapped_column(Integer, default=36, server_default="36")
+    # privacy.md "Consent": whether people take part across units only with their separate
+    # consent (new alliances: yes; those that existed before were migrated with no, until a
+    # coordinator turns it on), and the version of the notice they consent to.
+    consent_required: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    consent_notice_version: Mapped[str] = mapped_column(String(32), default="1", server_default="1")
 
     units: Mapped[list[Unit]] = relationship(back_populates="alliance")
 

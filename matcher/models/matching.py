@@ -28,7 +28,13 @@ RUN_STATUSES = ("queued", "running", "proposed", "committed", "failed")
 ACTIVE_RUN_STATUSES = ("queued", "running")  # at most one run of an alliance is in these
 ACTIVE_RUN_INDEX = "uq_match_runs_active_alliance_id"
 PROPOSAL_STATUSES = ("pending", "approved", "rejected")
-UNMATCHED_REASONS = ("no_eligible_craftsman", "capacity_exhausted", "excluded", "unit_cap")
+UNMATCHED_REASONS = (
+    "no_eligible_craftsman",
+    "capacity_exhausted",
+    "excluded",
+    "unit_cap",
+    "no_consent",
+)
 # One name per status, for the code that sets or compares one (the tuples above feed the checks).
 RUN_QUEUED, RUN_RUNNING, RUN_PROPOSED, RUN_COMMITTED, RUN_FAILED = RUN_STATUSES
 PROPOSAL_PENDING, PROPOSAL_APPROVED, PROPOSAL_REJECTED = PROPOSAL_STATUSES

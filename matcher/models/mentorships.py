@@ -88,6 +88,9 @@ class Mentorship(TimestampMixin, Base):
     end_reason: Mapped[str | None] = mapped_column(String(32))
     end_comment: Mapped[str | None] = mapped_column(Text)
     flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When one of the pair withdrew cross-unit consent while the pair was active: the
+    # coordinators are asked to end it (the pair and its history stay with the units).
+    consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     craftsman: Mapped[Craftsman] = relationship()
     apprentice: Mapped[Apprentice] = relationship()

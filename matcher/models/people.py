@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -36,6 +37,17 @@ class PersonMixin(TimestampMixin):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # When the person was erased (privacy.md): their personal fields hold a pseudonym since.
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Separate consent to be shown to other member units (privacy.md, PIPL art. 23): when it
+    # was given and which notice version it answered; both NULL: none (or withdrawn).
+    cross_unit_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cross_unit_consent_version: Mapped[str | None] = mapped_column(String(32))
+
+    @property
+    def cross_unit_consent(self) -> dict[str, Any] | None:
+        """The consent as the API shows it: ``{given_at, version}``, or None."""
+        if self.cross_unit_consent_at is None:
+            return None
+        return {"given_at": self.cross_unit_consent_at, "version": self.cross_unit_consent_version}
 
 
 class Craftsman(PersonMixin, Base):

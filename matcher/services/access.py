@@ -20,7 +20,7 @@ is in).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -30,6 +30,8 @@ from sqlalchemy.orm import QueryableAttribute, Session, selectinload
 from matcher.errors import Forbidden, ValidationFailed, not_found
 from matcher.models import (
     Alliance,
+    Apprentice,
+    Craftsman,
     MatchRun,
     Mentorship,
     NotificationChannel,
@@ -178,6 +180,16 @@ def alliance_in_scope(session: Session, principal: Principal, alliance_id: int) 
     require(principal, "alliances.read")
     alliance = session.get(Alliance, alliance_id)
     if alliance is None or not reaches(principal, alliance_id=alliance.id):
+        raise not_found("alliance", alliance_id)
+    return alliance
+
+
+def consent_notice_in_scope(session: Session, principal: Principal, alliance_id: int) -> Alliance:
+    """The alliance whose consent notice the caller reads: a coordinator's own, and an hr
+    key's unit's alliance too (its HR system shows the notice to the people it asks)."""
+    alliance = session.get(Alliance, alliance_id)
+    own_hr = principal.role == HR and principal.alliance_id == alliance_id
+    if alliance is None or not (reaches(principal, alliance_id=alliance.id) or own_hr):
         raise not_found("alliance", alliance_id)
     return alliance
 
@@ -428,3 +440,95 @@ def channel_scope(
     ):
         raise not_found("alliance", chosen if chosen is not None else "")
     return chosen, None
+
+
+# privacy.md "Minimum shown across units": all another unit (its people, its HR system) may see
+# of a person. Never email, external id, locale, timestamps or consent records.
+CROSS_UNIT_FIELDS = ("name", "unit", "skills", "region", "honours")
+
+
+def shown_across_units(person: Craftsman | Apprentice) -> dict[str, Any] | None:
+    """What a person of another unit, or another unit's HR key, may see of ``person``: their
+    name, unit (id and name), skills (a craftsman's, with levels) or wanted skills (an
+    apprentice's), region and honours; ``None`` (nothing at all) where their alliance requires
+    cross-unit consent and they have not given it. The one home of that allowlist: the API,
+    the pages (summary, check-in and offer forms) and the emails show other units' people
+    through it."""
+    if person.unit.alliance.consent_required and person.cross_unit_consent_at is None:
+        return None
+    return _allowlisted(person)
+
+
+def shown_to_unit(
+    person: Craftsman | Apprentice, viewer_unit_id: int | None
+) -> dict[str, Any] | None:
+    """What a viewer of ``viewer_unit_id`` may see of ``person``: :func:`shown_across_units`
+    for another unit; the same fields, consent or not, to the person's own unit and to the
+    alliance's coordinators (``viewer_unit_id`` None: the recipient the person consented to)."""
+    if viewer_unit_id is not None and viewer_unit_id != person.unit_id:
+        return shown_across_units(person)
+    return _allowlisted(person)
+
+
+def _allowlisted(person: Craftsman | Apprentice) -> dict[str, Any]:
+    unit = person.unit
+    if isinstance(person, Craftsman):
+        skills = [{"name": s.skill.name, "level": s.level} for s in person.skills]
+        honours = list(person.honours or [])
+    else:
+        skills = [{"name": w.skill.name, "level": w.level} for w in person.wants]
+        honours = []
+    return {
+        "name": person.name,
+        "unit": {"id": unit.id, "name": unit.name},
+        "skills": skills,
+        "region": person.region,
+        "honours": honours,
+    }
+
+
+def withheld_across_units(
+    principal: Principal, *, unit_id: int, consented: bool, consent_required: bool
+) -> bool:
+    """Whether a person of ``unit_id`` is withheld from ``principal``: an hr key of another
+    unit, where the person's alliance requires consent they have not given (the row-level
+    form of :func:`shown_across_units`, for lists built from plain rows)."""
+    return (
+        principal.role == HR and principal.unit_id != unit_id and consent_required and not consented
+    )
+
+
+def pair_shown_to(mentorship: Mentorship, role: str) -> dict[str, dict[str, Any] | None]:
+    """Both people of a pair as one of them (``role``: ``craftsman`` or ``apprentice``, the
+    holder of a signed link) may see them: themselves, and the other through
+    :func:`shown_across_units` (``None``: withheld)."""
+    own = mentorship.craftsman if role == "craftsman" else mentorship.apprentice
+    return {
+        "craftsman": shown_to_unit(mentorship.craftsman, own.unit_id),
+        "apprentice": shown_to_unit(mentorship.apprentice, own.unit_id),
+    }
+
+
+# What an event names of a person another unit may receive (no external id, no email).
+_EVENT_PERSON_FIELDS = ("id", "name", "unit_id", "unit_code")
+
+
+def event_data_for_unit(
+    data: Mapping[str, Any], unit_id: int | None, withheld: Collection[tuple[str, int]]
+) -> dict[str, Any]:
+    """An event's ``data`` as a receiver of ``unit_id`` (a unit's webhook or chat group; None:
+    the alliance's or the operator's, which receive it whole) may have it: the pair's person of
+    another unit through the cross-unit allowlist (``external_id`` dropped), their name
+    withheld (None) where ``withheld`` holds them as (role, id) (no consent where required)."""
+    shown = dict(data)
+    if unit_id is None:
+        return shown
+    for role in ("craftsman", "apprentice"):
+        person = data.get(role)
+        if not isinstance(person, Mapping) or person.get("unit_id") == unit_id:
+            continue
+        kept = {key: person[key] for key in _EVENT_PERSON_FIELDS if key in person}
+        if (role, person.get("id")) in withheld:
+            kept["name"] = None
+        shown[role] = kept
+    return shown

@@ -39,6 +39,7 @@ from matcher.models import (
 )
 from matcher.services import access
 from matcher.services.access import Principal
+from matcher.services.consent import withheld_people
 from matcher.services.emails import render
 from matcher.services.mentorships import local_today
 from matcher.services.reminders import windows as reminder_windows
@@ -275,16 +276,20 @@ def render_message(
             due_on=datetime.fromisoformat(due).date() if due else None,
             dedupe_key=message.dedupe_key,
         )
-        rendered = render(session, as_email, settings, now)
+        # A unit's group sees the pair as that unit does (privacy.md); the alliance's, whole.
+        rendered = render(session, as_email, settings, now, unit_id=channel.unit_id)
         lines = [line.strip() for line in rendered.text.splitlines() if line.strip()]
         return rendered.subject, "\n\n".join([f"**{rendered.subject}**", *lines])
-    title = _event_text(session, message, channel.locale)
+    title = _event_text(session, message, channel)
     link = translate(channel.locale, "chat.overview", link=overview)
     return title, f"**{title}**\n\n{link}"
 
 
-def _event_text(session: Session, message: ChannelMessage, locale: str) -> str:
-    data = message.data
+def _event_text(session: Session, message: ChannelMessage, channel: NotificationChannel) -> str:
+    locale = channel.locale
+    data = access.event_data_for_unit(
+        message.data, channel.unit_id, withheld_people(session, [message.data])
+    )
     units: dict[Any, str] = {
         unit.id: unit.name
         for unit in session.scalars(
@@ -302,8 +307,12 @@ def _event_text(session: Session, message: ChannelMessage, locale: str) -> str:
 
     def person(role: str) -> str:
         who = data.get(role) or {}
+        name = who.get("name", "")
         return translate(
-            locale, "email.person", name=who.get("name", ""), unit=units.get(who.get("unit_id"), "")
+            locale,
+            "email.person",
+            name=translate(locale, "person.withheld") if name is None else name,
+            unit=units.get(who.get("unit_id"), ""),
         )
 
     params: dict[str, Any] = {}

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from matcher.db import utcnow
 from matcher.models import Alliance, Apprentice, Craftsman, Unit
 from matcher.services.alliances import create_alliance, create_unit
 from matcher.services.mentorships import create_mentorship, local_today
@@ -52,6 +53,9 @@ def load_demo(
             parent=skill.get("parent"),
             aliases=skill.get("aliases", []),
         )
+    # The demo's people consented to be shown to other units when their units enrolled them
+    # (new alliances require it), so that its runs have people to match.
+    consent = {"given_at": utcnow(), "version": alliance.consent_notice_version}
     craftsmen = apprentices = 0
     units = []
     for unit_data in data["units"]:
@@ -62,13 +66,13 @@ def load_demo(
             session,
             kind=CRAFTSMAN,
             unit=unit,
-            items=unit_data["craftsmen"],
+            items=[{"cross_unit_consent": consent, **item} for item in unit_data["craftsmen"]],
         ).created
         apprentices += upsert_people(
             session,
             kind=APPRENTICE,
             unit=unit,
-            items=unit_data["apprentices"],
+            items=[{"cross_unit_consent": consent, **item} for item in unit_data["apprentices"]],
         ).created
     pairs = _demo_mentorships(session, units, today or local_today(alliance.timezone))
     return DemoLoaded(

@@ -25,14 +25,16 @@ from matcher.models import (
     PROPOSAL_PENDING,
     RUN_PROPOSED,
     Alliance,
+    Apprentice,
+    Craftsman,
     MatchRun,
     Mentorship,
     Offer,
     Proposal,
     Reminder,
     TrainingSummary,
-    Unit,
 )
+from matcher.services import access
 from matcher.services.mentorships import local_today, overdue_periods
 from matcher.services.reminders import ESCALATE_AFTER_DAYS
 from matcher.services.summary_links import (
@@ -97,9 +99,15 @@ class Rendered:
 
 
 def render(
-    session: Session, reminder: Reminder, settings: Settings, now: datetime | None = None
+    session: Session,
+    reminder: Reminder,
+    settings: Settings,
+    now: datetime | None = None,
+    *,
+    unit_id: int | None = None,
 ) -> Rendered:
-    """The email of one outbox row, from the data as it is at ``now`` (default: the clock's)."""
+    """The email of one outbox row, from the data as it is at ``now`` (default: the clock's);
+    ``unit_id``: read as that unit reads it (a unit's chat group), else as its recipient."""
     alliance = session.get_one(Alliance, reminder.alliance_id)
     locale = reminder.locale if reminder.locale in LOCALES else DEFAULT_LOCALE
     if reminder.kind == "digest":
@@ -107,7 +115,7 @@ def render(
     elif reminder.kind in OFFER_REMINDER_KINDS:
         context = _offer_context(session, alliance, reminder, settings)
     else:
-        context = _pair_context(session, alliance, reminder, settings, now)
+        context = _pair_context(session, alliance, reminder, settings, now, unit_id)
     subject = translate(
         locale, SUBJECTS[reminder.kind], alliance=alliance.name, **context["subject"]
     )
@@ -131,15 +139,17 @@ def _pair_context(
     reminder: Reminder,
     settings: Settings,
     now: datetime | None,
+    unit_id: int | None,
 ) -> dict[str, Any]:
     mentorship = session.get_one(Mentorship, reminder.mentorship_id)
-    craftsman, apprentice = mentorship.craftsman, mentorship.apprentice
-    units = {
-        u.id: u
-        for u in session.scalars(
-            select(Unit).where(Unit.id.in_([craftsman.unit_id, apprentice.unit_id]))
-        )
-    }
+    viewer = unit_id if unit_id is not None else _recipient_unit(reminder, mentorship)
+    locale = reminder.locale if reminder.locale in LOCALES else DEFAULT_LOCALE
+    # The pair as the recipient may see them (privacy.md): another unit's person through the
+    # cross-unit allowlist, and withheld where they have not consented.
+    craftsman, apprentice = (
+        shown_or_withheld(person, viewer, locale)
+        for person in (mentorship.craftsman, mentorship.apprentice)
+    )
     link = None
     if reminder.recipient_role in ("craftsman", "apprentice"):
         token = make_token(
@@ -149,11 +159,11 @@ def _pair_context(
         link = f"{settings.base_url.rstrip('/')}/summary/{token}"
     due = reminder.due_on.isoformat() if reminder.due_on else ""
     return {
-        "subject": {"due": due, "craftsman": craftsman.name, "apprentice": apprentice.name},
+        "subject": {"due": due, "craftsman": craftsman["name"], "apprentice": apprentice["name"]},
         "craftsman": craftsman,
         "apprentice": apprentice,
-        "craftsman_unit": units[craftsman.unit_id],
-        "apprentice_unit": units[apprentice.unit_id],
+        "craftsman_unit": craftsman["unit"],
+        "apprentice_unit": apprentice["unit"],
         "period": reminder.period_index,
         "due": due,
         "timezone": alliance.timezone,
@@ -170,20 +180,69 @@ def _offer_context(
     """The offer's email: the apprentice as another unit may see them (privacy.md: name, unit,
     wanted skills), the expiry in the alliance's time, and the signed link to answer."""
     offer = session.get_one(Offer, reminder.offer_id)
-    apprentice = offer.apprentice
     token = make_offer_token(settings.secret_key, offer.id)
     expires = offer.expires_at.astimezone(ZoneInfo(alliance.timezone)).strftime("%Y-%m-%d %H:%M")
+    locale = reminder.locale if reminder.locale in LOCALES else DEFAULT_LOCALE
+    apprentice = offered_apprentice(offer, locale)
     return {
-        "subject": {"apprentice": apprentice.name},
+        "subject": {"apprentice": apprentice["name"]},
         "craftsman": offer.craftsman,
-        "apprentice": apprentice,
-        "apprentice_unit": session.get_one(Unit, apprentice.unit_id),
-        "wants": [(want.skill.name, want.level) for want in apprentice.wants],
+        **apprentice_context(apprentice),
         "expires": expires,
         "timezone": alliance.timezone,
         "opening": OPENINGS[reminder.kind],
         "link": f"{settings.base_url.rstrip('/')}/offer/{token}",
     }
+
+
+_NOT_A_UNIT = -1  # a recipient of no unit of the pair: both people are of "another unit"
+
+
+def _recipient_unit(reminder: Reminder, mentorship: Mentorship) -> int | None:
+    """The unit an email's recipient speaks for: one of the pair's (their own unit), a unit's
+    HR contact (the unit whose contact address it is), or none for a coordinator (who sees
+    what the work needs)."""
+    if reminder.recipient_role == "coordinator":
+        return None
+    if reminder.recipient_role == "craftsman":
+        return mentorship.craftsman.unit_id
+    if reminder.recipient_role == "apprentice":
+        return mentorship.apprentice.unit_id
+    units = {
+        person.unit_id
+        for person in (mentorship.craftsman, mentorship.apprentice)
+        if person.unit.contact_email == reminder.recipient
+    }
+    return units.pop() if len(units) == 1 else _NOT_A_UNIT
+
+
+def offered_apprentice(offer: Offer, locale: str) -> dict[str, Any]:
+    """The offered apprentice as the craftsman (of another unit) may see them, in the offer's
+    email and on its page (privacy.md: name, unit, wanted skills)."""
+    return shown_or_withheld(offer.apprentice, offer.craftsman.unit_id, locale)
+
+
+def apprentice_context(shown: dict[str, Any]) -> dict[str, Any]:
+    """The template variables of an offered apprentice (:func:`offered_apprentice`)."""
+    return {
+        "apprentice": shown,
+        "apprentice_unit": shown["unit"],
+        "wants": [(skill["name"], skill["level"]) for skill in shown.get("skills", [])],
+    }
+
+
+def shown_or_withheld(
+    person: Craftsman | Apprentice, viewer: int | None, locale: str
+) -> dict[str, Any]:
+    """A person of the pair as the recipient of ``viewer``'s unit may see them (name, unit;
+    ``access.shown_to_unit``), or their name withheld and their unit only."""
+    shown = access.shown_to_unit(person, viewer)
+    if shown is None:
+        return {
+            "name": translate(locale, "person.withheld"),
+            "unit": {"id": person.unit_id, "name": person.unit.name},
+        }
+    return shown
 
 
 def _programme_link(reminder: Reminder, settings: Settings) -> str | None:

@@ -7,7 +7,10 @@ Columns (header row, any order): ``external_id``, ``name``, ``email``, ``locale`
 craftsmen of other units (programme.md, "Two-way choice"): ``preferred_1`` .. ``preferred_3``
 and ``avoid`` (``C-017；C-102``), as the craftsmen's external ids (``UNIT_CODE:external_id``
 where two units use the same one). A file with these columns sets every row's choice (blank:
-none); without them, choices stay as they are.
+none); without them, choices stay as they are. Both kinds may add ``cross_unit_consent_at``:
+when the person gave cross-unit consent (ISO 8601 with offset, or a date, read as midnight in
+the alliance's timezone), to the alliance's current notice version; ``withdrawn`` (``撤回``)
+withdraws it, an empty cell leaves it as it is.
 
 CSV in UTF-8 (with or without BOM), GB18030/GBK, or UTF-16 with its BOM; XLSX bounded before it
 is read (MAX_* below) and read as it is, whatever its ``<dimension>`` claims. Trailing empty
@@ -25,8 +28,10 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from matcher.errors import ValidationFailed
 
@@ -44,6 +49,7 @@ CRAFTSMAN_COLUMNS = {
     "honours",
     "skills",
     "capacity",
+    "cross_unit_consent_at",
 }
 RANKED_COLUMNS = ("preferred_1", "preferred_2", "preferred_3")
 CHOICE_COLUMNS = {*RANKED_COLUMNS, "avoid"}
@@ -56,7 +62,10 @@ APPRENTICE_COLUMNS = {
     "active",
     "wants",
     *CHOICE_COLUMNS,
+    "cross_unit_consent_at",
 }
+_WITHDRAWN = {"withdrawn", "撤回"}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 MAX_ROWS = 20_000  # people, not counting the header and blank lines
@@ -257,13 +266,18 @@ def detect_kind(table: Table) -> str:
     return kind
 
 
-def to_record(row: dict[str, str], kind: str) -> dict[str, Any]:
-    """One row as the JSON record the API's bulk upsert would receive (validation happens there)."""
+def to_record(
+    row: dict[str, str], kind: str, *, consent_version: str = "1", timezone: str = "Asia/Shanghai"
+) -> dict[str, Any]:
+    """One row as the JSON record the API's bulk upsert would receive (validation happens there);
+    a consent time answers ``consent_version``, a bare date is midnight in ``timezone``."""
     record: dict[str, Any] = {}
     for column, value in row.items():
         if value == "" or column in CHOICE_COLUMNS:  # the choice is set after the upsert
             continue
-        if column == "honours":
+        if column == "cross_unit_consent_at":
+            record["cross_unit_consent"] = _consent(value, consent_version, timezone)
+        elif column == "honours":
             record[column] = [h.strip() for h in _LIST.split(value) if h.strip()]
         elif column in ("skills", "wants"):
             record[column] = [_skill(part, column) for part in _LIST.split(value) if part.strip()]
@@ -288,6 +302,21 @@ def to_choice(row: dict[str, str]) -> tuple[list[str], list[str]] | None:
     ranked = [row[c].strip() for c in RANKED_COLUMNS if row.get(c, "").strip()]
     avoid = [a.strip() for a in _LIST.split(row.get("avoid", "")) if a.strip()]
     return ranked, avoid
+
+
+def _consent(value: str, version: str, timezone: str) -> dict[str, Any] | None:
+    """A ``cross_unit_consent_at`` cell as the API's ``cross_unit_consent``."""
+    if value.strip().lower() in _WITHDRAWN:
+        return None
+    given_at = value.strip()
+    if _DATE.match(given_at):
+        try:
+            day = date.fromisoformat(given_at)
+        except ValueError:
+            pass  # left for the schema to reject with a clear message
+        else:
+            given_at = datetime.combine(day, time(), ZoneInfo(timezone)).isoformat()
+    return {"given_at": given_at, "version": version}
 
 
 def _number(value: str) -> Any:

@@ -62,6 +62,7 @@ from matcher.models import (
     UnmatchedApprentice,
 )
 from matcher.services.capacity import available_on, free_slots, is_available
+from matcher.services.consent import consent_given, person_consents
 from matcher.services.mentorships import local_today
 from matcher.services.webhooks import Change, emit_for
 
@@ -147,6 +148,7 @@ def _craftsmen_query(alliance: Alliance, params: MatchParams) -> Select[int, int
             available_on(local_today(alliance.timezone)),
             free > 0,
         )
+        .where(consent_given(Craftsman, alliance))
         # The HR systems' identity, not the id: the same data gives the same pairs whatever
         # order it was inserted in.
         .order_by(Craftsman.unit_id, Craftsman.external_id)
@@ -183,7 +185,6 @@ def _apprentices_query(
 ) -> Select[int, int, str | None, datetime, date | None]:
     """The apprentices taking part (active, with wanted skills, not mentored unless
     ``include_mentored``) as (id, unit_id, region, created_at, last ended_on)."""
-    has_wants = select(ApprenticeWant.apprentice_id).distinct()
     stmt = (
         select(
             Apprentice.id,
@@ -193,16 +194,47 @@ def _apprentices_query(
             _LAST_ENDED.label("last_ended_on"),
         )
         .join(Unit, Apprentice.unit_id == Unit.id)
-        .where(_unit_filter(alliance, params), Apprentice.active.is_(True))
-        .where(Apprentice.id.in_(has_wants))
+        .where(*_apprentices_taking_part_but_for_consent(alliance, params))
+        .where(consent_given(Apprentice, alliance))
         .order_by(Apprentice.unit_id, Apprentice.external_id)
     )
+    return stmt
+
+
+def _apprentices_taking_part_but_for_consent(
+    alliance: Alliance, params: MatchParams
+) -> list[ColumnElement[bool]]:
+    """The conditions (over ``Apprentice`` joined to its ``Unit``) of the apprentices who take
+    part but for consent: active, with wanted skills, in the considered units, not mentored
+    unless ``include_mentored``."""
+    has_wants = select(ApprenticeWant.apprentice_id).distinct()
+    conditions = [
+        _unit_filter(alliance, params),
+        Apprentice.active.is_(True),
+        Apprentice.id.in_(has_wants),
+    ]
     if not params.include_mentored:
         mentored = select(Mentorship.apprentice_id).where(Mentorship.status == MENTORSHIP_ACTIVE)
         # An apprentice offered to a craftsman who has not answered yet waits for that answer.
         offered = select(Offer.apprentice_id).where(Offer.status == OFFER_OFFERED)
-        stmt = stmt.where(Apprentice.id.not_in(mentored), Apprentice.id.not_in(offered))
-    return stmt
+        conditions += [Apprentice.id.not_in(mentored), Apprentice.id.not_in(offered)]
+    return conditions
+
+
+def _apprentices_without_consent(
+    session: Session, alliance: Alliance, params: MatchParams
+) -> list[int]:
+    """The apprentices left out of a run for want of consent alone (reason ``no_consent``)."""
+    if not alliance.consent_required:
+        return []
+    stmt = (
+        select(Apprentice.id)
+        .join(Unit, Apprentice.unit_id == Unit.id)
+        .where(*_apprentices_taking_part_but_for_consent(alliance, params))
+        .where(~consent_given(Apprentice, alliance))
+        .order_by(Apprentice.id)
+    )
+    return list(session.scalars(stmt))
 
 
 @dataclass(frozen=True)
@@ -395,8 +427,8 @@ def _load_constraints(
             raise PinnedPairFailure(
                 f"Pinned pair [{craftsman_id}, {apprentice_id}] cannot take part: the craftsman "
                 "must be active, accepting apprentices and not paused, with free capacity, and "
-                "the apprentice active, with wanted skills and no active mentorship, both in the "
-                "considered units."
+                "the apprentice active, with wanted skills, no active mentorship and, where "
+                "required, consent, both in the considered units."
             )
     avoided, ranks = _load_preferences(session, unit_filter=unit_filter, people=people)
     return Constraints(
@@ -738,6 +770,7 @@ def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | No
     report("storing", 0.9)
     _store_proposals(session, run=run, loaded=loaded, result=result, params=params)
     _store_unmatched(session, run=run, loaded=loaded, result=result, params=params)
+    _store_without_consent(session, run=run, alliance=alliance, params=params)
     _mark_proposed(session, alliance=alliance, run=run, loaded=loaded, result=result)
     return run
 
@@ -864,7 +897,26 @@ UNMATCHED_MESSAGES = {
     "is on the apprentice's avoid list.",
     "unit_cap": "Eligible craftsmen still have free slots, but a fair-share cap between units "
     "is full.",
+    "no_consent": "The apprentice has not given (or has withdrawn) consent to be shown to other "
+    "member units, which this alliance requires.",
 }
+
+
+def _store_without_consent(
+    session: Session, *, run: MatchRun, alliance: Alliance, params: MatchParams
+) -> None:
+    """The apprentices who took no part for want of consent, unmatched as ``no_consent``."""
+    rows = [
+        {
+            "match_run_id": run.id,
+            "apprentice_id": apprentice_id,
+            "reason_code": "no_consent",
+            "detail": {"message": UNMATCHED_MESSAGES["no_consent"]},
+        }
+        for apprentice_id in _apprentices_without_consent(session, alliance, params)
+    ]
+    if rows:
+        session.execute(insert(UnmatchedApprentice), rows)
 
 
 def _store_unmatched(
@@ -1025,6 +1077,10 @@ def pair_score(
         "avoided": "The apprentice asked to avoid this craftsman.",
         None: None,
     }[forbidden]
+    if forbidden is None and not person_consents(craftsman):
+        forbidden, detail = "craftsman_no_consent", "The craftsman has not consented (required)."
+    if forbidden is None and not person_consents(apprentice):
+        forbidden, detail = "apprentice_no_consent", "The apprentice has not consented (required)."
     if forbidden is None and not craftsman.active:
         forbidden, detail = "craftsman_inactive", "The craftsman is inactive."
     if forbidden is None and not apprentice.active:

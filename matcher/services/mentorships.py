@@ -32,7 +32,7 @@ from matcher.models import (
     TrainingSummary,
 )
 from matcher.services import access
-from matcher.services.access import Principal
+from matcher.services.access import Principal, withheld_across_units
 from matcher.services.people import LEARNER, MENTOR, PAIR_COLUMNS, pair_refs
 from matcher.services.skills import resolve_skill_keys
 from matcher.services.webhooks import emit_about_mentorship
@@ -205,23 +205,39 @@ def mentorship_rows(stmt: Select[Mentorship]) -> Select[Any]:
     return stmt.join(Alliance, Alliance.id == Mentorship.alliance_id).with_only_columns(
         *Mentorship.__table__.c,
         *PAIR_COLUMNS,
+        MENTOR.cross_unit_consent_at.label("craftsman_consent_at"),
+        LEARNER.cross_unit_consent_at.label("apprentice_consent_at"),
+        Alliance.consent_required.label("consent_required"),
         Alliance.timezone.label("timezone"),
     )
 
 
-def mentorship_items(rows: Sequence[Row[Any]], now: datetime | None = None) -> list[dict[str, Any]]:
-    """Rows of :func:`mentorship_rows` as the API shows them, with the derived cycle fields."""
+def mentorship_items(
+    rows: Sequence[Row[Any]], principal: Principal, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Rows of :func:`mentorship_rows` as the API shows them to ``principal``, with the derived
+    cycle fields; the name of a person of another unit than an hr key's is withheld where that
+    person has not consented (``access.withheld_across_units``)."""
     todays: dict[str, date] = {}
     items = []
     for row in rows:
         today = todays.get(row.timezone) or todays.setdefault(
             row.timezone, local_today(row.timezone, now)
         )
+        refs = pair_refs(row, row)
+        for role in ("craftsman", "apprentice"):
+            if withheld_across_units(
+                principal,
+                unit_id=refs[role]["unit_id"],
+                consented=row._mapping[f"{role}_consent_at"] is not None,
+                consent_required=row.consent_required,
+            ):
+                refs[role]["name"] = None
         items.append(
             {
                 "id": row.id,
                 "alliance_id": row.alliance_id,
-                **pair_refs(row, row),
+                **refs,
                 "started_on": row.started_on,
                 "summary_every_days": row.summary_every_days,
                 "status": row.status,
@@ -236,6 +252,7 @@ def mentorship_items(rows: Sequence[Row[Any]], now: datetime | None = None) -> l
                 "flagged": row.flagged,
                 "end_reason": row.end_reason,
                 "end_comment": row.end_comment,
+                "consent_withdrawn_at": row.consent_withdrawn_at,
             }
         )
     return items
@@ -247,7 +264,7 @@ def mentorship_item(session: Session, principal: Principal, mentorship_id: int) 
     row = session.execute(stmt).one_or_none()
     if row is None:
         raise not_found("mentorship", mentorship_id)
-    return mentorship_items([row])[0]
+    return mentorship_items([row], principal)[0]
 
 
 def end_mentorship(session: Session, *, mentorship: Mentorship, today: date) -> Mentorship:

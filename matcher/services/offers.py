@@ -15,7 +15,7 @@ job, never both win, and each offer expires once whoever runs the job.
 from __future__ import annotations
 
 import typing
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,7 +64,7 @@ REMIND_AFTER = timedelta(days=3)
 LINK_ACTOR = "craftsman:link"  # how the audit trail names an answer given through the email
 
 
-def consent_required(alliance: Alliance) -> bool:
+def offers_first(alliance: Alliance) -> bool:
     """Whether committing a run of this alliance offers its pairs instead of starting them."""
     return alliance.craftsman_consent == CONSENT_REQUIRED
 
@@ -275,17 +275,17 @@ def decline_offer(
 def end_open_offers_of(
     session: Session,
     *,
-    craftsman_id: int | None = None,
-    apprentice_id: int | None = None,
+    craftsman_ids: Collection[int] = (),
+    apprentice_ids: Collection[int] = (),
     reason: str,
 ) -> int:
-    """End the open offers of a person (consent withdrawn, privacy.md): marked ``expired`` with
-    ``reason``, not remembered as rejected (nobody said no to the pair); how many ended."""
+    """End the open offers of these people (consent withdrawn, privacy.md): marked ``expired``
+    with ``reason``, not remembered as rejected (nobody said no to the pair); how many ended."""
     people = []
-    if craftsman_id is not None:
-        people.append(Offer.craftsman_id == craftsman_id)
-    if apprentice_id is not None:
-        people.append(Offer.apprentice_id == apprentice_id)
+    if craftsman_ids:
+        people.append(Offer.craftsman_id.in_(craftsman_ids))
+    if apprentice_ids:
+        people.append(Offer.apprentice_id.in_(apprentice_ids))
     if not people:
         return 0
     now = utcnow()

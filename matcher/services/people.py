@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
@@ -112,9 +113,11 @@ def upsert_people(
     updates: list[dict[str, Any]] = []
     replaced_children: list[int] = []
     deactivated: list[Change] = []
+    withdrawn: list[int] = []
     for item, children in zip(items, targets, strict=True):
-        scalars = {name: item[name] for name in kind.scalar_fields}
         current = existing.get(item["external_id"])
+        scalars = {name: item[name] for name in kind.scalar_fields}
+        scalars.update(_consent_columns(item, current[1] if current else None))
         if current is None:
             inserts.append(
                 {
@@ -138,6 +141,8 @@ def upsert_people(
             deactivated.append(
                 deactivation(kind, person_id, item["external_id"], scalars["name"], unit)
             )
+        if old_scalars["cross_unit_consent_at"] and not scalars["cross_unit_consent_at"]:
+            withdrawn.append(person_id)
         if old_children != children:
             replaced_children.append(person_id)
         outcome.results.append("updated")
@@ -170,10 +175,39 @@ def upsert_people(
         session.execute(insert(kind.child_model), child_rows)
 
     emit(session, deactivated, now=now)
+    if withdrawn:
+        from matcher.services.consent import consent_withdrawn  # consent reads people's kinds
+
+        consent_withdrawn(session, kind=kind.label, person_ids=withdrawn, unit=unit, now=now)
     outcome.created = outcome.results.count("created")
     outcome.updated = outcome.results.count("updated")
     outcome.unchanged = outcome.results.count("unchanged")
     return outcome
+
+
+CONSENT_COLUMNS = ("cross_unit_consent_at", "cross_unit_consent_version")
+
+
+def _consent_columns(item: Item, current: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The consent columns a person's body asks for: ``cross_unit_consent`` as sent (an object,
+    or null to withdraw it). Left out of the body, the consent recorded stays as it is (none for
+    a new person): consent is the person's act, never lost to a sync that does not know it."""
+    if "cross_unit_consent" not in item:
+        if current is None:
+            return dict.fromkeys(CONSENT_COLUMNS)
+        return {name: current[name] for name in CONSENT_COLUMNS}
+    consent = item["cross_unit_consent"]
+    if consent is None:
+        return dict.fromkeys(CONSENT_COLUMNS)
+    return {
+        "cross_unit_consent_at": consent["given_at"],
+        "cross_unit_consent_version": consent["version"],
+    }
+
+
+def consent_item(given_at: datetime | None, version: str | None) -> dict[str, Any] | None:
+    """``cross_unit_consent`` as the API shows it (as ``PersonMixin.cross_unit_consent``)."""
+    return None if given_at is None else {"given_at": given_at, "version": version}
 
 
 def upsert_person(session: Session, *, kind: PersonKind, unit: Unit, item: Item) -> UpsertOutcome:
@@ -188,6 +222,7 @@ def upsert_person(session: Session, *, kind: PersonKind, unit: Unit, item: Item)
 def patch_person(session: Session, *, kind: PersonKind, person: Person, changes: Item) -> Person:
     """Change some fields of a person; the rest stays as it is."""
     item: dict[str, Any] = {name: getattr(person, name) for name in kind.scalar_fields}
+    # Not in ``item``: left out of ``changes``, the recorded consent stays as it is.
     item[kind.child_attr] = [
         _child_as_item(kind, child) for child in getattr(person, kind.child_attr)
     ]
@@ -410,6 +445,9 @@ def people_items(kind: PersonKind, rows: Sequence[Row[Any]]) -> list[dict[str, A
     for row in rows:
         mapping = row._mapping
         item = {name: mapping[name] for name in fields}
+        item["cross_unit_consent"] = consent_item(
+            mapping["cross_unit_consent_at"], mapping["cross_unit_consent_version"]
+        )
         item[kind.child_attr] = orjson.Fragment(mapping["children_json"])
         items.append(item)
     return items
@@ -476,7 +514,8 @@ def _load_existing(
 ) -> dict[str, tuple[int, dict[str, Any], Children]]:
     """The current state of the unit's people among ``external_ids``, in two queries a chunk."""
     model = kind.model
-    columns = [getattr(model, name) for name in kind.scalar_fields]
+    stored = (*kind.scalar_fields, *CONSENT_COLUMNS)
+    columns = [getattr(model, name) for name in stored]
     owner = getattr(kind.child_model, kind.owner_fk)
     child_columns = [getattr(kind.child_model, name) for name in kind.child_fields]
     existing: dict[str, tuple[int, dict[str, Any], Children]] = {}
@@ -500,7 +539,7 @@ def _load_existing(
         for person_id, external_id, *values in rows:
             existing[external_id] = (
                 person_id,
-                dict(zip(kind.scalar_fields, values, strict=True)),
+                dict(zip(stored, values, strict=True)),
                 tuple(children[person_id]),
             )
     return existing

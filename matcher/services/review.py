@@ -34,6 +34,7 @@ from matcher.models import (
     Unit,
 )
 from matcher.services.capacity import free_slots, is_available
+from matcher.services.consent import person_consents
 from matcher.services.matching import judge_pair
 from matcher.services.mentorships import create_mentorship, local_today
 from matcher.services.webhooks import Change, emit_for
@@ -176,6 +177,8 @@ def decide(
 ) -> Proposal:
     """Approve or reject a proposal; a rejected pair is remembered for later runs."""
     run = _require_open_run(session, proposal.match_run_id)
+    if status == PROPOSAL_APPROVED and not pair_consents(proposal):
+        raise Conflict(Message("review.no_consent"))
     before = proposal.status
     _compare_and_set(session, proposal, expected_etag, status=status, comment=comment)
     if status == PROPOSAL_REJECTED:
@@ -192,6 +195,11 @@ def decide(
         data={"from": before, "to": status, "comment": comment},
     )
     return proposal
+
+
+def pair_consents(proposal: Proposal) -> bool:
+    """Whether both people of a proposal may take part across units (consent, where required)."""
+    return person_consents(proposal.craftsman) and person_consents(proposal.apprentice)
 
 
 def swap(
@@ -222,6 +230,8 @@ def swap(
         problem = Message("review.craftsman_inactive")
     elif not is_available(craftsman, local_today(craftsman.unit.alliance.timezone)):
         problem = Message("review.craftsman_unavailable")
+    elif not person_consents(craftsman):
+        problem = Message("review.no_consent")
     elif "same_unit" in broken:
         problem = Message("review.same_unit")
     elif "excluded" in broken:
@@ -288,6 +298,9 @@ def decide_many(
     if min_score is not None:
         stmt = stmt.where(Proposal.score >= min_score)
     proposals = list(session.scalars(stmt.order_by(Proposal.id)))
+    # A pair without consent (where the alliance requires it) is left as it is, never approved.
+    if status == PROPOSAL_APPROVED and session.get_one(Alliance, run.alliance_id).consent_required:
+        proposals = [proposal for proposal in proposals if pair_consents(proposal)]
     for proposal in proposals:
         decide(
             session,
@@ -319,7 +332,7 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
     Refuses (409) when the data moved since the review: a person deactivated or already mentored,
     or a craftsman's capacity taken by mentorships committed (or offers made) meanwhile.
     """
-    from matcher.services.offers import consent_required, create_offers  # offers imports us
+    from matcher.services.offers import create_offers, offers_first  # offers imports us
 
     if run.status == RUN_COMMITTED:
         created = session.scalar(
@@ -360,7 +373,7 @@ def commit_run(session: Session, *, run: MatchRun, actor: str, today: date) -> C
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("Another request committed or changed this run at the same time.")
     alliance = session.get_one(Alliance, run.alliance_id)
-    offers = consent_required(alliance)
+    offers = offers_first(alliance)
     if offers:
         create_offers(session, run=run, approved=approved)
     else:

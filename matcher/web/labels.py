@@ -64,6 +64,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         N_("reason.capacity_exhausted"),
         N_("reason.excluded"),
         N_("reason.unit_cap"),
+        N_("reason.no_consent"),
     ),
     # the summary form: who hands it in, and the fields its errors name
     "author": (N_("craftsman"), N_("apprentice")),

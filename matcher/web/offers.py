@@ -21,8 +21,8 @@ from matcher.models import (
     Alliance,
     Offer,
     Proposal,
-    Unit,
 )
+from matcher.services.emails import apprentice_context, offered_apprentice
 from matcher.services.offers import LINK_ACTOR, accept_offer, decline_offer
 from matcher.services.summary_links import read_offer_token
 from matcher.web import page_errors, refusal, render_page
@@ -84,14 +84,16 @@ def offer_page(token: str) -> Any:
                 message = exc.message or Message("offer.link_invalid")
                 return _refused(message, locale, exc.status)
             db().commit()
-            return render_page("web/offer_done.html", locale=locale, offer=offer, **_context(offer))
+            return render_page(
+                "web/offer_done.html", locale=locale, offer=offer, **_context(offer, locale)
+            )
     return render_page(
         "web/offer.html",
         locale=locale,
         status=422 if errors else 200,
         errors=errors,
         offer=offer,
-        **_context(offer),
+        **_context(offer, locale),
     )
 
 
@@ -104,15 +106,12 @@ def _answered_page(offer: Offer, locale: str) -> Any:
     return _refused(Message("offer.refused.declined", {"id": offer.id}), locale, 409)
 
 
-def _context(offer: Offer) -> dict[str, Any]:
+def _context(offer: Offer, locale: str) -> dict[str, Any]:
     """What the page shows of the apprentice: what another unit may see (privacy.md)."""
-    apprentice = offer.apprentice
     proposal = db().get_one(Proposal, offer.proposal_id)
     return {
         "alliance": db().get_one(Alliance, offer.alliance_id),
-        "apprentice": apprentice,
-        "apprentice_unit": db().get_one(Unit, apprentice.unit_id),
-        "wants": [(want.skill.name, want.level) for want in apprentice.wants],
+        **apprentice_context(offered_apprentice(offer, locale)),
         "explanation": proposal.explanation,
     }
 

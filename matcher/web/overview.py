@@ -8,6 +8,7 @@ from flask import Blueprint
 
 from matcher.extensions import db
 from matcher.services import access
+from matcher.services.consent import withdrawn_pairs
 from matcher.services.mentorships import local_today
 from matcher.services.overview import alliance_overview
 from matcher.services.programme import programme_overview
@@ -34,4 +35,5 @@ def index() -> Any:
         today=today,
         overview=alliance_overview(db(), alliance=alliance, today=today),
         programme=programme_overview(db(), alliance_id=alliance.id, today=today),
+        consent_withdrawn=withdrawn_pairs(db(), alliance_id=alliance.id),
     )

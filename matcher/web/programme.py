@@ -66,7 +66,12 @@ def check_in_form(token: str) -> Any:
         return render_page("web/message.html", locale="zh-CN", status=404, message=exc.detail)
     person = mentorship.craftsman if link.author == "craftsman" else mentorship.apprentice
     alliance = db().get_one(Alliance, mentorship.alliance_id)
-    context: dict[str, Any] = {"mentorship": mentorship, "alliance": alliance, "link": link}
+    context: dict[str, Any] = {
+        "mentorship": mentorship,
+        "pair": access.pair_shown_to(mentorship, link.author),
+        "alliance": alliance,
+        "link": link,
+    }
     errors: dict[str, Any] = {}
     if request.method == "POST":
         try:

@@ -12,6 +12,7 @@ from matcher.api.mentorships import SummaryInputSchema
 from matcher.errors import DomainError, NotFound
 from matcher.extensions import db, state
 from matcher.models import Alliance, Mentorship
+from matcher.services import access
 from matcher.services.mentorships import SummaryInput, add_summary, due_on
 from matcher.services.summary_links import SummaryLink, read_token
 from matcher.web import page_errors, render_page
@@ -75,6 +76,7 @@ def summary_form(token: str) -> Any:
         return render_page("web/message.html", locale="zh-CN", status=404, message=exc.detail)
     context: dict[str, Any] = {
         "mentorship": mentorship,
+        "pair": access.pair_shown_to(mentorship, link.author),
         "alliance": alliance,
         "link": link,
         "due": due_on(mentorship, link.period).isoformat(),

@@ -353,10 +353,10 @@ def test_withdrawn_consent_ends_a_persons_open_offers(
     craftsman_id = offers[0]["craftsman"]["id"]
     theirs = {o["id"] for o in offers if o["craftsman"]["id"] == craftsman_id}
     assert end_open_offers_of(
-        session, craftsman_id=craftsman_id, reason="consent withdrawn"
+        session, craftsman_ids=[craftsman_id], reason="consent withdrawn"
     ) == len(theirs)
     session.commit()
-    assert end_open_offers_of(session, craftsman_id=craftsman_id, reason="again") == 0
+    assert end_open_offers_of(session, craftsman_ids=[craftsman_id], reason="again") == 0
     for offer in session.scalars(select(Offer)):
         ended = offer.id in theirs
         assert offer.status == ("expired" if ended else "offered")

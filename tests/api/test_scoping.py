@@ -63,6 +63,25 @@ RULES: list[tuple[str, str, Any, dict[str, int]]] = [
         {"match_defaults": {"max_pairs_per_unit_pair": 4}},
         {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 403},
     ),
+    (  # and whether its people take part only with consent, and the notice's version
+        "PATCH",
+        "/alliances/{alliance}",
+        {"consent_required": True, "consent_notice_version": "2"},
+        {"admin": 200, "coordinator": 200, "foreign_coordinator": 404, "hr": 403},
+    ),
+    (  # its units' HR systems show the notice to the people they ask for consent
+        "GET",
+        "/alliances/{alliance}/consent-notice",
+        None,
+        {
+            "admin": 200,
+            "coordinator": 200,
+            "foreign_coordinator": 404,
+            "hr": 200,
+            "sibling_hr": 200,
+            "foreign_hr": 404,
+        },
+    ),
     (
         "PATCH",
         "/alliances/{alliance}",

@@ -1,7 +1,7 @@
 """erasure, retention and the access log (privacy.md)
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-01 20:20:00.000000
 
 People get ``erased_at`` (their personal fields hold a pseudonym since), alliances their
@@ -16,7 +16,7 @@ from alembic import op
 import matcher.db
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
