@@ -405,3 +405,33 @@ def test_two_acceptances_at_once_start_one_mentorship(
     assert [status for status, _ in answers] == [200, 200]
     assert answers[0][1] == answers[1][1]  # the same answer, the same mentorship
     assert session.scalar(select(func.count()).select_from(Mentorship)) == 1
+
+
+def test_withdrawing_cross_unit_consent_over_the_api_ends_the_open_offers(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    """privacy.md: a craftsman's HR system withdraws their consent; their open offers end (not
+    remembered as rejected), the other craftsmen's stay open."""
+    offers = offered(client, session, world)
+    craftsman_id = offers[0]["craftsman"]["id"]
+    craftsman = session.get_one(Craftsman, craftsman_id)
+    hr = next(
+        who
+        for who, unit in (("hr", world.unit), ("sibling_hr", world.sibling_unit))
+        if unit.id == craftsman.unit_id
+    )
+    given = {"given_at": "2026-11-02T09:00:00+08:00", "version": "1"}
+    for consent in (given, None):  # given (the factories' people carry none), then withdrawn
+        withdrawn = client.patch(
+            f"{API}/craftsmen/{craftsman_id}",
+            json={"cross_unit_consent": consent},
+            headers=world.auth(hr),
+        )
+    assert withdrawn.status_code == 200, withdrawn.get_json()
+    session.expire_all()
+    for offer in session.scalars(select(Offer)):
+        theirs = offer.craftsman_id == craftsman_id
+        assert offer.status == ("expired" if theirs else "offered")
+    assert not session.scalars(
+        select(RejectedPair).where(RejectedPair.craftsman_id == craftsman_id)
+    ).all()
