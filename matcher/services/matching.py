@@ -770,8 +770,15 @@ def _solve_and_store(session: Session, *, run: MatchRun, progress: Progress | No
     report("storing", 0.9)
     _store_proposals(session, run=run, loaded=loaded, result=result, params=params)
     _store_unmatched(session, run=run, loaded=loaded, result=result, params=params)
-    _store_without_consent(session, run=run, alliance=alliance, params=params)
-    _mark_proposed(session, alliance=alliance, run=run, loaded=loaded, result=result)
+    without_consent = _store_without_consent(session, run=run, alliance=alliance, params=params)
+    _mark_proposed(
+        session,
+        alliance=alliance,
+        run=run,
+        loaded=loaded,
+        result=result,
+        without_consent=without_consent,
+    )
     return run
 
 
@@ -790,9 +797,11 @@ def _mark_proposed(
     run: MatchRun,
     loaded: LoadedProblem,
     result: MatchResult,
+    without_consent: int,
 ) -> None:
     """The run solved: its objective, stats (loading time counted as building) and status;
-    the alliance's webhooks hear of it (``match_run.proposed``)."""
+    the alliance's webhooks hear of it (``match_run.proposed``; its unmatched count, like the
+    run report's, includes the apprentices left out for want of consent)."""
     run.status = RUN_PROPOSED
     run.objective = float(result.objective)
     run.stats = {
@@ -816,7 +825,7 @@ def _mark_proposed(
                     "alliance_code": alliance.code,
                     "status": run.status,
                     "proposals": len(result.apprentice),
-                    "unmatched": len(result.unmatched),
+                    "unmatched": len(result.unmatched) + without_consent,
                     "objective": run.objective,
                 },
             )
@@ -904,8 +913,9 @@ UNMATCHED_MESSAGES = {
 
 def _store_without_consent(
     session: Session, *, run: MatchRun, alliance: Alliance, params: MatchParams
-) -> None:
-    """The apprentices who took no part for want of consent, unmatched as ``no_consent``."""
+) -> int:
+    """The apprentices who took no part for want of consent, unmatched as ``no_consent``; how
+    many."""
     rows = [
         {
             "match_run_id": run.id,
@@ -917,6 +927,7 @@ def _store_without_consent(
     ]
     if rows:
         session.execute(insert(UnmatchedApprentice), rows)
+    return len(rows)
 
 
 def _store_unmatched(
