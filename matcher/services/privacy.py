@@ -55,6 +55,7 @@ from matcher.models import (
 from matcher.services.access import HR, Principal
 from matcher.services.emails import message_id
 from matcher.services.mentorships import add_months
+from matcher.services.offers import end_open_offers_of
 from matcher.services.people import APPRENTICE, CRAFTSMAN, Person, PersonKind, person_ref
 from matcher.services.review import audit
 
@@ -508,6 +509,16 @@ def erase_person(
     alliance_id = session.get_one(Unit, person.unit_id).alliance_id
 
     erased: dict[str, Any] = {}
+    # Their open offers end first (an erased person answers none); the events telling of it
+    # are scrubbed below like every other mention.
+    ended = end_open_offers_of(
+        session,
+        craftsman_ids=[person.id] if kind is CRAFTSMAN else [],
+        apprentice_ids=[person.id] if kind is APPRENTICE else [],
+        reason="person erased",
+    )
+    if ended:
+        erased["offers_ended"] = ended
     for name, holding in PERSON_DATA.items():
         table = _table(name)
         count = _empty_authored(session, subject, table, holding)

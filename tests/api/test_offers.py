@@ -16,6 +16,7 @@ from matcher.algorithms import MatchParams
 from matcher.errors import Conflict
 from matcher.models import (
     ApiKey,
+    Apprentice,
     AuditEvent,
     Craftsman,
     MatchRun,
@@ -435,3 +436,23 @@ def test_withdrawing_cross_unit_consent_over_the_api_ends_the_open_offers(
     assert not session.scalars(
         select(RejectedPair).where(RejectedPair.craftsman_id == craftsman_id)
     ).all()
+
+
+def test_erasing_a_person_ends_their_open_offers(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    """privacy.md: an erased apprentice answers no offer; theirs ends, the others stay open."""
+    offers = offered(client, session, world)
+    apprentice_id = offers[0]["apprentice"]["id"]
+    apprentice = session.get_one(Apprentice, apprentice_id)
+    hr = next(
+        who
+        for who, unit in (("hr", world.unit), ("sibling_hr", world.sibling_unit))
+        if unit.id == apprentice.unit_id
+    )
+    erased = client.post(f"{API}/apprentices/{apprentice_id}/erase", headers=world.auth(hr))
+    assert erased.status_code == 200, erased.get_json()
+    assert erased.get_json()["rows"]["offers_ended"] == 1
+    session.expire_all()
+    for offer in session.scalars(select(Offer)):
+        assert offer.status == ("expired" if offer.apprentice_id == apprentice_id else "offered")
