@@ -35,6 +35,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -66,6 +67,13 @@ NEARBY_SAFETY = 1e-9
 DENSE_SELECT_FACTOR = 4
 NOT_ELIGIBLE = -1e12  # gains are >= 0; "not eligible" is anything below half of this
 CACHE_MAX_CELLS = 150_000_000  # up to 20,000 × 7,500: eligible pairs kept between rounds
+# Up to this many cells (32 MB of gains: 2,000 x 2,000) the scored blocks themselves are kept:
+# pricing them costs what pricing their eligible pairs does, and listing those pairs once cost
+# 10 ms of the 2,000 x 500 scan.
+KEEP_BLOCKS_MAX_CELLS = 4_000_000
+# What the scan keeps for later pricings: the scored blocks, every eligible pair, or nothing
+# (every pricing re-scores the blocks).
+Cache = Literal["blocks", "pairs", "none"]
 
 
 @dataclass(frozen=True)
@@ -123,9 +131,10 @@ class BlockScorer:
         self.excluded = excluded[np.argsort(excluded[:, 1], kind="stable")]
         m = problem.n_craftsmen
         self.block_size = max(1, min(problem.n_apprentices, block_cells // max(m, 1)))
-        self._fill = NOT_ELIGIBLE - np.arange(self.block_size * m, dtype=np.float64).reshape(
-            self.block_size, m
-        )
+        # Not eligible: NOT_ELIGIBLE - (row · M + column), written where needed by broadcasting
+        # (a (B, M) array of them cost as much to build as the block).
+        self._fill_rows = NOT_ELIGIBLE - np.arange(self.block_size, dtype=np.float64) * m
+        self._fill_columns = np.arange(m, dtype=np.float64)
 
     def blocks(self) -> Iterator[Block]:
         """Every block of apprentices, in order."""
@@ -173,7 +182,12 @@ class BlockScorer:
         if self.bonus:
             gain += self.bonus
         # Not eligible: distinct, very negative values (ties make numpy's argpartition crawl).
-        np.copyto(gain, self._fill[: gain.shape[0]], where=np.logical_not(fits, out=fits))
+        np.subtract(
+            self._fill_rows[: gain.shape[0], None],
+            self._fill_columns[None, :],
+            out=gain,
+            where=np.logical_not(fits, out=fits),
+        )
         return Block(rows, gain, fit_any, excluded_any, eligible_any, eligible_count)
 
 
@@ -189,6 +203,8 @@ class Scan:
     # Every open eligible pair, block by block (one concatenation would double the peak
     # memory), when they fit in memory: re-scans then need no re-scoring.
     cached: list[Edges] | None
+    # Or, for small problems, the scored blocks themselves.
+    blocks: list[Block] | None = None
 
 
 @dataclass(frozen=True)
@@ -259,7 +275,7 @@ def scan(
     free: NDArray[np.int64],
     keep_per_apprentice: int = KEEP_PER_APPRENTICE,
     keep_per_craftsman_extra: int = KEEP_PER_CRAFTSMAN_EXTRA,
-    cache_eligible: bool | None = None,
+    cache: Cache | None = None,
 ) -> Scan:
     """Keep the best pairs of each apprentice and of each craftsman."""
     problem = scorer.problem
@@ -274,13 +290,15 @@ def scan(
     fit_any = np.zeros(n_a, dtype=bool)
     excluded_any = np.zeros(n_a, dtype=bool)
     eligible = 0
-    if cache_eligible is None:
-        cache_eligible = problem.n_apprentices * n_m <= CACHE_MAX_CELLS
-    cache: list[Edges] | None = [] if cache_eligible else None
+    kind = cache or cache_for(n_a * n_m)
+    pairs: list[Edges] | None = [] if kind == "pairs" else None
+    kept: list[Block] | None = [] if kind == "blocks" else None
     for block in scorer.blocks():
         gain, start = block.gain, block.apprentices.start
-        if cache is not None:
-            cache.append(_eligible_edges(block))
+        if pairs is not None:
+            pairs.append(_eligible_edges(block))
+        if kept is not None:
+            kept.append(block)
         eligible += block.eligible_count
         has_edge[block.apprentices] = block.eligible_any
         fit_any[block.apprentices] = block.fit_any
@@ -300,7 +318,14 @@ def scan(
         n_a,
     )
     edges = Edges(craftsman.astype(np.int64), apprentice.astype(np.int64), gain)
-    return Scan(edges, eligible, has_edge, fit_any, excluded_any, cache)
+    return Scan(edges, eligible, has_edge, fit_any, excluded_any, pairs, kept)
+
+
+def cache_for(cells: int) -> Cache:
+    """What the scan of ``cells`` apprentice × craftsman cells keeps for later pricings."""
+    if cells <= KEEP_BLOCKS_MAX_CELLS:
+        return "blocks"
+    return "pairs" if cells <= CACHE_MAX_CELLS else "none"
 
 
 def potentials(
@@ -385,6 +410,7 @@ def violations(
     present: Edges,
     cached: list[Edges] | None = None,
     margin: float = -POTENTIAL_TOLERANCE,
+    blocks: list[Block] | None = None,
     near_limit: int | None = None,
     keep_slack: float | None = None,
 ) -> Priced:
@@ -394,7 +420,8 @@ def violations(
     with a positive margin, the pairs that come near them: at most ``near_limit`` of those
     (beyond it only the violations, and ``Priced.near_complete`` is False). With
     ``keep_slack``, every eligible pair whose slack is below it is kept too (``Priced.nearby``,
-    in the graph or not; None beyond NEARBY_MAX_PAIRS), for :func:`nearby_suffices`."""
+    in the graph or not; None beyond NEARBY_MAX_PAIRS), for :func:`nearby_suffices`. The pairs
+    come from ``cached``, else from ``blocks`` (scored before), else from re-scored blocks."""
     n_a = scorer.problem.n_apprentices
     present_keys = np.sort(present.craftsman * n_a + present.apprentice)
     found: list[Edges] = []
@@ -403,7 +430,9 @@ def violations(
     nearby_count = 0
     near_found = 0
     looked_at = margin if keep_slack is None else max(margin, keep_slack)
-    for c, r, gain, slack in _priced_parts(scorer, h_apprentice, h_craftsman, cached, looked_at):
+    for c, r, gain, slack in _priced_parts(
+        scorer, h_apprentice, h_craftsman, cached, blocks, looked_at
+    ):
         if nearby is not None and keep_slack is not None:
             close = slack < keep_slack
             nearby.append(Edges(c[close].astype(np.int32), r[close].astype(np.int32), gain[close]))
@@ -461,11 +490,12 @@ def _priced_parts(
     h_apprentice: NDArray[np.float64],
     h_craftsman: NDArray[np.float64],
     cached: list[Edges] | None,
+    blocks: list[Block] | None,
     margin: float,
 ) -> Iterator[PricedPart]:
     """(craftsman, apprentice, gain, slack) of the eligible pairs with slack below ``margin``,
-    part by part: from the cached pairs, or from each re-scored block as a whole (a non-eligible
-    cell's gain is so low that its slack never is; no compacting of the block first)."""
+    part by part: from the cached pairs, or from each block (kept or re-scored) as a whole (a
+    non-eligible cell's gain is so low that its slack never is; no compacting of it first)."""
     if cached is not None:
         for part in cached:
             slack = h_apprentice[part.apprentice] - h_craftsman[part.craftsman] - part.gain
@@ -477,7 +507,7 @@ def _priced_parts(
                 slack[hit],
             )
         return
-    for block in scorer.blocks():
+    for block in scorer.blocks() if blocks is None else blocks:
         rows = block.apprentices
         slack_block = np.subtract(h_apprentice[rows, None], h_craftsman[None, :])
         slack_block -= block.gain
@@ -526,9 +556,10 @@ def solve_pruned(
     progress: Callable[[float], None] | None = None,
     keep_per_apprentice: int = KEEP_PER_APPRENTICE,
     keep_per_craftsman_extra: int = KEEP_PER_CRAFTSMAN_EXTRA,
-    cache_eligible: bool | None = None,
+    cache: Cache | None = None,
     active_margin: float = ACTIVE_MARGIN,
     keep_slack: float = KEEP_SLACK,
+    grow_margin: float = -POTENTIAL_TOLERANCE,
 ) -> PrunedSolution:
     """The exact optimum over all eligible pairs, found on a pruned graph and proven optimal."""
     report = progress or (lambda _f: None)
@@ -536,7 +567,7 @@ def solve_pruned(
     scorer = BlockScorer(
         problem, params, open_craftsman=free > 0, open_apprentice=open_apprentice, bonus=bonus
     )
-    first = scan(scorer, free, keep_per_apprentice, keep_per_craftsman_extra, cache_eligible)
+    first = scan(scorer, free, keep_per_apprentice, keep_per_craftsman_extra, cache)
     scan_seconds = time.perf_counter() - started
     edges = first.edges
     report(0.3)
@@ -545,6 +576,7 @@ def solve_pruned(
     # KEEP_SLACK of violating, and later ones price only those while the potentials moved less
     # than that (nearby_suffices: exact), at 50,000 x 10,000 a few million of 177 million.
     nearby: tuple[list[Edges], NDArray[np.float64], NDArray[np.float64]] | None = None
+    rescoring = first.cached is None and first.blocks is None
     for rounds in range(1, MAX_ROUNDS + 1):
         picked, components, inner = solve_components(edges, free, problem.n_apprentices)
         h_a, h_m = potentials(edges, picked, free, problem.n_apprentices)
@@ -559,9 +591,10 @@ def solve_pruned(
             h_m,
             edges,
             parts,
-            margin=active_margin if first_round else -POTENTIAL_TOLERANCE,
+            margin=active_margin if first_round else grow_margin,
             near_limit=edges.gain.size,
-            keep_slack=keep_slack if first_round and first.cached is None else None,
+            keep_slack=keep_slack if first_round and rescoring else None,
+            blocks=first.blocks,
         )
         if priced.nearby is not None:
             nearby = (priced.nearby, h_a, h_m)
@@ -570,7 +603,7 @@ def solve_pruned(
             return PrunedSolution(
                 edges, picked, first, rounds, components, inner, scan_seconds, reshaped
             )
-        grown = _select(priced.edges, violating)
+        grown = priced.edges if not first_round else _select(priced.edges, violating)
         if first_round and priced.near_complete:
             # Once: the next graph is every pair whose reduced cost under these (near-optimal)
             # potentials is below the margin, plus the chosen pairs; far smaller than the

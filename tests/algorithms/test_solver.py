@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matcher.algorithms import MatchParams, MatchProblem, PinnedPairError, solve_match
-from matcher.algorithms.pruned import BlockScorer, CraftsmenBest, nearby_suffices, solve_pruned
+from matcher.algorithms.pruned import (
+    BlockScorer,
+    Cache,
+    CraftsmenBest,
+    nearby_suffices,
+    solve_pruned,
+)
 from matcher.algorithms.solver import coverage_bonus
 from tests.algorithms.strategies import Reference, params_strategy, problems
 
@@ -178,9 +184,13 @@ def pruned_against_dense(problem: MatchProblem, params: MatchParams, **options: 
 
 
 @settings(max_examples=150, deadline=None)
-@given(problems(max_craftsmen=10, max_apprentices=16), params_strategy, st.booleans())
+@given(
+    problems(max_craftsmen=10, max_apprentices=16),
+    params_strategy,
+    st.sampled_from(["blocks", "pairs", "none"]),
+)
 def test_a_tightly_pruned_graph_is_repaired_until_proven_optimal(
-    problem: MatchProblem, params: MatchParams, cache_eligible: bool
+    problem: MatchProblem, params: MatchParams, cache: Cache
 ) -> None:
     # Keep one pair per apprentice and none extra per craftsman: the proof must find and add
     # every pair the optimum needs.
@@ -189,7 +199,7 @@ def test_a_tightly_pruned_graph_is_repaired_until_proven_optimal(
         params,
         keep_per_apprentice=1,
         keep_per_craftsman_extra=0,
-        cache_eligible=cache_eligible,  # re-scans from the cache, or by re-scoring blocks
+        cache=cache,  # re-scans the kept blocks, the cached pairs, or re-scored blocks
     )
 
 
@@ -301,7 +311,7 @@ def test_pricing_only_the_pairs_kept_near_violating_reaches_the_optimum(
         params,
         keep_per_apprentice=1,
         keep_per_craftsman_extra=0,
-        cache_eligible=False,
+        cache="none",
         keep_slack=keep_slack,
     )
 
