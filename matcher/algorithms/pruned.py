@@ -15,13 +15,15 @@ So, in blocks of apprentices scored as dense (block × craftsmen) arrays:
    create a negative cycle (``h`` stays a feasible potential), so if every dropped pair passes,
    no augmenting path or cycle improves the solution and it is optimal for the whole graph.
    Otherwise the graph changes and the loop repeats: after the first round, once, it becomes
-   the pairs whose reduced cost ``h[a] - h[m] - g`` is below ``ACTIVE_MARGIN`` (the chosen
-   ones, the near-tight ones, the violations; the first solve's potentials are nearly optimal,
-   so this is a small graph and the next solves are cheap); after that the violating pairs join
-   it (it only grows, so the loop ends). Which pairs the graph holds never matters to the proof.
-   Where the eligible pairs are too many to cache, the first pricing keeps those within
-   ``KEEP_SLACK`` of violating, and later pricings look only at them as long as the potentials
-   moved less than that (``nearby_suffices``), instead of re-scoring every block.
+   the pairs whose reduced cost ``h[a] - h[m] - g`` is below ``Pruning.active_margin`` (the
+   chosen ones, the near-tight ones, the violations; the first solve's potentials are nearly
+   optimal, so this is a small graph and the next solves are cheap); after that the violating
+   pairs join it, and those below ``Pruning.grow_margin`` (it only grows, so the loop ends).
+   Which pairs the graph holds never matters to the proof. How hard to prune (``Pruning``)
+   depends on the size: one block, or many. Small problems keep their scored blocks for the
+   pricings; where the eligible pairs are too many to cache, the first pricing keeps those
+   within ``KEEP_SLACK`` of violating, and later pricings look only at them as long as the
+   potentials moved less than that (``nearby_suffices``), instead of re-scoring every block.
 
 Residual graph (min-cost form, cost = -gain), nodes: apprentices, craftsmen, a root ``R`` that
 stands for "unmatched / free capacity":
@@ -47,15 +49,9 @@ from matcher.algorithms.params import MatchParams
 from matcher.algorithms.problem import MatchProblem
 from matcher.algorithms.scoring import LEVELS, credit_tables, same_region, waiting_bonus
 
-KEEP_PER_APPRENTICE = 40
-KEEP_PER_CRAFTSMAN_EXTRA = 8
 BLOCK_CELLS = 2_000_000  # apprentices per block × craftsmen: 16 MB per float64 array
 POTENTIAL_TOLERANCE = 1e-7  # float noise of summed gains along paths is far below this
 MAX_ROUNDS = 50
-# After the first round the graph becomes the pairs whose reduced cost is below this (gains are
-# scores, about 0..1): at 20,000 x 5,000 that is 574,000 of 828,000 pairs and the next round is
-# the last but one; at 2,000 x 500 7,300 of 78,000, and the next round is the last.
-ACTIVE_MARGIN = 0.03
 # Pricing without the cache keeps the pairs whose slack is below KEEP_SLACK (the potentials of
 # later rounds move by about 0.1 at 20,000 x 5,000: 0.05 up for craftsmen, 0.05 down for
 # apprentices), up to NEARBY_MAX_PAIRS (16 bytes each); NEARBY_SAFETY absorbs float noise.
@@ -71,6 +67,41 @@ CACHE_MAX_CELLS = 150_000_000  # up to 20,000 × 7,500: eligible pairs kept betw
 # pricing them costs what pricing their eligible pairs does, and listing those pairs once cost
 # 10 ms of the 2,000 x 500 scan.
 KEEP_BLOCKS_MAX_CELLS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """How hard the first graph is pruned, and how the graph changes between proof rounds."""
+
+    keep_per_apprentice: int = 40  # each apprentice's best pairs
+    keep_per_craftsman_extra: int = 8  # each craftsman's best free + this many
+    # After the first round the graph becomes the pairs whose reduced cost is below this
+    # (gains are scores, about 0..1): at 20,000 x 5,000 that is 574,000 of 828,000 pairs and
+    # the next round is the last but one.
+    active_margin: float = 0.03
+    # Later rounds add the pairs whose slack is below this (the default: the violations only).
+    grow_margin: float = -POTENTIAL_TOLERANCE
+
+
+# Problems of many blocks: a first graph near enough the optimum that few, cheap rounds follow
+# (at 20,000 x 5,000, 8 per apprentice made the later graphs 1.9 M pairs and the run 1.7x
+# slower).
+MANY_BLOCKS = Pruning()
+# Problems scored in one block: a solve costs several milliseconds whatever the graph, pricing
+# the kept block ~3 ms, the first solve over 40 per apprentice (78,000 pairs at 2,000 x 500)
+# 45 ms. So a small first graph (17,600 pairs), and later rounds that also take the near pairs
+# (3 rounds, not 4): solve_pruned 0.108-0.118 s against 0.157 s (process time, min of 12,
+# interleaved, shared machine).
+ONE_BLOCK = Pruning(
+    keep_per_apprentice=8, keep_per_craftsman_extra=4, active_margin=0.02, grow_margin=0.02
+)
+
+
+def pruning_for(cells: int) -> Pruning:
+    """The pruning of a problem of ``cells`` apprentice × craftsman cells."""
+    return ONE_BLOCK if cells <= BLOCK_CELLS else MANY_BLOCKS
+
+
 # What the scan keeps for later pricings: the scored blocks, every eligible pair, or nothing
 # (every pricing re-scores the blocks).
 Cache = Literal["blocks", "pairs", "none"]
@@ -273,8 +304,8 @@ class CraftsmenBest:
 def scan(
     scorer: BlockScorer,
     free: NDArray[np.int64],
-    keep_per_apprentice: int = KEEP_PER_APPRENTICE,
-    keep_per_craftsman_extra: int = KEEP_PER_CRAFTSMAN_EXTRA,
+    keep_per_apprentice: int = MANY_BLOCKS.keep_per_apprentice,
+    keep_per_craftsman_extra: int = MANY_BLOCKS.keep_per_craftsman_extra,
     cache: Cache | None = None,
 ) -> Scan:
     """Keep the best pairs of each apprentice and of each craftsman."""
@@ -543,7 +574,7 @@ class PrunedSolution:
     components: int
     inner: set[str]
     scan_seconds: float
-    reshaped: bool  # the graph was replaced by the pairs near tight (``ACTIVE_MARGIN``)
+    reshaped: bool  # the graph was replaced by the pairs near tight (``active_margin``)
 
 
 def solve_pruned(
@@ -554,20 +585,21 @@ def solve_pruned(
     open_apprentice: NDArray[np.bool_],
     bonus: float,
     progress: Callable[[float], None] | None = None,
-    keep_per_apprentice: int = KEEP_PER_APPRENTICE,
-    keep_per_craftsman_extra: int = KEEP_PER_CRAFTSMAN_EXTRA,
+    pruning: Pruning | None = None,
     cache: Cache | None = None,
-    active_margin: float = ACTIVE_MARGIN,
     keep_slack: float = KEEP_SLACK,
-    grow_margin: float = -POTENTIAL_TOLERANCE,
 ) -> PrunedSolution:
     """The exact optimum over all eligible pairs, found on a pruned graph and proven optimal."""
+    settings = pruning or pruning_for(problem.n_apprentices * problem.n_craftsmen)
+    active_margin = settings.active_margin
     report = progress or (lambda _f: None)
     started = time.perf_counter()
     scorer = BlockScorer(
         problem, params, open_craftsman=free > 0, open_apprentice=open_apprentice, bonus=bonus
     )
-    first = scan(scorer, free, keep_per_apprentice, keep_per_craftsman_extra, cache)
+    first = scan(
+        scorer, free, settings.keep_per_apprentice, settings.keep_per_craftsman_extra, cache
+    )
     scan_seconds = time.perf_counter() - started
     edges = first.edges
     report(0.3)
@@ -591,7 +623,7 @@ def solve_pruned(
             h_m,
             edges,
             parts,
-            margin=active_margin if first_round else grow_margin,
+            margin=active_margin if first_round else settings.grow_margin,
             near_limit=edges.gain.size,
             keep_slack=keep_slack if first_round and rescoring else None,
             blocks=first.blocks,
@@ -603,12 +635,14 @@ def solve_pruned(
             return PrunedSolution(
                 edges, picked, first, rounds, components, inner, scan_seconds, reshaped
             )
-        grown = priced.edges if not first_round else _select(priced.edges, violating)
+        # Later rounds add what they priced (the violations, and the near pairs of a positive
+        # grow_margin): the graph only grows, so the loop ends.
+        grown = _select(priced.edges, violating) if first_round else priced.edges
         if first_round and priced.near_complete:
             # Once: the next graph is every pair whose reduced cost under these (near-optimal)
             # potentials is below the margin, plus the chosen pairs; far smaller than the
-            # first graph, so the next solves are cheap. Later rounds only add violations, so
-            # the loop ends (the proof never depends on which pairs the graph holds).
+            # first graph, so the next solves are cheap (the proof never depends on which
+            # pairs the graph holds).
             reduced = h_a[edges.apprentice] - h_m[edges.craftsman] - edges.gain
             keep = reduced < active_margin
             keep[picked] = True

@@ -12,10 +12,15 @@ from hypothesis import strategies as st
 
 from matcher.algorithms import MatchParams, MatchProblem, PinnedPairError, solve_match
 from matcher.algorithms.pruned import (
+    BLOCK_CELLS,
+    MANY_BLOCKS,
+    ONE_BLOCK,
     BlockScorer,
     Cache,
     CraftsmenBest,
+    Pruning,
     nearby_suffices,
+    pruning_for,
     solve_pruned,
 )
 from matcher.algorithms.solver import coverage_bonus
@@ -197,8 +202,7 @@ def test_a_tightly_pruned_graph_is_repaired_until_proven_optimal(
     pruned_against_dense(
         problem,
         params,
-        keep_per_apprentice=1,
-        keep_per_craftsman_extra=0,
+        pruning=Pruning(keep_per_apprentice=1, keep_per_craftsman_extra=0),
         cache=cache,  # re-scans the kept blocks, the cached pairs, or re-scored blocks
     )
 
@@ -242,7 +246,7 @@ def test_the_graph_reshaped_to_near_tight_pairs_keeps_the_optimum(
     problem = random_alliance(seed, apprentices=80, craftsmen=24)
     params = MatchParams(objective=objective)  # type: ignore[arg-type]
     pruned = pruned_against_dense(
-        problem, params, keep_per_apprentice=3, keep_per_craftsman_extra=1
+        problem, params, pruning=Pruning(keep_per_apprentice=3, keep_per_craftsman_extra=1)
     )
     assert pruned.reshaped
 
@@ -261,10 +265,38 @@ def test_any_active_margin_reaches_the_optimum(
     pruned_against_dense(
         problem,
         params,
-        keep_per_apprentice=1,
-        keep_per_craftsman_extra=0,
-        active_margin=margin,
+        pruning=Pruning(keep_per_apprentice=1, keep_per_craftsman_extra=0, active_margin=margin),
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    problems(max_craftsmen=10, max_apprentices=16),
+    params_strategy,
+    st.sampled_from([0.0, 0.02, 0.3, 100.0]),
+    st.sampled_from(["blocks", "pairs", "none"]),
+)
+def test_any_grow_margin_reaches_the_optimum(
+    problem: MatchProblem, params: MatchParams, grow_margin: float, cache: Cache
+) -> None:
+    # Later rounds that add the pairs near violating too (as one-block problems do) only grow
+    # the graph faster; the proof over every pair still decides the end.
+    pruned_against_dense(
+        problem,
+        params,
+        pruning=Pruning(keep_per_apprentice=1, keep_per_craftsman_extra=0, grow_margin=grow_margin),
+        cache=cache,
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_block_and_many_blocks_pruning_reach_the_same_optimum(seed: int) -> None:
+    # The two sizes' settings, each on a mid-sized alliance, against dense LSA.
+    problem = random_alliance(seed, apprentices=80, craftsmen=24)
+    for pruning in (ONE_BLOCK, MANY_BLOCKS):
+        pruned_against_dense(problem, MatchParams(), pruning=pruning)
+    assert pruning_for(80 * 24) is ONE_BLOCK
+    assert pruning_for(BLOCK_CELLS + 1) is MANY_BLOCKS
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -309,8 +341,7 @@ def test_pricing_only_the_pairs_kept_near_violating_reaches_the_optimum(
     pruned_against_dense(
         problem,
         params,
-        keep_per_apprentice=1,
-        keep_per_craftsman_extra=0,
+        pruning=Pruning(keep_per_apprentice=1, keep_per_craftsman_extra=0),
         cache="none",
         keep_slack=keep_slack,
     )
