@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matcher.algorithms import MatchParams, MatchProblem, PinnedPairError, solve_match
+from matcher.algorithms.assignment import Edges, solve_dense, solve_sparse
 from matcher.algorithms.pruned import (
     BLOCK_CELLS,
     MANY_BLOCKS,
@@ -355,3 +356,34 @@ def test_the_kept_pairs_suffice_only_while_the_potentials_move_less_than_their_s
     assert not nearby_suffices(then_a - [0.1, 0.2], then_m + 0.1, then_a, then_m, 0.25)
     # A common shift of every potential changes no slack.
     assert nearby_suffices(then_a + 7.0, then_m + 7.0, then_a, then_m, 0.01)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.integers(1, 8),
+    st.data(),
+    st.sampled_from([0.0, 100.0]),
+)
+def test_the_sparse_solver_with_and_without_dummy_columns_matches_dense_lsa(
+    n_craftsmen: int, n_apprentices: int, data: st.DataObject, bonus: float
+) -> None:
+    # With a bonus larger than any spread of scores (coverage), every row matched is tried
+    # without dummy columns first; rows that cannot all be matched fall back to them. Either
+    # way: dense LSA's optimum.
+    free = np.array(
+        data.draw(st.lists(st.integers(0, 3), min_size=n_craftsmen, max_size=n_craftsmen))
+    )
+    cells = [(m, a) for m in range(n_craftsmen) for a in range(n_apprentices)]
+    chosen = data.draw(st.lists(st.sampled_from(cells), unique=True, max_size=len(cells)))
+    scores = data.draw(st.lists(st.floats(0.0, 1.0), min_size=len(chosen), max_size=len(chosen)))
+    edges = Edges(
+        np.array([m for m, _ in chosen], dtype=np.int64),
+        np.array([a for _, a in chosen], dtype=np.int64),
+        np.array(scores, dtype=np.float64) + bonus,
+    )
+    sparse = solve_sparse(edges, free, n_apprentices)
+    dense = solve_dense(edges, free, n_apprentices)
+    assert edges.gain[sparse].sum() == pytest.approx(edges.gain[dense].sum(), abs=1e-9)
+    assert (np.bincount(edges.craftsman[sparse], minlength=n_craftsmen) <= free).all()
+    assert np.unique(edges.apprentice[sparse]).size == sparse.size
