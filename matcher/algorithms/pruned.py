@@ -259,19 +259,23 @@ class CraftsmenBest:
         """With a block's (B, M) gains (apprentices from ``start``). Only the cells above their
         craftsman's threshold are looked at: after the first blocks those are few, where a
         per-block top-k of every column cost a third of the scan."""
-        over_row, over_col = np.nonzero(gain > self.threshold[None, :])
-        if over_row.size == 0:
+        over = gain > self.threshold[None, :]
+        over_count = int(np.count_nonzero(over))
+        if over_count == 0:
             return self
         most = int(self.keep.max())
-        if over_row.size > DENSE_SELECT_FACTOR * most * self.keep.size:
+        if over_count > DENSE_SELECT_FACTOR * most * self.keep.size:
             # Most of the block is over (the first blocks): each column's best ``most`` first,
-            # by a top-k of the transposed block, instead of sorting every cell over.
+            # by a top-k of the transposed block, instead of sorting every cell over (nor
+            # listing them: 354,000 at 2,000 x 500).
             by_craftsman = np.ascontiguousarray(gain.T)
             local = _top(by_craftsman, min(most, gain.shape[0]))
             over_col = np.repeat(np.arange(self.keep.size), local.shape[1])
             over_row = local.ravel()
             above = gain[over_row, over_col] > self.threshold[over_col]
             over_row, over_col = over_row[above], over_col[above]
+        else:
+            over_row, over_col = np.nonzero(over)
         # Only the craftsmen with a cell over are merged again; the others' pairs stay as they
         # are (later blocks touch a few hundred pairs, where re-sorting every kept pair, 100,000
         # at 50,000 x 10,000, took 20-40 ms a block).
