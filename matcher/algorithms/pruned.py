@@ -166,6 +166,14 @@ class BlockScorer:
         # (a (B, M) array of them cost as much to build as the block).
         self._fill_rows = NOT_ELIGIBLE - np.arange(self.block_size, dtype=np.float64) * m
         self._fill_columns = np.arange(m, dtype=np.float64)
+        self._slack: NDArray[np.float64] | None = None
+
+    def slack_buffer(self, rows: slice) -> NDArray[np.float64]:
+        """A (rows, M) array for a pricing's slacks, the same memory every block and round (a
+        fresh 8 MB array per pricing cost ~2.5 ms of page faults at 2,000 x 500)."""
+        if self._slack is None:
+            self._slack = np.empty((self.block_size, self.problem.n_craftsmen))
+        return self._slack[: rows.stop - rows.start]
 
     def blocks(self) -> Iterator[Block]:
         """Every block of apprentices, in order."""
@@ -544,7 +552,9 @@ def _priced_parts(
         return
     for block in scorer.blocks() if blocks is None else blocks:
         rows = block.apprentices
-        slack_block = np.subtract(h_apprentice[rows, None], h_craftsman[None, :])
+        slack_block = np.subtract(
+            h_apprentice[rows, None], h_craftsman[None, :], out=scorer.slack_buffer(rows)
+        )
         slack_block -= block.gain
         r, c = np.nonzero(slack_block < margin)
         yield c.astype(np.int64), r + rows.start, block.gain[r, c], slack_block[r, c]
