@@ -166,14 +166,16 @@ class BlockScorer:
         # (a (B, M) array of them cost as much to build as the block).
         self._fill_rows = NOT_ELIGIBLE - np.arange(self.block_size, dtype=np.float64) * m
         self._fill_columns = np.arange(m, dtype=np.float64)
-        self._slack: NDArray[np.float64] | None = None
+        self._scratch: NDArray[np.float64] | None = None
 
-    def slack_buffer(self, rows: slice) -> NDArray[np.float64]:
-        """A (rows, M) array for a pricing's slacks, the same memory every block and round (a
-        fresh 8 MB array per pricing cost ~2.5 ms of page faults at 2,000 x 500)."""
-        if self._slack is None:
-            self._slack = np.empty((self.block_size, self.problem.n_craftsmen))
-        return self._slack[: rows.stop - rows.start]
+    def scratch(self, rows: int) -> NDArray[np.float64]:
+        """A (rows, M) array, the same memory every time: for a pricing's slacks and the
+        transposed block of the craftsmen's best (a fresh 8 MB array each time cost ~2.5 ms of
+        page faults at 2,000 x 500)."""
+        if self._scratch is None:
+            self._scratch = np.empty(self.block_size * self.problem.n_craftsmen)
+        m = self.problem.n_craftsmen
+        return self._scratch[: rows * m].reshape(rows, m)
 
     def blocks(self) -> Iterator[Block]:
         """Every block of apprentices, in order."""
@@ -263,10 +265,16 @@ class CraftsmenBest:
         threshold = np.where(keep > 0, NOT_ELIGIBLE, np.inf)
         return cls(keep, none, none, np.zeros(0), threshold)
 
-    def merged(self, gain: NDArray[np.float64], start: int) -> CraftsmenBest:
+    def merged(
+        self,
+        gain: NDArray[np.float64],
+        start: int,
+        scratch: NDArray[np.float64] | None = None,
+    ) -> CraftsmenBest:
         """With a block's (B, M) gains (apprentices from ``start``). Only the cells above their
         craftsman's threshold are looked at: after the first blocks those are few, where a
-        per-block top-k of every column cost a third of the scan."""
+        per-block top-k of every column cost a third of the scan. ``scratch``: (M, B) memory
+        for the transposed block, if any."""
         over = gain > self.threshold[None, :]
         over_count = int(np.count_nonzero(over))
         if over_count == 0:
@@ -276,7 +284,11 @@ class CraftsmenBest:
             # Most of the block is over (the first blocks): each column's best ``most`` first,
             # by a top-k of the transposed block, instead of sorting every cell over (nor
             # listing them: 354,000 at 2,000 x 500).
-            by_craftsman = np.ascontiguousarray(gain.T)
+            if scratch is None:
+                by_craftsman = np.ascontiguousarray(gain.T)
+            else:
+                by_craftsman = scratch
+                np.copyto(by_craftsman, gain.T)
             local = _top(by_craftsman, min(most, gain.shape[0]))
             over_col = np.repeat(np.arange(self.keep.size), local.shape[1])
             over_row = local.ravel()
@@ -353,7 +365,7 @@ def scan(
         rows.append(np.nonzero(ok)[0] + start)
         cols.append(best_cols[ok])
         gains.append(values[ok])
-        best = best.merged(gain, start)
+        best = best.merged(gain, start, scorer.scratch(gain.shape[0]).reshape(gain.shape[::-1]))
     apprentice, craftsman, gain = _unique_pairs(
         np.concatenate([*rows, best.apprentice]),
         np.concatenate([*cols, best.craftsman]),
@@ -553,7 +565,7 @@ def _priced_parts(
     for block in scorer.blocks() if blocks is None else blocks:
         rows = block.apprentices
         slack_block = np.subtract(
-            h_apprentice[rows, None], h_craftsman[None, :], out=scorer.slack_buffer(rows)
+            h_apprentice[rows, None], h_craftsman[None, :], out=scorer.scratch(block.gain.shape[0])
         )
         slack_block -= block.gain
         r, c = np.nonzero(slack_block < margin)
