@@ -22,7 +22,9 @@ units and 10 region codes (a few unset). Default ``MatchParams()``.
   column generation; the way the rules were first solved), with ``--fair-timeout``.
 
 Every measurement runs in a fresh subprocess (this script with the hidden ``--one``/``--way``
-flags), so timings and peak memory do not leak between runs.
+flags), so timings and peak memory do not leak between runs. Naive and ours also print their
+CPU time (``time.process_time``): on a shared machine it moves far less with the load than the
+wall time (the targets are wall times on an idle machine).
 
     .venv/bin/python bench/matching.py [--sizes 200x50,2000x500,20000x5000,50000x10000]
         [--seed 7] [--timeout 1800] [--method auto] [--memory-limit GIB]
@@ -395,6 +397,7 @@ def measure_one(size: Size, way: str, options: Options) -> dict[str, Any]:
     peak_was_reset = reset_peak()
     baseline = max_rss_kib()
     started = time.perf_counter()
+    cpu_started = time.process_time()
     if way == "naive":
         measured = naive_match(problem, params)
     elif way == "ortools":
@@ -404,10 +407,12 @@ def measure_one(size: Size, way: str, options: Options) -> dict[str, Any]:
     else:
         measured = ours_match(problem, params, options.method)
     total_seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     peak = max_rss_kib()
     return {
         **measured,
         "total_seconds": total_seconds,
+        "cpu_seconds": cpu_seconds,
         "generate_seconds": generate_seconds,
         "peak_mib": (peak - baseline) / 1024,
         "rss_peak_mib": peak / 1024,
@@ -472,8 +477,9 @@ def bench(size: Size, options: Options) -> dict[str, Any]:
             print(f"  naive: failed — {naive['error']}")
         else:
             print(
-                f"  naive: {naive['total_seconds']:.2f} s (pair loop {naive['score_seconds']:.2f}"
-                f" s, dense LSA {naive['solve_seconds']:.2f} s on {naive['cells']:,} cells),"
+                f"  naive: {naive['total_seconds']:.2f} s (CPU {naive['cpu_seconds']:.2f} s; pair"
+                f" loop {naive['score_seconds']:.2f} s, dense LSA {naive['solve_seconds']:.2f} s"
+                f" on {naive['cells']:,} cells),"
                 f" peak +{naive['peak_mib']:.0f} MiB; eligible {naive['eligible_pairs']:,},"
                 f" matched {naive['matched']:,}, objective {naive['objective']:.6f}"
             )
@@ -482,8 +488,9 @@ def bench(size: Size, options: Options) -> dict[str, Any]:
         print(f"  ours:  failed — {ours['error']}")
     else:
         print(
-            f"  ours:  {ours['total_seconds']:.2f} s (build {ours['build_seconds']:.2f} s,"
-            f" solve {ours['solve_seconds']:.2f} s), peak +{ours['peak_mib']:.0f} MiB"
+            f"  ours:  {ours['total_seconds']:.2f} s (CPU {ours['cpu_seconds']:.2f} s; build"
+            f" {ours['build_seconds']:.2f} s, solve {ours['solve_seconds']:.2f} s),"
+            f" peak +{ours['peak_mib']:.0f} MiB"
             f" (RSS {ours['rss_peak_mib']:.0f} MiB); method {ours['method']},"
             f" {ours['components']:,} components; slots {ours['slots']:,}, eligible"
             f" {ours['eligible_pairs']:,}, matched {ours['matched']:,},"

@@ -85,17 +85,7 @@ def solve_sparse(edges: Edges, free: NDArray[np.int64], n_apprentices: int) -> N
     slot_rows = n_slots <= n_apprentices
     n_rows, n_cols = (n_slots, n_apprentices) if slot_rows else (n_apprentices, n_slots)
     rows, cols = (slot, apprentice) if slot_rows else (apprentice, slot)
-    graph = sp.csr_array(
-        (
-            np.concatenate([weights, np.full(n_rows, offset)]),
-            (
-                np.concatenate([rows, np.arange(n_rows)]),
-                np.concatenate([cols, n_cols + np.arange(n_rows)]),
-            ),
-        ),
-        shape=(n_rows, n_cols + n_rows),
-    )
-    row_of, col_of = min_weight_full_bipartite_matching(graph)
+    row_of, col_of = _full_matching(weights, rows, cols, n_rows, n_cols, offset=offset)
     real = col_of < n_cols
     chosen_slot, chosen_apprentice = (
         (row_of[real], col_of[real]) if slot_rows else (col_of[real], row_of[real])
@@ -107,6 +97,48 @@ def solve_sparse(edges: Edges, free: NDArray[np.int64], n_apprentices: int) -> N
     found = order[np.searchsorted(keys[order], owner * n_apprentices + chosen_apprentice)]
     result: NDArray[np.int64] = found.astype(np.int64)
     return result
+
+
+def _full_matching(
+    weights: NDArray[np.float64],
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+    n_rows: int,
+    n_cols: int,
+    *,
+    offset: float,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(row, column) of a min-weight matching of every row (``n_rows <= n_cols``), a row left
+    unmatched costing ``offset`` (its dummy column, index ``n_cols + row``).
+
+    When more pairs always beat fewer (every gain ``offset - weight`` exceeds what the other
+    pairs' gains can differ by: the coverage bonus), an optimum matches as many rows as can be;
+    if that is every row, the dummy columns are not needed, and LAPJVsp, whose every augmenting
+    search scans all columns, is ~15% faster without them."""
+    gain_low = offset - float(weights.max(initial=offset))
+    gain_high = offset - float(weights.min(initial=offset))
+    if weights.size and gain_low > n_rows * (gain_high - gain_low):
+        try:
+            found: tuple[NDArray[np.int64], NDArray[np.int64]] = min_weight_full_bipartite_matching(
+                sp.csr_array((weights, (rows, cols)), shape=(n_rows, n_cols))
+            )
+            return found
+        except ValueError:  # some row cannot be matched: the dummies decide which
+            pass
+    graph = sp.csr_array(
+        (
+            np.concatenate([weights, np.full(n_rows, offset)]),
+            (
+                np.concatenate([rows, np.arange(n_rows)]),
+                np.concatenate([cols, n_cols + np.arange(n_rows)]),
+            ),
+        ),
+        shape=(n_rows, n_cols + n_rows),
+    )
+    with_dummies: tuple[NDArray[np.int64], NDArray[np.int64]] = min_weight_full_bipartite_matching(
+        graph
+    )
+    return with_dummies
 
 
 def solve_components(

@@ -15,13 +15,15 @@ So, in blocks of apprentices scored as dense (block × craftsmen) arrays:
    create a negative cycle (``h`` stays a feasible potential), so if every dropped pair passes,
    no augmenting path or cycle improves the solution and it is optimal for the whole graph.
    Otherwise the graph changes and the loop repeats: after the first round, once, it becomes
-   the pairs whose reduced cost ``h[a] - h[m] - g`` is below ``ACTIVE_MARGIN`` (the chosen
-   ones, the near-tight ones, the violations; the first solve's potentials are nearly optimal,
-   so this is a small graph and the next solves are cheap); after that the violating pairs join
-   it (it only grows, so the loop ends). Which pairs the graph holds never matters to the proof.
-   Where the eligible pairs are too many to cache, the first pricing keeps those within
-   ``KEEP_SLACK`` of violating, and later pricings look only at them as long as the potentials
-   moved less than that (``nearby_suffices``), instead of re-scoring every block.
+   the pairs whose reduced cost ``h[a] - h[m] - g`` is below ``Pruning.active_margin`` (the
+   chosen ones, the near-tight ones, the violations; the first solve's potentials are nearly
+   optimal, so this is a small graph and the next solves are cheap); after that the violating
+   pairs join it, and those below ``Pruning.grow_margin`` (it only grows, so the loop ends).
+   Which pairs the graph holds never matters to the proof. How hard to prune (``Pruning``)
+   depends on the size: one block, or many. Small problems keep their scored blocks for the
+   pricings; where the eligible pairs are too many to cache, the first pricing keeps those
+   within ``KEEP_SLACK`` of violating, and later pricings look only at them as long as the
+   potentials moved less than that (``nearby_suffices``), instead of re-scoring every block.
 
 Residual graph (min-cost form, cost = -gain), nodes: apprentices, craftsmen, a root ``R`` that
 stands for "unmatched / free capacity":
@@ -35,6 +37,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,15 +55,9 @@ from matcher.algorithms.scoring import (
     waiting_bonus,
 )
 
-KEEP_PER_APPRENTICE = 40
-KEEP_PER_CRAFTSMAN_EXTRA = 8
 BLOCK_CELLS = 2_000_000  # apprentices per block × craftsmen: 16 MB per float64 array
 POTENTIAL_TOLERANCE = 1e-7  # float noise of summed gains along paths is far below this
 MAX_ROUNDS = 50
-# After the first round the graph becomes the pairs whose reduced cost is below this (gains are
-# scores, about 0..1): at 20,000 x 5,000 that is 574,000 of 828,000 pairs and the next round is
-# the last but one; at 2,000 x 500 7,300 of 78,000, and the next round is the last.
-ACTIVE_MARGIN = 0.03
 # Pricing without the cache keeps the pairs whose slack is below KEEP_SLACK (the potentials of
 # later rounds move by about 0.1 at 20,000 x 5,000: 0.05 up for craftsmen, 0.05 down for
 # apprentices), up to NEARBY_MAX_PAIRS (16 bytes each); NEARBY_SAFETY absorbs float noise.
@@ -72,6 +69,48 @@ NEARBY_SAFETY = 1e-9
 DENSE_SELECT_FACTOR = 4
 NOT_ELIGIBLE = -1e12  # gains are >= 0; "not eligible" is anything below half of this
 CACHE_MAX_CELLS = 150_000_000  # up to 20,000 × 7,500: eligible pairs kept between rounds
+# Up to this many cells (32 MB of gains: 2,000 x 2,000) the scored blocks themselves are kept:
+# pricing them costs what pricing their eligible pairs does, and listing those pairs once cost
+# 10 ms of the 2,000 x 500 scan.
+KEEP_BLOCKS_MAX_CELLS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """How hard the first graph is pruned, and how the graph changes between proof rounds."""
+
+    keep_per_apprentice: int = 40  # each apprentice's best pairs
+    keep_per_craftsman_extra: int = 8  # each craftsman's best free + this many
+    # After the first round the graph becomes the pairs whose reduced cost is below this
+    # (gains are scores, about 0..1): at 20,000 x 5,000 that is 574,000 of 828,000 pairs and
+    # the next round is the last but one.
+    active_margin: float = 0.03
+    # Later rounds add the pairs whose slack is below this (the default: the violations only).
+    grow_margin: float = -POTENTIAL_TOLERANCE
+
+
+# Problems of many blocks: a first graph near enough the optimum that few, cheap rounds follow
+# (at 20,000 x 5,000, 8 per apprentice made the later graphs 1.9 M pairs and the run 1.7x
+# slower).
+MANY_BLOCKS = Pruning()
+# Problems scored in one block: a solve costs several milliseconds whatever the graph, pricing
+# the kept block ~3 ms, the first solve over 40 per apprentice (78,000 pairs at 2,000 x 500)
+# 45 ms. So a small first graph (17,600 pairs), and later rounds that also take the near pairs
+# (3 rounds, not 4): solve_pruned 0.108-0.118 s against 0.157 s (process time, min of 12,
+# interleaved, shared machine).
+ONE_BLOCK = Pruning(
+    keep_per_apprentice=8, keep_per_craftsman_extra=4, active_margin=0.02, grow_margin=0.02
+)
+
+
+def pruning_for(cells: int) -> Pruning:
+    """The pruning of a problem of ``cells`` apprentice × craftsman cells."""
+    return ONE_BLOCK if cells <= BLOCK_CELLS else MANY_BLOCKS
+
+
+# What the scan keeps for later pricings: the scored blocks, every eligible pair, or nothing
+# (every pricing re-scores the blocks).
+Cache = Literal["blocks", "pairs", "none"]
 
 
 @dataclass(frozen=True)
@@ -129,9 +168,20 @@ class BlockScorer:
         self.excluded = excluded[np.argsort(excluded[:, 1], kind="stable")]
         m = problem.n_craftsmen
         self.block_size = max(1, min(problem.n_apprentices, block_cells // max(m, 1)))
-        self._fill = NOT_ELIGIBLE - np.arange(self.block_size * m, dtype=np.float64).reshape(
-            self.block_size, m
-        )
+        # Not eligible: NOT_ELIGIBLE - (row · M + column), written where needed by broadcasting
+        # (building a (B, M) array of them cost ~3 ms a run at 2,000 x 500).
+        self._fill_rows = NOT_ELIGIBLE - np.arange(self.block_size, dtype=np.float64) * m
+        self._fill_columns = np.arange(m, dtype=np.float64)
+        self._scratch: NDArray[np.float64] | None = None
+
+    def scratch(self, rows: int) -> NDArray[np.float64]:
+        """A (rows, M) array, the same memory every time: for a pricing's slacks and the
+        transposed block of the craftsmen's best (a fresh 8 MB array each time cost ~2.5 ms of
+        page faults at 2,000 x 500)."""
+        if self._scratch is None:
+            self._scratch = np.empty(self.block_size * self.problem.n_craftsmen)
+        m = self.problem.n_craftsmen
+        return self._scratch[: rows * m].reshape(rows, m)
 
     def blocks(self) -> Iterator[Block]:
         """Every block of apprentices, in order."""
@@ -182,7 +232,12 @@ class BlockScorer:
         if self.bonus:
             gain += self.bonus
         # Not eligible: distinct, very negative values (ties make numpy's argpartition crawl).
-        np.copyto(gain, self._fill[: gain.shape[0]], where=np.logical_not(fits, out=fits))
+        np.subtract(
+            self._fill_rows[: gain.shape[0], None],
+            self._fill_columns[None, :],
+            out=gain,
+            where=np.logical_not(fits, out=fits),
+        )
         return Block(rows, gain, fit_any, excluded_any, eligible_any, eligible_count)
 
 
@@ -198,6 +253,8 @@ class Scan:
     # Every open eligible pair, block by block (one concatenation would double the peak
     # memory), when they fit in memory: re-scans then need no re-scoring.
     cached: list[Edges] | None
+    # Or, for small problems, the scored blocks themselves.
+    blocks: list[Block] | None = None
 
 
 @dataclass(frozen=True)
@@ -217,23 +274,37 @@ class CraftsmenBest:
         threshold = np.where(keep > 0, NOT_ELIGIBLE, np.inf)
         return cls(keep, none, none, np.zeros(0), threshold)
 
-    def merged(self, gain: NDArray[np.float64], start: int) -> CraftsmenBest:
+    def merged(
+        self,
+        gain: NDArray[np.float64],
+        start: int,
+        scratch: NDArray[np.float64] | None = None,
+    ) -> CraftsmenBest:
         """With a block's (B, M) gains (apprentices from ``start``). Only the cells above their
         craftsman's threshold are looked at: after the first blocks those are few, where a
-        per-block top-k of every column cost a third of the scan."""
-        over_row, over_col = np.nonzero(gain > self.threshold[None, :])
-        if over_row.size == 0:
+        per-block top-k of every column cost a third of the scan. ``scratch``: (M, B) memory
+        for the transposed block, if any."""
+        over = gain > self.threshold[None, :]
+        over_count = int(np.count_nonzero(over))
+        if over_count == 0:
             return self
         most = int(self.keep.max())
-        if over_row.size > DENSE_SELECT_FACTOR * most * self.keep.size:
+        if over_count > DENSE_SELECT_FACTOR * most * self.keep.size:
             # Most of the block is over (the first blocks): each column's best ``most`` first,
-            # by a top-k of the transposed block, instead of sorting every cell over.
-            by_craftsman = np.ascontiguousarray(gain.T)
+            # by a top-k of the transposed block, instead of sorting every cell over (nor
+            # listing them: 354,000 at 2,000 x 500).
+            if scratch is None:
+                by_craftsman = np.ascontiguousarray(gain.T)
+            else:
+                by_craftsman = scratch
+                np.copyto(by_craftsman, gain.T)
             local = _top(by_craftsman, min(most, gain.shape[0]))
             over_col = np.repeat(np.arange(self.keep.size), local.shape[1])
             over_row = local.ravel()
             above = gain[over_row, over_col] > self.threshold[over_col]
             over_row, over_col = over_row[above], over_col[above]
+        else:
+            over_row, over_col = np.nonzero(over)
         # Only the craftsmen with a cell over are merged again; the others' pairs stay as they
         # are (later blocks touch a few hundred pairs, where re-sorting every kept pair, 100,000
         # at 50,000 x 10,000, took 20-40 ms a block).
@@ -266,9 +337,9 @@ class CraftsmenBest:
 def scan(
     scorer: BlockScorer,
     free: NDArray[np.int64],
-    keep_per_apprentice: int = KEEP_PER_APPRENTICE,
-    keep_per_craftsman_extra: int = KEEP_PER_CRAFTSMAN_EXTRA,
-    cache_eligible: bool | None = None,
+    keep_per_apprentice: int = MANY_BLOCKS.keep_per_apprentice,
+    keep_per_craftsman_extra: int = MANY_BLOCKS.keep_per_craftsman_extra,
+    cache: Cache | None = None,
 ) -> Scan:
     """Keep the best pairs of each apprentice and of each craftsman."""
     problem = scorer.problem
@@ -283,13 +354,15 @@ def scan(
     fit_any = np.zeros(n_a, dtype=bool)
     excluded_any = np.zeros(n_a, dtype=bool)
     eligible = 0
-    if cache_eligible is None:
-        cache_eligible = problem.n_apprentices * n_m <= CACHE_MAX_CELLS
-    cache: list[Edges] | None = [] if cache_eligible else None
+    kind = cache or cache_for(n_a * n_m)
+    pairs: list[Edges] | None = [] if kind == "pairs" else None
+    kept: list[Block] | None = [] if kind == "blocks" else None
     for block in scorer.blocks():
         gain, start = block.gain, block.apprentices.start
-        if cache is not None:
-            cache.append(_eligible_edges(block))
+        if pairs is not None:
+            pairs.append(_eligible_edges(block))
+        if kept is not None:
+            kept.append(block)
         eligible += block.eligible_count
         has_edge[block.apprentices] = block.eligible_any
         fit_any[block.apprentices] = block.fit_any
@@ -301,7 +374,7 @@ def scan(
         rows.append(np.nonzero(ok)[0] + start)
         cols.append(best_cols[ok])
         gains.append(values[ok])
-        best = best.merged(gain, start)
+        best = best.merged(gain, start, scorer.scratch(gain.shape[0]).reshape(gain.shape[::-1]))
     apprentice, craftsman, gain = _unique_pairs(
         np.concatenate([*rows, best.apprentice]),
         np.concatenate([*cols, best.craftsman]),
@@ -309,7 +382,14 @@ def scan(
         n_a,
     )
     edges = Edges(craftsman.astype(np.int64), apprentice.astype(np.int64), gain)
-    return Scan(edges, eligible, has_edge, fit_any, excluded_any, cache)
+    return Scan(edges, eligible, has_edge, fit_any, excluded_any, pairs, kept)
+
+
+def cache_for(cells: int) -> Cache:
+    """What the scan of ``cells`` apprentice × craftsman cells keeps for later pricings."""
+    if cells <= KEEP_BLOCKS_MAX_CELLS:
+        return "blocks"
+    return "pairs" if cells <= CACHE_MAX_CELLS else "none"
 
 
 def potentials(
@@ -394,6 +474,7 @@ def violations(
     present: Edges,
     cached: list[Edges] | None = None,
     margin: float = -POTENTIAL_TOLERANCE,
+    blocks: list[Block] | None = None,
     near_limit: int | None = None,
     keep_slack: float | None = None,
 ) -> Priced:
@@ -403,7 +484,8 @@ def violations(
     with a positive margin, the pairs that come near them: at most ``near_limit`` of those
     (beyond it only the violations, and ``Priced.near_complete`` is False). With
     ``keep_slack``, every eligible pair whose slack is below it is kept too (``Priced.nearby``,
-    in the graph or not; None beyond NEARBY_MAX_PAIRS), for :func:`nearby_suffices`."""
+    in the graph or not; None beyond NEARBY_MAX_PAIRS), for :func:`nearby_suffices`. The pairs
+    come from ``cached``, else from ``blocks`` (scored before), else from re-scored blocks."""
     n_a = scorer.problem.n_apprentices
     present_keys = np.sort(present.craftsman * n_a + present.apprentice)
     found: list[Edges] = []
@@ -412,7 +494,9 @@ def violations(
     nearby_count = 0
     near_found = 0
     looked_at = margin if keep_slack is None else max(margin, keep_slack)
-    for c, r, gain, slack in _priced_parts(scorer, h_apprentice, h_craftsman, cached, looked_at):
+    for c, r, gain, slack in _priced_parts(
+        scorer, h_apprentice, h_craftsman, cached, blocks, looked_at
+    ):
         if nearby is not None and keep_slack is not None:
             close = slack < keep_slack
             nearby.append(Edges(c[close].astype(np.int32), r[close].astype(np.int32), gain[close]))
@@ -470,11 +554,12 @@ def _priced_parts(
     h_apprentice: NDArray[np.float64],
     h_craftsman: NDArray[np.float64],
     cached: list[Edges] | None,
+    blocks: list[Block] | None,
     margin: float,
 ) -> Iterator[PricedPart]:
     """(craftsman, apprentice, gain, slack) of the eligible pairs with slack below ``margin``,
-    part by part: from the cached pairs, or from each re-scored block as a whole (a non-eligible
-    cell's gain is so low that its slack never is; no compacting of the block first)."""
+    part by part: from the cached pairs, or from each block (kept or re-scored) as a whole (a
+    non-eligible cell's gain is so low that its slack never is; no compacting of it first)."""
     if cached is not None:
         for part in cached:
             slack = h_apprentice[part.apprentice] - h_craftsman[part.craftsman] - part.gain
@@ -486,9 +571,11 @@ def _priced_parts(
                 slack[hit],
             )
         return
-    for block in scorer.blocks():
+    for block in scorer.blocks() if blocks is None else blocks:
         rows = block.apprentices
-        slack_block = np.subtract(h_apprentice[rows, None], h_craftsman[None, :])
+        slack_block = np.subtract(
+            h_apprentice[rows, None], h_craftsman[None, :], out=scorer.scratch(block.gain.shape[0])
+        )
         slack_block -= block.gain
         r, c = np.nonzero(slack_block < margin)
         yield c.astype(np.int64), r + rows.start, block.gain[r, c], slack_block[r, c]
@@ -522,7 +609,7 @@ class PrunedSolution:
     components: int
     inner: set[str]
     scan_seconds: float
-    reshaped: bool  # the graph was replaced by the pairs near tight (``ACTIVE_MARGIN``)
+    reshaped: bool  # the graph was replaced by the pairs near tight (``active_margin``)
 
 
 def solve_pruned(
@@ -533,19 +620,21 @@ def solve_pruned(
     open_apprentice: NDArray[np.bool_],
     bonus: float,
     progress: Callable[[float], None] | None = None,
-    keep_per_apprentice: int = KEEP_PER_APPRENTICE,
-    keep_per_craftsman_extra: int = KEEP_PER_CRAFTSMAN_EXTRA,
-    cache_eligible: bool | None = None,
-    active_margin: float = ACTIVE_MARGIN,
+    pruning: Pruning | None = None,
+    cache: Cache | None = None,
     keep_slack: float = KEEP_SLACK,
 ) -> PrunedSolution:
     """The exact optimum over all eligible pairs, found on a pruned graph and proven optimal."""
+    settings = pruning or pruning_for(problem.n_apprentices * problem.n_craftsmen)
+    active_margin = settings.active_margin
     report = progress or (lambda _f: None)
     started = time.perf_counter()
     scorer = BlockScorer(
         problem, params, open_craftsman=free > 0, open_apprentice=open_apprentice, bonus=bonus
     )
-    first = scan(scorer, free, keep_per_apprentice, keep_per_craftsman_extra, cache_eligible)
+    first = scan(
+        scorer, free, settings.keep_per_apprentice, settings.keep_per_craftsman_extra, cache
+    )
     scan_seconds = time.perf_counter() - started
     edges = first.edges
     report(0.3)
@@ -554,6 +643,7 @@ def solve_pruned(
     # KEEP_SLACK of violating, and later ones price only those while the potentials moved less
     # than that (nearby_suffices: exact), at 50,000 x 10,000 a few million of 177 million.
     nearby: tuple[list[Edges], NDArray[np.float64], NDArray[np.float64]] | None = None
+    rescoring = first.cached is None and first.blocks is None
     for rounds in range(1, MAX_ROUNDS + 1):
         picked, components, inner = solve_components(edges, free, problem.n_apprentices)
         h_a, h_m = potentials(edges, picked, free, problem.n_apprentices)
@@ -568,9 +658,10 @@ def solve_pruned(
             h_m,
             edges,
             parts,
-            margin=active_margin if first_round else -POTENTIAL_TOLERANCE,
+            margin=active_margin if first_round else settings.grow_margin,
             near_limit=edges.gain.size,
-            keep_slack=keep_slack if first_round and first.cached is None else None,
+            keep_slack=keep_slack if first_round and rescoring else None,
+            blocks=first.blocks,
         )
         if priced.nearby is not None:
             nearby = (priced.nearby, h_a, h_m)
@@ -579,12 +670,14 @@ def solve_pruned(
             return PrunedSolution(
                 edges, picked, first, rounds, components, inner, scan_seconds, reshaped
             )
-        grown = _select(priced.edges, violating)
+        # Later rounds add what they priced (the violations, and the near pairs of a positive
+        # grow_margin): the graph only grows, so the loop ends.
+        grown = _select(priced.edges, violating) if first_round else priced.edges
         if first_round and priced.near_complete:
             # Once: the next graph is every pair whose reduced cost under these (near-optimal)
             # potentials is below the margin, plus the chosen pairs; far smaller than the
-            # first graph, so the next solves are cheap. Later rounds only add violations, so
-            # the loop ends (the proof never depends on which pairs the graph holds).
+            # first graph, so the next solves are cheap (the proof never depends on which
+            # pairs the graph holds).
             reduced = h_a[edges.apprentice] - h_m[edges.craftsman] - edges.gain
             keep = reduced < active_margin
             keep[picked] = True

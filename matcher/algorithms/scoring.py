@@ -73,24 +73,24 @@ def credit_tables(problem: MatchProblem, related_credit: float) -> CreditTables:
     skills = sp.csr_array(problem.craftsman_skills, dtype=np.float64)
     skills.sum_duplicates()
     related = relation_matrix(problem.skill_parent)
-    # reach[k][m, t] = 1 when craftsman m has a skill related to t at level >= k.
-    reach = {}
+    # best_related[m, t]: for how many levels k = 1..5 craftsman m has a skill related to t at
+    # level >= k (the best related level, counted in whole levels).
+    best_related = sp.csr_array(skills.shape, dtype=np.float64)
     for k in LEVELS:
         at_least = skills.copy()
         at_least.data = (at_least.data >= k).astype(np.float64)
         at_least.eliminate_zeros()
-        product = sp.csr_array(at_least @ related)
-        product.data[:] = 1.0
-        reach[k] = product
+        reach = sp.csr_array(at_least @ related)
+        reach.data[:] = 1.0
+        best_related = best_related + reach
     tables = {}
     for level in LEVELS:
         exact = skills.copy()
         exact.data = np.minimum(1.0, exact.data / level)
-        near = sp.csr_array(skills.shape, dtype=np.float64)
-        for k in range(1, level + 1):
-            step = min(1.0, k / level) - min(1.0, (k - 1) / level)
-            near = near + reach[k] * step
-        tables[level] = sp.csr_array(exact.maximum(near * related_credit))
+        # Credit min(1, k / level) for a related skill at level k, times related_credit.
+        near = best_related.copy()
+        near.data = related_credit * (np.minimum(near.data, level) / level)
+        tables[level] = sp.csr_array(exact.maximum(near))
     return CreditTables(by_level=tables)
 
 

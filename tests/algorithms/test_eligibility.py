@@ -37,7 +37,7 @@ def test_solver_pruned_blocks_and_single_pairs_judge_alike(
         open_apprentice=np.ones(problem.n_apprentices, dtype=bool),
         bonus=0.0,
     )
-    blocks = scan(scorer, np.ones(problem.n_craftsmen, dtype=np.int64), cache_eligible=True)
+    blocks = scan(scorer, np.ones(problem.n_craftsmen, dtype=np.int64), cache="pairs")
     assert blocks.cached is not None
     in_blocks = {
         (int(c), int(a))

@@ -11,7 +11,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matcher.algorithms import MatchParams, MatchProblem, PinnedPairError, solve_match
-from matcher.algorithms.pruned import BlockScorer, CraftsmenBest, nearby_suffices, solve_pruned
+from matcher.algorithms.assignment import Edges, solve_dense, solve_sparse
+from matcher.algorithms.pruned import (
+    BLOCK_CELLS,
+    MANY_BLOCKS,
+    ONE_BLOCK,
+    BlockScorer,
+    Cache,
+    CraftsmenBest,
+    Pruning,
+    nearby_suffices,
+    pruning_for,
+    solve_pruned,
+)
 from matcher.algorithms.solver import coverage_bonus
 from tests.algorithms.strategies import Reference, params_strategy, problems
 
@@ -181,18 +193,21 @@ def pruned_against_dense(problem: MatchProblem, params: MatchParams, **options: 
 
 
 @settings(max_examples=150, deadline=None)
-@given(problems(max_craftsmen=10, max_apprentices=16), params_strategy, st.booleans())
+@given(
+    problems(max_craftsmen=10, max_apprentices=16),
+    params_strategy,
+    st.sampled_from(["blocks", "pairs", "none"]),
+)
 def test_a_tightly_pruned_graph_is_repaired_until_proven_optimal(
-    problem: MatchProblem, params: MatchParams, cache_eligible: bool
+    problem: MatchProblem, params: MatchParams, cache: Cache
 ) -> None:
     # Keep one pair per apprentice and none extra per craftsman: the proof must find and add
     # every pair the optimum needs.
     pruned_against_dense(
         problem,
         params,
-        keep_per_apprentice=1,
-        keep_per_craftsman_extra=0,
-        cache_eligible=cache_eligible,  # re-scans from the cache, or by re-scoring blocks
+        pruning=Pruning(keep_per_apprentice=1, keep_per_craftsman_extra=0),
+        cache=cache,  # re-scans the kept blocks, the cached pairs, or re-scored blocks
     )
 
 
@@ -235,7 +250,7 @@ def test_the_graph_reshaped_to_near_tight_pairs_keeps_the_optimum(
     problem = random_alliance(seed, apprentices=80, craftsmen=24)
     params = MatchParams(objective=objective)  # type: ignore[arg-type]
     pruned = pruned_against_dense(
-        problem, params, keep_per_apprentice=3, keep_per_craftsman_extra=1
+        problem, params, pruning=Pruning(keep_per_apprentice=3, keep_per_craftsman_extra=1)
     )
     assert pruned.reshaped
 
@@ -254,10 +269,38 @@ def test_any_active_margin_reaches_the_optimum(
     pruned_against_dense(
         problem,
         params,
-        keep_per_apprentice=1,
-        keep_per_craftsman_extra=0,
-        active_margin=margin,
+        pruning=Pruning(keep_per_apprentice=1, keep_per_craftsman_extra=0, active_margin=margin),
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    problems(max_craftsmen=10, max_apprentices=16),
+    params_strategy,
+    st.sampled_from([0.0, 0.02, 0.3, 100.0]),
+    st.sampled_from(["blocks", "pairs", "none"]),
+)
+def test_any_grow_margin_reaches_the_optimum(
+    problem: MatchProblem, params: MatchParams, grow_margin: float, cache: Cache
+) -> None:
+    # Later rounds that add the pairs near violating too (as one-block problems do) only grow
+    # the graph faster; the proof over every pair still decides the end.
+    pruned_against_dense(
+        problem,
+        params,
+        pruning=Pruning(keep_per_apprentice=1, keep_per_craftsman_extra=0, grow_margin=grow_margin),
+        cache=cache,
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_block_and_many_blocks_pruning_reach_the_same_optimum(seed: int) -> None:
+    # The two sizes' settings, each on a mid-sized alliance, against dense LSA.
+    problem = random_alliance(seed, apprentices=80, craftsmen=24)
+    for pruning in (ONE_BLOCK, MANY_BLOCKS):
+        pruned_against_dense(problem, MatchParams(), pruning=pruning)
+    assert pruning_for(80 * 24) is ONE_BLOCK
+    assert pruning_for(BLOCK_CELLS + 1) is MANY_BLOCKS
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -302,9 +345,8 @@ def test_pricing_only_the_pairs_kept_near_violating_reaches_the_optimum(
     pruned_against_dense(
         problem,
         params,
-        keep_per_apprentice=1,
-        keep_per_craftsman_extra=0,
-        cache_eligible=False,
+        pruning=Pruning(keep_per_apprentice=1, keep_per_craftsman_extra=0),
+        cache="none",
         keep_slack=keep_slack,
     )
 
@@ -317,3 +359,34 @@ def test_the_kept_pairs_suffice_only_while_the_potentials_move_less_than_their_s
     assert not nearby_suffices(then_a - [0.1, 0.2], then_m + 0.1, then_a, then_m, 0.25)
     # A common shift of every potential changes no slack.
     assert nearby_suffices(then_a + 7.0, then_m + 7.0, then_a, then_m, 0.01)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.integers(1, 8),
+    st.data(),
+    st.sampled_from([0.0, 100.0]),
+)
+def test_the_sparse_solver_with_and_without_dummy_columns_matches_dense_lsa(
+    n_craftsmen: int, n_apprentices: int, data: st.DataObject, bonus: float
+) -> None:
+    # With a bonus larger than any spread of scores (coverage), every row matched is tried
+    # without dummy columns first; rows that cannot all be matched fall back to them. Either
+    # way: dense LSA's optimum.
+    free = np.array(
+        data.draw(st.lists(st.integers(0, 3), min_size=n_craftsmen, max_size=n_craftsmen))
+    )
+    cells = [(m, a) for m in range(n_craftsmen) for a in range(n_apprentices)]
+    chosen = data.draw(st.lists(st.sampled_from(cells), unique=True, max_size=len(cells)))
+    scores = data.draw(st.lists(st.floats(0.0, 1.0), min_size=len(chosen), max_size=len(chosen)))
+    edges = Edges(
+        np.array([m for m, _ in chosen], dtype=np.int64),
+        np.array([a for _, a in chosen], dtype=np.int64),
+        np.array(scores, dtype=np.float64) + bonus,
+    )
+    sparse = solve_sparse(edges, free, n_apprentices)
+    dense = solve_dense(edges, free, n_apprentices)
+    assert edges.gain[sparse].sum() == pytest.approx(edges.gain[dense].sum(), abs=1e-9)
+    assert (np.bincount(edges.craftsman[sparse], minlength=n_craftsmen) <= free).all()
+    assert np.unique(edges.apprentice[sparse]).size == sparse.size
