@@ -355,6 +355,12 @@ def offer_in_scope(session: Session, principal: Principal, offer_id: int) -> Off
     return offer
 
 
+def reads_own_unit(principal: Principal, unit_id: int) -> bool:
+    """Whether ``principal`` is the HR system of the person's own unit ``unit_id``: the one
+    reader whose reads of a person are not written to the access log (privacy.md)."""
+    return principal.role == HR and principal.unit_id == unit_id
+
+
 def require_summary_author(principal: Principal, author_unit_id: int) -> None:
     """An hr key hands in summaries for its own unit's person only (the other one of the pair
     is in scope, being in a mentorship of its people, but not its to speak for): 403."""

@@ -52,7 +52,8 @@ from matcher.models import (
     Unit,
     WebhookDelivery,
 )
-from matcher.services.access import HR, Principal
+from matcher.services import access
+from matcher.services.access import Principal
 from matcher.services.emails import message_id
 from matcher.services.mentorships import add_months
 from matcher.services.offers import end_open_offers_of
@@ -299,7 +300,7 @@ def log_access(
     One INSERT on the request's own connection and transaction (the caller commits), compiled
     once and run on the DBAPI cursor as the rate limiter's statement is: a single read is on
     the hot path, and the ORM's execution machinery cost as much as the read itself."""
-    if principal.role == HR and principal.unit_id == unit_id:
+    if access.reads_own_unit(principal, unit_id):
         return False
     connection = session.connection()
     dialect = connection.dialect

@@ -84,12 +84,21 @@ def test_the_table_says_what_the_contract_says() -> None:
         # programme.md, two-way choice: preferences and availability, by the person's unit's
         # HR or the coordinator.
         "choice.write": {COORDINATOR, HR},
+        # privacy.md: the access log, for admins and the person's own unit's HR.
+        "privacy.access_log": {HR},
     }
 
 
 def test_a_signed_in_user_is_its_alliances_coordinator() -> None:
     user = User(email="c@example.cn", alliance_id=5, locale="en")
     assert access.user_principal(user) == Principal(role=COORDINATOR, alliance_id=5)
+
+
+def test_only_the_persons_own_units_hr_reads_them_unlogged() -> None:
+    assert access.reads_own_unit(HR_10, 10)
+    assert not access.reads_own_unit(HR_10, 11)
+    assert not access.reads_own_unit(COORD_1, 10)
+    assert not access.reads_own_unit(ADMIN_KEY, 10)
 
 
 def test_an_hr_key_hands_in_summaries_for_its_own_units_person_only() -> None:
