@@ -304,7 +304,7 @@ class CraftsmenBest:
             above = gain[over_row, over_col] > self.threshold[over_col]
             over_row, over_col = over_row[above], over_col[above]
         else:
-            over_row, over_col = np.nonzero(over)
+            _, over_row, over_col = cells_where(over)
         # Only the craftsmen with a cell over are merged again; the others' pairs stay as they
         # are (later blocks touch a few hundred pairs, where re-sorting every kept pair, 100,000
         # at 50,000 x 10,000, took 20-40 ms a block).
@@ -577,8 +577,19 @@ def _priced_parts(
             h_apprentice[rows, None], h_craftsman[None, :], out=scorer.scratch(block.gain.shape[0])
         )
         slack_block -= block.gain
-        r, c = np.nonzero(slack_block < margin)
-        yield c.astype(np.int64), r + rows.start, block.gain[r, c], slack_block[r, c]
+        flat, r, c = cells_where(slack_block < margin)
+        yield c, r + rows.start, block.gain.reshape(-1)[flat], slack_block.reshape(-1)[flat]
+
+
+def cells_where(
+    mask: NDArray[np.bool_],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """(flat positions, rows, columns) of the True cells of a C-ordered 2-D mask, row-major:
+    ``np.nonzero``'s rows and columns, from the flat positions (2-D ``np.nonzero`` took 1.9 ms
+    on a 2,000 x 500 block, this 0.6 ms; and a flat take is twice as fast as ``a[rows, cols]``)."""
+    flat = np.flatnonzero(mask).astype(np.int64, copy=False)
+    rows, columns = np.divmod(flat, max(mask.shape[1], 1))
+    return flat, rows, columns
 
 
 def _contains(sorted_keys: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.bool_]:
@@ -592,9 +603,11 @@ def _contains(sorted_keys: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArra
 
 def _eligible_edges(block: Block) -> Edges:
     """The block's open eligible pairs, compactly (int32 positions)."""
-    r, c = np.nonzero(block.gain > NOT_ELIGIBLE / 2)
+    flat, r, c = cells_where(block.gain > NOT_ELIGIBLE / 2)
     return Edges(
-        c.astype(np.int32), (r + block.apprentices.start).astype(np.int32), block.gain[r, c]
+        c.astype(np.int32),
+        (r + block.apprentices.start).astype(np.int32),
+        block.gain.reshape(-1)[flat],
     )
 
 

@@ -20,6 +20,7 @@ from matcher.algorithms.pruned import (
     Cache,
     CraftsmenBest,
     Pruning,
+    cells_where,
     nearby_suffices,
     pruning_for,
     solve_pruned,
@@ -390,3 +391,22 @@ def test_the_sparse_solver_with_and_without_dummy_columns_matches_dense_lsa(
     assert edges.gain[sparse].sum() == pytest.approx(edges.gain[dense].sum(), abs=1e-9)
     assert (np.bincount(edges.craftsman[sparse], minlength=n_craftsmen) <= free).all()
     assert np.unique(edges.apprentice[sparse]).size == sparse.size
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 7), st.integers(0, 9), st.data())
+def test_the_cells_of_a_mask_are_numpys_nonzero_in_the_same_order(
+    n_rows: int, n_columns: int, data: st.DataObject
+) -> None:
+    # Pricing and the pair cache list a block's cells from flat positions; they must be
+    # np.nonzero's rows and columns, row-major, and the flat positions must address the cells.
+    cells = data.draw(
+        st.lists(st.booleans(), min_size=n_rows * n_columns, max_size=n_rows * n_columns)
+    )
+    mask = np.array(cells, dtype=bool).reshape(n_rows, n_columns)
+    values = np.arange(mask.size, dtype=np.float64).reshape(mask.shape) * 0.5
+    flat, rows, columns = cells_where(mask)
+    expected_rows, expected_columns = np.nonzero(mask)
+    assert rows.tolist() == expected_rows.tolist()
+    assert columns.tolist() == expected_columns.tolist()
+    assert values.reshape(-1)[flat].tolist() == values[expected_rows, expected_columns].tolist()
