@@ -59,6 +59,23 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """On SQLite, the stored text straight to an aware datetime in one call: a list page
+        reads a few date-time columns per row, and parsing, then the generic wrapper, then
+        ``replace`` cost a fifth of its time."""
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: str | datetime | None) -> datetime | None:
+            # Stored "YYYY-MM-DD HH:MM:SS.ffffff", naive UTC (see process_bind_param); text
+            # written by other means may carry an offset.
+            if value is None:
+                return None
+            parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+        return process
+
 
 def normalise_database_url(url: str) -> str:
     """Use psycopg 3 for plain ``postgresql://`` URLs, as operators usually write them."""
