@@ -70,6 +70,7 @@ i18n: $(VENV)/.installed
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bulk_upsert.py
 	$(BIN)/python bench/matching.py
+	$(BIN)/python bench/preferences.py
 	$(BIN)/python bench/reminders.py
 	$(BIN)/python bench/activity.py
 	$(BIN)/python bench/request_path.py
