@@ -70,7 +70,10 @@ class DemoteToDebug(logging.Filter):
 
 
 # logger name -> the start of each of its routine lines
-ROUTINE_LINES = {"alembic.runtime.migration": ("Context impl ", "Will assume ")}
+ROUTINE_LINES = {
+    "alembic.runtime.migration": ("Context impl ", "Will assume "),
+    "alembic.runtime.plugins": ("setup plugin ",),  # alembic 1.16+: one per plugin, each command
+}
 
 
 def quiet_routine_lines() -> None:
