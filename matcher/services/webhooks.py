@@ -342,6 +342,20 @@ def _write(
     return heard
 
 
+def _to_existing(
+    session: Session,
+    receiver: type[WebhookEndpoint] | type[NotificationChannel],
+    rows: list[dict[str, Any]],
+    key: str,
+) -> list[dict[str, Any]]:
+    """The ``rows`` whose receiver (its id under ``key``) still exists: one query."""
+    if not rows:
+        return rows
+    ids = {row[key] for row in rows}
+    alive = set(session.scalars(select(receiver.id).where(receiver.id.in_(ids))))
+    return [row for row in rows if row[key] in alive]
+
+
 def fan_out(session: Session, *, limit: int = 500) -> int:
     """Turn up to ``limit`` new events into their delivery and chat-message rows (the caller
     commits); how many events. Two runs at once meet the rows' unique keys, never doubling one.
@@ -392,24 +406,8 @@ def fan_out(session: Session, *, limit: int = 500) -> int:
             for channel_id in channel_ids or []
         ]
     # Endpoints and channels deleted since the change hear nothing of it.
-    if deliveries:
-        alive = set(
-            session.scalars(
-                select(WebhookEndpoint.id).where(
-                    WebhookEndpoint.id.in_({d["endpoint_id"] for d in deliveries})
-                )
-            )
-        )
-        deliveries = [d for d in deliveries if d["endpoint_id"] in alive]
-    if messages:
-        alive = set(
-            session.scalars(
-                select(NotificationChannel.id).where(
-                    NotificationChannel.id.in_({m["channel_id"] for m in messages})
-                )
-            )
-        )
-        messages = [m for m in messages if m["channel_id"] in alive]
+    deliveries = _to_existing(session, WebhookEndpoint, deliveries, "endpoint_id")
+    messages = _to_existing(session, NotificationChannel, messages, "channel_id")
     if deliveries:
         session.execute(insert_ignoring(session, WebhookDelivery), deliveries)
     if messages:

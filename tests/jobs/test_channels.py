@@ -292,3 +292,36 @@ def test_two_jobs_run_at_once_queue_and_send_each_message_once(
         if "师傅E" in text
     )
     assert pairs == dict.fromkeys((f"E{i}" for i in range(8)), 3)
+
+
+@pytest.mark.usefixtures("allow_private")
+def test_receivers_deleted_before_the_fan_out_hear_nothing_of_the_change(
+    app: Flask, client: FlaskClient, session: Session, world: World, receiver: Receiver
+) -> None:
+    """webhooks.md: an endpoint or a chat group removed after a change, before the job fans the
+    event out, gets no delivery of it; one still registered does."""
+    hook = client.post(
+        f"{API}/webhooks",
+        json={"url": receiver.url("/hook"), "events": ["person.deactivated"]},
+        headers=world.auth("hr"),
+    ).get_json()
+    kept = channel(
+        client,
+        world,
+        "hr",
+        {"kind": "wecom", "url": receiver.url("/kept"), "events": ["person.deactivated"]},
+    )
+    gone = channel(
+        client,
+        world,
+        "hr",
+        {"kind": "wecom", "url": receiver.url("/gone"), "events": ["person.deactivated"]},
+    )
+    client.delete(f"{API}/apprentices/{world.apprentice_ids['HZDJ']}", headers=world.auth("hr"))
+    for path in (f"/webhooks/{hook['id']}", f"/notification-channels/{gone['id']}"):
+        assert client.delete(API + path, headers=world.auth("hr")).status_code == 204
+    outcome = deliver(app)
+    assert (outcome["delivered"], outcome["chat_sent"]) == (0, 1)
+    assert [request.path for request in receiver.received()] == ["/kept"]
+    assert session.scalar(select(func.count()).select_from(ChannelMessage)) == 1
+    assert kept["id"] != gone["id"]
