@@ -335,6 +335,9 @@ def add_summary(
                     last_summary_at=row.submitted_at,
                     updated_at=utcnow(),
                 )
+                # The loaded mentorship takes these values as they are written: no re-read
+                # (a refresh also re-ran its people's loads: three statements of a hand-in's 12).
+                .execution_options(synchronize_session="evaluate")
             )
             if moved.rowcount != 1:  # type: ignore[attr-defined]
                 raise Conflict(
@@ -343,7 +346,6 @@ def add_summary(
                 )
     except IntegrityError as exc:
         raise Conflict(f"The summary of period {oldest_open} was already handed in.") from exc
-    session.refresh(mentorship)
     emit_about_mentorship(
         session,
         "summary.submitted",
@@ -362,8 +364,12 @@ def _normalised_skills(session: Session, names: list[str], *, alliance_id: int) 
     names stay as given."""
     keys = [skill_key(name) for name in names]
     known = resolve_skill_keys(session, keys, alliance_id=alliance_id)
-    canonical: dict[int, str] = dict(
-        session.execute(select(Skill.id, Skill.name).where(Skill.id.in_(known.values()))).all()
+    canonical: dict[int, str] = (
+        dict(
+            session.execute(select(Skill.id, Skill.name).where(Skill.id.in_(known.values()))).all()
+        )
+        if known
+        else {}
     )
     result: list[str] = []
     for name, key in zip(names, keys, strict=True):

@@ -174,9 +174,11 @@ def add_check_in(
         ) from exc
     if not check_in.good_fit:
         session.execute(
-            update(Mentorship).where(Mentorship.id == mentorship.id).values(flagged=True)
+            update(Mentorship)
+            .where(Mentorship.id == mentorship.id)
+            .values(flagged=True)
+            .execution_options(synchronize_session="evaluate")  # the loaded pair too, no re-read
         )
-        session.refresh(mentorship)
     return row
 
 

@@ -165,6 +165,12 @@ def test_each_event_type_arrives_once_per_change_with_a_valid_signature(
     }
     submitted = by_type["summary.submitted"]["data"]
     assert submitted["mentorship_id"] == first["id"] and submitted["period_index"] == 1
+    # The pair as the hand-in left it: period 1 filled, the next one due a cycle later.
+    assert submitted["periods_filled"] == 1
+    next_due = date.fromisoformat(first["next_due_on"]) + timedelta(
+        days=first["summary_every_days"]
+    )
+    assert submitted["next_due_on"] == next_due.isoformat()
     assert "content" not in submitted  # no free text beyond names
     assert by_type["person.deactivated"]["data"]["external_id"] == "A-HZDJ"
     assert by_type["summary.overdue"]["data"]["mentorship_id"] == second["id"]
