@@ -5,7 +5,8 @@ recorded on their row (``cross_unit_consent_at``, ``cross_unit_consent_version``
 alliance requires it (``Alliance.consent_required``), a person without it takes no part in
 matching (:func:`consent_given`, :func:`person_consents`) and nothing of theirs is shown to
 another unit (``access.shown_across_units``). Withdrawing it (:func:`consent_withdrawn`) ends
-the open proposals involving them and asks the coordinators to end their active mentorships.
+the open proposals involving them and asks the coordinators to end their active mentorships;
+consenting again (:func:`consent_restored`) takes that request back.
 """
 
 from __future__ import annotations
@@ -161,6 +162,63 @@ def _flag_active_pairs(
             data={f"{kind}_id": person_id},
         )
     return len(pairs)
+
+
+def consent_restored(
+    session: Session,
+    *,
+    kind: str,
+    person_ids: Sequence[int],
+    unit: Unit,
+    now: datetime | None = None,
+) -> int:
+    """What consenting again does, for people of ``unit`` whose consent was just set after
+    none: their active pairs flagged by a withdrawal are no longer flagged where the other
+    person consents too (or the alliance no longer asks for it): the coordinators are not
+    asked to end a pair both may now take part in. Audited; returns how many were cleared."""
+    from matcher.services.review import audit  # imported late, as in consent_withdrawn
+
+    now = now or utcnow()
+    column, other_column, other = (
+        (Mentorship.craftsman_id, Mentorship.apprentice_id, Apprentice)
+        if kind == "craftsman"
+        else (Mentorship.apprentice_id, Mentorship.craftsman_id, Craftsman)
+    )
+    partner_consents = consent_given(other, unit.alliance)
+    cleared = 0
+    for start in range(0, len(person_ids), _CHUNK):
+        chunk = list(person_ids[start : start + _CHUNK])
+        pairs = session.execute(
+            select(Mentorship.id, column)
+            .join(other, other.id == other_column)
+            .where(
+                column.in_(chunk),
+                Mentorship.status == MENTORSHIP_ACTIVE,
+                Mentorship.consent_withdrawn_at.is_not(None),
+                partner_consents,
+            )
+            .order_by(Mentorship.id)
+        ).all()
+        if not pairs:
+            continue
+        session.execute(
+            update(Mentorship)
+            .where(Mentorship.id.in_([pair_id for pair_id, _ in pairs]))
+            .values(consent_withdrawn_at=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        for pair_id, person_id in pairs:
+            audit(
+                session,
+                alliance_id=unit.alliance_id,
+                actor=f"consent-given:{kind}",
+                action="mentorship.consent_restored",
+                object_type="mentorship",
+                object_id=pair_id,
+                data={f"{kind}_id": person_id},
+            )
+        cleared += len(pairs)
+    return cleared
 
 
 def withheld_people(session: Session, datas: Sequence[Mapping[str, Any]]) -> set[tuple[str, int]]:

@@ -115,6 +115,7 @@ def upsert_people(
     replaced_children: list[int] = []
     deactivated: list[Change] = []
     withdrawn: list[int] = []
+    restored: list[int] = []  # consent given again after none
     for item, children in zip(items, targets, strict=True):
         current = existing.get(item["external_id"])
         scalars = {name: item[name] for name in kind.scalar_fields}
@@ -144,6 +145,8 @@ def upsert_people(
             )
         if old_scalars["cross_unit_consent_at"] and not scalars["cross_unit_consent_at"]:
             withdrawn.append(person_id)
+        elif scalars["cross_unit_consent_at"] and not old_scalars["cross_unit_consent_at"]:
+            restored.append(person_id)
         if old_children != children:
             replaced_children.append(person_id)
         outcome.results.append("updated")
@@ -176,10 +179,14 @@ def upsert_people(
         session.execute(insert(kind.child_model), child_rows)
 
     emit(session, deactivated, now=now)
-    if withdrawn:
-        from matcher.services.consent import consent_withdrawn  # consent reads people's kinds
+    if withdrawn or restored:
+        # consent reads people's kinds
+        from matcher.services.consent import consent_restored, consent_withdrawn
 
-        consent_withdrawn(session, kind=kind.label, person_ids=withdrawn, unit=unit, now=now)
+        if withdrawn:
+            consent_withdrawn(session, kind=kind.label, person_ids=withdrawn, unit=unit, now=now)
+        if restored:
+            consent_restored(session, kind=kind.label, person_ids=restored, unit=unit, now=now)
     outcome.created = outcome.results.count("created")
     outcome.updated = outcome.results.count("updated")
     outcome.unchanged = outcome.results.count("unchanged")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from matcher.algorithms import MatchParams
 from matcher.models import Alliance, AuditEvent, MatchRun, Mentorship, Proposal
 from matcher.services import access
+from matcher.services.consent import withdrawn_pairs
 from matcher.services.matching import create_match_run, execute_match_run
 from matcher.services.people import APPRENTICE, CRAFTSMAN, upsert_people
 from tests import factories
@@ -396,3 +397,55 @@ def test_the_allowlist_is_what_another_unit_sees(session: Session, world: World)
     session.commit()
     across = access.shown_across_units(pair.apprentice)
     assert across is not None and set(across) == set(access.CROSS_UNIT_FIELDS)
+
+
+def test_consenting_again_takes_the_flag_back_once_both_consent(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    require_consent(session, world.alliance)
+    consent = {"cross_unit_consent": {"given_at": datetime(2026, 1, 1, tzinfo=UTC), "version": "1"}}
+    pair = factories.mentorship(
+        session,
+        world.sibling_unit,
+        world.unit,
+        datetime(2026, 2, 1, tzinfo=UTC).date(),
+        "R",
+        apprentice=dict(consent),
+        craftsman=dict(consent),
+    )
+    session.commit()
+    apprentice = {"name": "学徒R", "wants": [{"name": "焊接", "level": 3}]}
+    craftsman = craftsman_body(name="师傅R")
+
+    def send(plural: str, external_id: str, body: Any, consent: Any, who: str) -> None:
+        unit = world.unit if who == "hr" else world.sibling_unit
+        sent = client.put(
+            f"{API}/units/{unit.id}/{plural}/{external_id}",
+            json=body | {"cross_unit_consent": consent},
+            headers=world.auth(who),
+        )
+        assert sent.status_code == 200, sent.get_json()
+
+    def flagged() -> bool:
+        shown = client.get(f"{API}/mentorships/{pair.id}", headers=world.auth("coordinator"))
+        return shown.get_json()["consent_withdrawn_at"] is not None
+
+    # Both withdraw: the pair is flagged for the coordinators.
+    send("apprentices", "MA-R", apprentice, None, "hr")
+    send("craftsmen", "MC-R", craftsman, None, "sibling_hr")
+    assert flagged()
+    # The apprentice consents again, the craftsman not yet: still flagged.
+    send("apprentices", "MA-R", apprentice, GIVEN, "hr")
+    assert flagged()
+    # Both again: the request to end the pair is taken back, audited once.
+    send("craftsmen", "MC-R", craftsman, GIVEN, "sibling_hr")
+    assert not flagged()
+    restored = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "mentorship.consent_restored")
+    ).all()
+    assert [(e.object_id, e.actor, e.data) for e in restored] == [
+        (pair.id, "consent-given:craftsman", {"craftsman_id": pair.craftsman_id})
+    ]
+    session.expire_all()
+    assert session.get_one(Mentorship, pair.id).status == "active"
+    assert withdrawn_pairs(session, alliance_id=world.alliance.id) == []  # off the overview
