@@ -256,9 +256,9 @@ def insert_ignoring(session: Session, model: Any) -> Any:
     return dialect.insert(model).on_conflict_do_nothing()
 
 
-def _subscribers(session: Session, alliance_ids: set[int]) -> list[_Subscriber]:
+def _subscribers_query(alliance_ids: set[int]) -> Any:
     """The enabled endpoints and chat channels that may hear of these alliances (admins'
-    endpoints hear of all): one statement."""
+    endpoints hear of all), as (id, alliance_id, unit_id, events, channel) rows."""
     endpoints = select(
         WebhookEndpoint.id,
         WebhookEndpoint.alliance_id,
@@ -278,8 +278,17 @@ def _subscribers(session: Session, alliance_ids: set[int]) -> list[_Subscriber]:
     ).where(
         NotificationChannel.enabled.is_(True), NotificationChannel.alliance_id.in_(alliance_ids)
     )
-    rows: Sequence[Any] = session.execute(union_all(endpoints, channels)).all()
-    return [_Subscriber(r[0], r[1], r[2], list(r[3] or []), bool(r[4])) for r in rows]
+    return union_all(endpoints, channels)
+
+
+def _subscriber(row: Sequence[Any]) -> _Subscriber:
+    return _Subscriber(row[0], row[1], row[2], list(row[3] or []), bool(row[4]))
+
+
+def _subscribers(session: Session, alliance_ids: set[int]) -> list[_Subscriber]:
+    """:func:`_subscribers_query`'s subscribers: one statement."""
+    rows: Sequence[Any] = session.execute(_subscribers_query(alliance_ids)).all()
+    return [_subscriber(row) for row in rows]
 
 
 def emit_for(
@@ -444,7 +453,8 @@ def person_data(
 
 def _pair_people() -> Select[Any]:
     """Both people of a pair (``craftsman_id``, ``apprentice_id``) with their units' codes, as
-    :func:`person_data` takes them: one round trip for an event about a pair."""
+    :func:`person_data` takes them (five columns each): one round trip for an event about a
+    pair."""
     people = []
     for model, role in ((Craftsman, "craftsman"), (Apprentice, "apprentice")):
         person, unit = model.__table__, Unit.__table__.alias(f"{role}_unit")
@@ -460,17 +470,57 @@ def _pair_people() -> Select[Any]:
 
 _PAIR_PEOPLE = _pair_people()
 
+# (craftsman, apprentice) as person_data gives them -> the event
+PairChange = Callable[[dict[str, Any], dict[str, Any]], Change]
+
+
+def _pair_people_data(
+    session: Session, craftsman_id: int, apprentice_id: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    row = session.execute(
+        _PAIR_PEOPLE, {"craftsman_id": craftsman_id, "apprentice_id": apprentice_id}
+    ).one()
+    return person_data(*row[:5]), person_data(*row[5:10])
+
+
+def emit_about_pair(
+    session: Session,
+    alliance_id: int,
+    *,
+    craftsman_id: int,
+    apprentice_id: int,
+    change: PairChange,
+) -> int:
+    """:func:`emit_for` an event about a pair: its subscribers and both people (with their
+    units' codes) in one statement, every subscriber's row carrying the people; none, and the
+    event is never built. (Two statements, subscribers then people, cost a webhook-enabled
+    summary hand-in 0.3 ms more.)"""
+    subscribers = _subscribers_query({alliance_id}).subquery("subscriber")
+    people = _PAIR_PEOPLE.subquery("pair")
+    rows: Sequence[Any] = session.execute(
+        select(subscribers, people).select_from(subscribers.join(people, literal(True))),
+        {"craftsman_id": craftsman_id, "apprentice_id": apprentice_id},
+    ).all()
+    if not rows:
+        return 0
+    first = rows[0][5:]
+    built = change(person_data(*first[:5]), person_data(*first[5:10]))
+    return _write(session, [built], [_subscriber(row) for row in rows], utcnow())
+
 
 def emit_about_mentorship(
     session: Session, event_type: str, mentorship: Mentorship, **extra: Any
 ) -> int:
-    """:func:`emit_for` a ``mentorship.*`` or ``summary.*`` event about ``mentorship`` (its
-    data built only if an endpoint or chat group may hear of it); ``extra``: the event's own
-    fields beside the mentorship's."""
-    return emit_for(
+    """:func:`emit_about_pair` a ``mentorship.*`` or ``summary.*`` event about ``mentorship``;
+    ``extra``: the event's own fields beside the mentorship's."""
+    return emit_about_pair(
         session,
         mentorship.alliance_id,
-        lambda: [mentorship_change(session, event_type, mentorship, **extra)],
+        craftsman_id=mentorship.craftsman_id,
+        apprentice_id=mentorship.apprentice_id,
+        change=lambda craftsman, apprentice: _mentorship_change(
+            event_type, mentorship, craftsman, apprentice, **extra
+        ),
     )
 
 
@@ -478,11 +528,19 @@ def mentorship_change(
     session: Session, event_type: str, mentorship: Mentorship, **extra: Any
 ) -> Change:
     """A ``mentorship.*`` (or ``summary.*``) event about ``mentorship`` and both its people."""
-    row = session.execute(
-        _PAIR_PEOPLE,
-        {"craftsman_id": mentorship.craftsman_id, "apprentice_id": mentorship.apprentice_id},
-    ).one()
-    craftsman, apprentice = person_data(*row[:5]), person_data(*row[5:])
+    craftsman, apprentice = _pair_people_data(
+        session, mentorship.craftsman_id, mentorship.apprentice_id
+    )
+    return _mentorship_change(event_type, mentorship, craftsman, apprentice, **extra)
+
+
+def _mentorship_change(
+    event_type: str,
+    mentorship: Mentorship,
+    craftsman: dict[str, Any],
+    apprentice: dict[str, Any],
+    **extra: Any,
+) -> Change:
     data = {
         "mentorship_id": mentorship.id,
         "alliance_id": mentorship.alliance_id,
@@ -496,24 +554,30 @@ def mentorship_change(
         "apprentice": apprentice,
         **extra,
     }
+    return _pair_change(event_type, mentorship.alliance_id, craftsman, apprentice, data)
+
+
+def _pair_change(
+    event_type: str,
+    alliance_id: int,
+    craftsman: dict[str, Any],
+    apprentice: dict[str, Any],
+    data: dict[str, Any],
+) -> Change:
     return Change(
         type=event_type,
-        alliance_id=mentorship.alliance_id,
+        alliance_id=alliance_id,
         unit_ids=tuple(dict.fromkeys((craftsman["unit_id"], apprentice["unit_id"]))),
         data=data,
     )
 
 
 def emit_about_offer(session: Session, event_type: str, offer: Offer) -> int:
-    """:func:`emit_for` an ``offer.created`` or ``offer.answered`` event about ``offer`` and
-    both its people (ids, names, units, dates and status; never the decline's free text)."""
+    """:func:`emit_about_pair` an ``offer.created`` or ``offer.answered`` event about
+    ``offer`` and both its people (ids, names, units, dates and status; never the decline's
+    free text)."""
 
-    def change() -> Change:
-        row = session.execute(
-            _PAIR_PEOPLE,
-            {"craftsman_id": offer.craftsman_id, "apprentice_id": offer.apprentice_id},
-        ).one()
-        craftsman, apprentice = person_data(*row[:5]), person_data(*row[5:])
+    def change(craftsman: dict[str, Any], apprentice: dict[str, Any]) -> Change:
         data = {
             "offer_id": offer.id,
             "proposal_id": offer.proposal_id,
@@ -526,14 +590,15 @@ def emit_about_offer(session: Session, event_type: str, offer: Offer) -> int:
             "craftsman": craftsman,
             "apprentice": apprentice,
         }
-        return Change(
-            type=event_type,
-            alliance_id=offer.alliance_id,
-            unit_ids=tuple(dict.fromkeys((craftsman["unit_id"], apprentice["unit_id"]))),
-            data=data,
-        )
+        return _pair_change(event_type, offer.alliance_id, craftsman, apprentice, data)
 
-    return emit_for(session, offer.alliance_id, lambda: [change()])
+    return emit_about_pair(
+        session,
+        offer.alliance_id,
+        craftsman_id=offer.craftsman_id,
+        apprentice_id=offer.apprentice_id,
+        change=change,
+    )
 
 
 def _day(value: date | None) -> str | None:
