@@ -15,6 +15,7 @@ a mentorship both people's, a match run none, so hr endpoints never hear of runs
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import random
@@ -26,6 +27,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Select,
     String,
     and_,
@@ -252,13 +254,22 @@ class _Subscriber:
 
 def insert_ignoring(session: Session, model: Any) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` into ``model``'s table, on either database."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(model).on_conflict_do_nothing()
+    return _insert_ignoring(session.get_bind().dialect.name, model)
 
 
-def _subscribers_query(alliance_ids: set[int]) -> Any:
-    """The enabled endpoints and chat channels that may hear of these alliances (admins'
-    endpoints hear of all), as (id, alliance_id, unit_id, events, channel) rows."""
+@functools.cache
+def _insert_ignoring(dialect_name: str, model: Any) -> Any:
+    # Built once per database and table (statements are immutable), and on the table, not the
+    # mapped class: the ORM's bulk-insert path around a few rows cost more than the INSERT.
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(model.__table__).on_conflict_do_nothing()
+
+
+def _subscribers_query() -> Any:
+    """The enabled endpoints and chat channels that may hear of the alliances
+    ``alliance_ids`` (admins' endpoints hear of all), as (id, alliance_id, unit_id, events,
+    channel) rows."""
+    alliance_ids: BindParameter[list[int]] = bindparam("alliance_ids", expanding=True)
     endpoints = select(
         WebhookEndpoint.id,
         WebhookEndpoint.alliance_id,
@@ -281,13 +292,19 @@ def _subscribers_query(alliance_ids: set[int]) -> Any:
     return union_all(endpoints, channels)
 
 
+# Built once: a change costs every write that makes one this statement, found or not.
+_SUBSCRIBERS = _subscribers_query()
+
+
 def _subscriber(row: Sequence[Any]) -> _Subscriber:
     return _Subscriber(row[0], row[1], row[2], list(row[3] or []), bool(row[4]))
 
 
 def _subscribers(session: Session, alliance_ids: set[int]) -> list[_Subscriber]:
     """:func:`_subscribers_query`'s subscribers: one statement."""
-    rows: Sequence[Any] = session.execute(_subscribers_query(alliance_ids)).all()
+    rows: Sequence[Any] = session.execute(
+        _SUBSCRIBERS, {"alliance_ids": sorted(alliance_ids)}
+    ).all()
     return [_subscriber(row) for row in rows]
 
 
@@ -470,6 +487,16 @@ def _pair_people() -> Select[Any]:
 
 _PAIR_PEOPLE = _pair_people()
 
+
+def _pair_subscribers() -> Select[Any]:
+    """:data:`_SUBSCRIBERS` (one alliance) with :data:`_PAIR_PEOPLE` on every row."""
+    subscribers = _SUBSCRIBERS.subquery("subscriber")
+    people = _PAIR_PEOPLE.subquery("pair")
+    return select(subscribers, people).select_from(subscribers.join(people, literal(True)))
+
+
+_PAIR_SUBSCRIBERS = _pair_subscribers()
+
 # (craftsman, apprentice) as person_data gives them -> the event
 PairChange = Callable[[dict[str, Any], dict[str, Any]], Change]
 
@@ -495,11 +522,13 @@ def emit_about_pair(
     units' codes) in one statement, every subscriber's row carrying the people; none, and the
     event is never built. (Two statements, subscribers then people, cost a webhook-enabled
     summary hand-in 0.3 ms more.)"""
-    subscribers = _subscribers_query({alliance_id}).subquery("subscriber")
-    people = _PAIR_PEOPLE.subquery("pair")
     rows: Sequence[Any] = session.execute(
-        select(subscribers, people).select_from(subscribers.join(people, literal(True))),
-        {"craftsman_id": craftsman_id, "apprentice_id": apprentice_id},
+        _PAIR_SUBSCRIBERS,
+        {
+            "alliance_ids": [alliance_id],
+            "craftsman_id": craftsman_id,
+            "apprentice_id": apprentice_id,
+        },
     ).all()
     if not rows:
         return 0
