@@ -34,14 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from scratch import scratch_database
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from jobs import registry
 from jobs.scheduler import run_job
 from matcher.app import create_app
 from matcher.extensions import state
 from matcher.migrations import upgrade
-from matcher.models import Apprentice, Craftsman, WebhookEndpoint
+from matcher.models import Apprentice, Craftsman, WebhookEndpoint, WebhookEvent
 from matcher.services.access import Principal
 from matcher.services.alliances import create_alliance, create_unit
 from matcher.services.api_keys import create_key
@@ -211,8 +211,9 @@ def delivery_throughput(app: Any, ids: dict[str, Any], port: int, events: int) -
     """Seconds for one run of the job to deliver ``events`` events to one endpoint (of the
     "off" alliance, so the writes' events are not among them)."""
     off = ids["off"]
-    with state(app).session_factory() as session:  # the writes' endpoints hear nothing more
+    with state(app).session_factory() as session:  # the writes' events and endpoints: gone
         session.execute(update(WebhookEndpoint).values(enabled=False))
+        session.execute(delete(WebhookEvent))
         session.commit()
     add_endpoints(app, off["owners"][:1], f"http://127.0.0.1:{port}/hook", ["person.deactivated"])
     with state(app).session_factory() as session:
