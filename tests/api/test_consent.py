@@ -182,6 +182,23 @@ def _people(session: Session, world: World, *, consent: dict[str, bool]) -> dict
     return ids
 
 
+def _consenting_pair(session: Session, world: World, tag: str) -> Mentorship:
+    """An active pair (``MC-{tag}`` of the sibling unit, ``MA-{tag}`` of the unit), both of
+    whom consented; committed."""
+    consent = {"cross_unit_consent": {"given_at": datetime(2026, 1, 1, tzinfo=UTC), "version": "1"}}
+    pair = factories.mentorship(
+        session,
+        world.sibling_unit,
+        world.unit,
+        datetime(2026, 2, 1, tzinfo=UTC).date(),
+        tag,
+        apprentice=dict(consent),
+        craftsman=dict(consent),
+    )
+    session.commit()
+    return pair
+
+
 def _solve(session: Session, world: World) -> MatchRun:
     run = create_match_run(session, alliance=world.alliance, params=MatchParams(), created_by="t")
     execute_match_run(session, run=run)
@@ -245,20 +262,7 @@ def test_withdrawal_ends_open_proposals_audited_and_flags_the_active_pair(
 ) -> None:
     require_consent(session, world.alliance)
     ids = _people(session, world, consent={})
-    mentorship = factories.mentorship(
-        session,
-        world.sibling_unit,
-        world.unit,
-        datetime(2026, 2, 1, tzinfo=UTC).date(),
-        "W",
-        apprentice={
-            "cross_unit_consent": {"given_at": datetime(2026, 1, 1, tzinfo=UTC), "version": "1"}
-        },
-        craftsman={
-            "cross_unit_consent": {"given_at": datetime(2026, 1, 1, tzinfo=UTC), "version": "1"}
-        },
-    )
-    session.commit()
+    mentorship = _consenting_pair(session, world, "W")
     run = _solve(session, world)
     proposals = session.scalars(select(Proposal).where(Proposal.match_run_id == run.id)).all()
     involved = [p.id for p in proposals if p.apprentice_id == ids["A-HZDJ-X"]]
@@ -403,17 +407,7 @@ def test_consenting_again_takes_the_flag_back_once_both_consent(
     client: FlaskClient, session: Session, world: World
 ) -> None:
     require_consent(session, world.alliance)
-    consent = {"cross_unit_consent": {"given_at": datetime(2026, 1, 1, tzinfo=UTC), "version": "1"}}
-    pair = factories.mentorship(
-        session,
-        world.sibling_unit,
-        world.unit,
-        datetime(2026, 2, 1, tzinfo=UTC).date(),
-        "R",
-        apprentice=dict(consent),
-        craftsman=dict(consent),
-    )
-    session.commit()
+    pair = _consenting_pair(session, world, "R")
     apprentice = {"name": "学徒R", "wants": [{"name": "焊接", "level": 3}]}
     craftsman = craftsman_body(name="师傅R")
 
