@@ -501,13 +501,19 @@ _PAIR_SUBSCRIBERS = _pair_subscribers()
 PairChange = Callable[[dict[str, Any], dict[str, Any]], Change]
 
 
+def _both_people(columns: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(craftsman, apprentice) as :func:`person_data` gives them, from the ten columns of
+    :data:`_PAIR_PEOPLE`."""
+    return person_data(*columns[:5]), person_data(*columns[5:10])
+
+
 def _pair_people_data(
     session: Session, craftsman_id: int, apprentice_id: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     row = session.execute(
         _PAIR_PEOPLE, {"craftsman_id": craftsman_id, "apprentice_id": apprentice_id}
     ).one()
-    return person_data(*row[:5]), person_data(*row[5:10])
+    return _both_people(row)
 
 
 def emit_about_pair(
@@ -532,8 +538,7 @@ def emit_about_pair(
     ).all()
     if not rows:
         return 0
-    first = rows[0][5:]
-    built = change(person_data(*first[:5]), person_data(*first[5:10]))
+    built = change(*_both_people(rows[0][5:]))
     return _write(session, [built], [_subscriber(row) for row in rows], utcnow())
 
 
